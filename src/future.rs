@@ -1,0 +1,95 @@
+//! [`ResponseFuture`]: the inner service's future with its request timer, or
+//! the status endpoint's own answer.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::Bytes;
+use http::Response;
+use http_body::Body;
+use http_body_util::Full;
+use pin_project_lite::pin_project;
+
+use crate::body::ResponseBody;
+use crate::recorder::RequestGuard;
+
+pub(crate) type StatusFuture = Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send>>;
+
+pin_project! {
+    /// Response future of [`StatusService`](crate::StatusService).
+    pub struct ResponseFuture<F> {
+        #[pin]
+        kind: Kind<F>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F> {
+        Inner {
+            #[pin]
+            future: F,
+            // Dropping the future with the guard still here records an abort.
+            guard: Option<RequestGuard>,
+        },
+        Status {
+            future: StatusFuture,
+        },
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(crate) fn inner(future: F, guard: RequestGuard) -> Self {
+        Self {
+            kind: Kind::Inner {
+                future,
+                guard: Some(guard),
+            },
+        }
+    }
+
+    pub(crate) fn status(future: StatusFuture) -> Self {
+        Self {
+            kind: Kind::Status { future },
+        }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Body<Data = Bytes>,
+{
+    type Output = Result<Response<ResponseBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Inner { future, guard } => match ready!(future.poll(cx)) {
+                Ok(res) => {
+                    let mut guard = guard.take();
+                    if let Some(g) = guard.as_mut() {
+                        g.response_head(res.status(), res.headers());
+                    }
+                    if res.body().is_end_stream() {
+                        // Nothing will be polled from an empty body: the request ends here.
+                        if let Some(g) = guard.take() {
+                            g.finish(false);
+                        }
+                    }
+                    Poll::Ready(Ok(res.map(|body| ResponseBody::inner(body, guard))))
+                }
+                Err(err) => {
+                    if let Some(g) = guard.take() {
+                        g.finish(true);
+                    }
+                    Poll::Ready(Err(err))
+                }
+            },
+            KindProj::Status { future } => future
+                .as_mut()
+                .poll(cx)
+                .map(|res| Ok(res.map(ResponseBody::full))),
+        }
+    }
+}

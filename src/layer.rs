@@ -1,0 +1,196 @@
+//! [`StatusLayer`]: configuration, and the state every service it builds shares.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use tower_layer::Layer;
+
+use crate::recorder::Recorder;
+use crate::service::StatusService;
+
+/// Environment variable read for the default environment name.
+pub const ENVIRONMENT_VAR: &str = "APP_ENV";
+
+/// When the first layer of the process was created: the origin of `uptime`.
+static PROCESS_START: OnceLock<Instant> = OnceLock::new();
+
+/// Settings fixed when the layer is built.
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub(crate) path: String,
+    pub(crate) service: Option<String>,
+    pub(crate) version: Option<String>,
+    pub(crate) environment: String,
+}
+
+/// State shared by every [`StatusService`] a layer builds.
+///
+/// The recorder is its own `Arc`, so a builder call on a cloned layer
+/// changes that layer's settings without splitting the counts.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) recorder: Arc<Recorder>,
+    pub(crate) started: Instant,
+}
+
+/// A [`Layer`] that answers the status path itself and records every other
+/// request it passes to the wrapped service.
+///
+/// All services built from one layer (and its clones) count into one
+/// recorder: axum's `Router::layer` builds a service per route, and the
+/// report covers them all.
+///
+/// ```
+/// use tower_status::StatusLayer;
+///
+/// let layer = StatusLayer::new()
+///     .path("/health/status")
+///     .service_name("billing")
+///     .version(tower_status::app_version!())
+///     .environment("production");
+/// assert_eq!(layer.status_path(), "/health/status");
+/// ```
+#[derive(Clone)]
+pub struct StatusLayer {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for StatusLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatusLayer")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for StatusLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StatusLayer {
+    /// A layer serving `GET /status`, with the environment taken from
+    /// `APP_ENV` (else `development`).
+    #[must_use]
+    pub fn new() -> Self {
+        let environment = std::env::var(ENVIRONMENT_VAR)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .unwrap_or_else(|| "development".to_owned());
+        Self {
+            shared: Arc::new(Shared {
+                config: Config {
+                    path: "/status".to_owned(),
+                    service: None,
+                    version: None,
+                    environment,
+                },
+                recorder: Arc::new(Recorder::new()),
+                started: *PROCESS_START.get_or_init(Instant::now),
+            }),
+        }
+    }
+
+    fn config(mut self, f: impl FnOnce(&mut Config)) -> Self {
+        f(&mut Arc::make_mut(&mut self.shared).config);
+        self
+    }
+
+    /// Serves the report at `path` instead of `/status`.
+    ///
+    /// The path is normalized: a missing leading `/` is added, a trailing
+    /// `/` and anything from `?` or `#` on are dropped. Requests match it
+    /// with or without a trailing slash, whatever their query string.
+    #[must_use]
+    pub fn path(self, path: impl AsRef<str>) -> Self {
+        let path = normalize_path(path.as_ref());
+        self.config(|c| c.path = path)
+    }
+
+    /// Names the service in the report (`service`).
+    #[must_use]
+    pub fn service_name(self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        self.config(|c| c.service = Some(name))
+    }
+
+    /// Sets the version in the report; [`app_version!`](crate::app_version)
+    /// gives the application's own `Cargo.toml` version.
+    #[must_use]
+    pub fn version(self, version: impl Into<String>) -> Self {
+        let version = version.into();
+        self.config(|c| c.version = Some(version))
+    }
+
+    /// Sets the environment name, overriding `APP_ENV`.
+    #[must_use]
+    pub fn environment(self, environment: impl Into<String>) -> Self {
+        let environment = environment.into();
+        self.config(|c| c.environment = environment)
+    }
+
+    /// The normalized status path.
+    #[must_use]
+    pub fn status_path(&self) -> &str {
+        &self.shared.config.path
+    }
+
+    /// Bytes of memory the traffic recorder occupies: fixed when the layer
+    /// is created, whatever the traffic.
+    #[must_use]
+    pub fn recorder_size_bytes(&self) -> usize {
+        self.shared.recorder.size_bytes()
+    }
+
+    /// Builds the current report, as `GET` on the status path would.
+    #[must_use]
+    pub fn report(&self) -> crate::Report {
+        crate::report::collect(&self.shared)
+    }
+}
+
+impl<S> Layer<S> for StatusLayer {
+    type Service = StatusService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        StatusService::new(inner, Arc::clone(&self.shared))
+    }
+}
+
+fn normalize_path(raw: &str) -> String {
+    let end = raw.find(['?', '#']).unwrap_or(raw.len());
+    let trimmed = raw[..end].trim().trim_end_matches('/');
+    if trimmed.starts_with('/') {
+        trimmed.to_owned()
+    } else if trimmed.is_empty() && raw.starts_with('/') {
+        "/".to_owned()
+    } else {
+        format!("/{trimmed}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_normalized() {
+        assert_eq!(normalize_path("/status"), "/status");
+        assert_eq!(normalize_path("status/"), "/status");
+        assert_eq!(normalize_path("/v1/status?x=1"), "/v1/status");
+        assert_eq!(normalize_path("/"), "/");
+        assert_eq!(normalize_path(""), "/");
+        assert_eq!(normalize_path(" /a/b// "), "/a/b");
+    }
+
+    #[test]
+    fn clones_share_the_recorder() {
+        let a = StatusLayer::new();
+        let b = a.clone().path("/other");
+        assert!(Arc::ptr_eq(&a.shared.recorder, &b.shared.recorder));
+        assert_eq!(a.status_path(), "/status");
+        assert_eq!(b.status_path(), "/other");
+    }
+}

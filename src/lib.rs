@@ -1,0 +1,76 @@
+//! A [tower] layer that gives any HTTP service (axum, tonic, plain hyper) a
+//! production-grade status endpoint, and records the live traffic of the
+//! service it wraps on every request at a cost of a few nanoseconds.
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use tower_status::StatusLayer;
+//!
+//! let app: Router = Router::new()
+//!     .route("/", get(|| async { "hello" }))
+//!     .layer(StatusLayer::new().service_name("my-api").version(tower_status::app_version!()));
+//! ```
+//!
+//! `GET /status` (and `HEAD`) is answered by the layer itself, without
+//! calling the wrapped service; any other method there gets `405` with
+//! `Allow: GET, HEAD`. Every other request passes through untouched and is
+//! recorded: counts by status class, errors, aborts, in-flight requests and
+//! a latency histogram, since start and over the last minute. See
+//! [`Report`] for every field.
+//!
+//! # Layout
+//!
+//! - [`StatusLayer`] (`layer`) holds the configuration and the shared state;
+//! - [`StatusService`] (`service`) routes each request;
+//! - [`ResponseFuture`](future::ResponseFuture) and
+//!   [`ResponseBody`](body::ResponseBody) carry the request's timer until the
+//!   response body ends;
+//! - `recorder` is the lock-free traffic recorder;
+//! - `endpoint` answers the status path;
+//! - [`report`] is the typed report every format renders.
+//!
+//! [tower]: https://docs.rs/tower
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(rust_2018_idioms, unreachable_pub)]
+
+pub mod body;
+mod endpoint;
+pub mod future;
+mod layer;
+mod recorder;
+pub mod report;
+mod service;
+
+pub use layer::{StatusLayer, ENVIRONMENT_VAR};
+pub use report::{Report, Status};
+pub use service::StatusService;
+
+/// The calling crate's version from its `Cargo.toml`, for
+/// [`StatusLayer::version`].
+///
+/// ```
+/// let layer = tower_status::StatusLayer::new().version(tower_status::app_version!());
+/// # let _ = layer;
+/// ```
+#[macro_export]
+macro_rules! app_version {
+    () => {
+        env!("CARGO_PKG_VERSION")
+    };
+}
+
+/// The calling crate's name from its `Cargo.toml`, for
+/// [`StatusLayer::service_name`].
+///
+/// ```
+/// let layer = tower_status::StatusLayer::new().service_name(tower_status::app_name!());
+/// # let _ = layer;
+/// ```
+#[macro_export]
+macro_rules! app_name {
+    () => {
+        env!("CARGO_PKG_NAME")
+    };
+}

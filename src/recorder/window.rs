@@ -1,0 +1,71 @@
+//! The recent window: snapshots of the cumulative counters, taken by readers
+//! (and by a background ticker when a tokio runtime is present), so the
+//! difference between now and about [`WINDOW`] ago describes current traffic
+//! without any work on the request path.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::Snapshot;
+
+/// Length of the recent window.
+pub(crate) const WINDOW: Duration = Duration::from_secs(60);
+/// Spacing of the stored snapshots: the window is between 60 and 65 s long
+/// while something reads it at least this often.
+pub(crate) const TICK: Duration = Duration::from_secs(5);
+
+/// Ring of timed snapshots; never longer than `WINDOW / TICK + 2`.
+pub(crate) struct Window {
+    ring: Mutex<VecDeque<(Instant, Snapshot)>>,
+}
+
+impl Window {
+    pub(crate) fn new() -> Self {
+        let mut ring = VecDeque::with_capacity((WINDOW.as_secs() / TICK.as_secs()) as usize + 2);
+        ring.push_back((Instant::now(), Snapshot::zero()));
+        Self {
+            ring: Mutex::new(ring),
+        }
+    }
+
+    /// Stores `now` if the newest snapshot is a tick old, and returns the
+    /// baseline to subtract (the newest at least `WINDOW` old, else the
+    /// oldest) with its age.
+    pub(crate) fn advance(&self, at: Instant, now: &Snapshot) -> (Duration, Snapshot) {
+        // A poisoned lock only means a reader panicked mid-update: the ring is still valid.
+        let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
+        let base = ring
+            .iter()
+            .rposition(|(t, _)| at.saturating_duration_since(*t) >= WINDOW)
+            .unwrap_or(0);
+        ring.drain(..base);
+        let newest = ring.back().map(|(t, _)| *t);
+        if newest.is_none_or(|t| at.saturating_duration_since(t) >= TICK) {
+            ring.push_back((at, now.clone()));
+        }
+        let (t, snap) = ring.front().cloned().unwrap_or((at, Snapshot::zero()));
+        (at.saturating_duration_since(t), snap)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_baseline_moves_and_stays_bounded() {
+        let w = Window::new();
+        let t0 = Instant::now();
+        let mut snap = Snapshot::zero();
+        for s in 0..600u64 {
+            snap.started = s;
+            let (age, base) = w.advance(t0 + Duration::from_secs(s), &snap);
+            if s >= 65 {
+                assert!(age >= WINDOW && age <= WINDOW + TICK, "{s}: {age:?}");
+                assert_eq!(snap.started - base.started, age.as_secs());
+            }
+            assert!(w.ring.lock().unwrap().len() <= 14);
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! The report: a typed value that every format renders.
+//!
+//! [`Report`] is what `GET /status` describes: overall [`Status`], identity
+//! of the service, uptime, [`Memory`], the wrapped service's [`Traffic`] and
+//! [`Latency`]. It is plain data with `serde` support; the default JSON body
+//! is its serialization.
+
+mod memory;
+mod traffic;
+
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+pub use memory::Memory;
+pub use traffic::{Latency, Traffic};
+
+/// Overall health, from best to worst (`maintenance` is set by the operator).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Everything works.
+    Ok,
+    /// Working, but something non-critical is failing.
+    Degraded,
+    /// Not able to serve: something critical is failing.
+    Down,
+    /// Deliberately out of service for maintenance.
+    Maintenance,
+}
+
+impl Status {
+    /// The lowercase word used in the default report.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Degraded => "degraded",
+            Status::Down => "down",
+            Status::Maintenance => "maintenance",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A moment in time, serialized as RFC 3339 UTC with milliseconds
+/// (`2026-11-23T10:30:00.000Z`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub SystemTime);
+
+impl Timestamp {
+    /// The current time.
+    #[must_use]
+    pub fn now() -> Self {
+        Self(SystemTime::now())
+    }
+}
+
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", humantime::format_rfc3339_millis(self.0))
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_rfc3339(&text)
+            .map(Timestamp)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// The status report of one service, as `GET /status` returns it.
+///
+/// ```
+/// use tower_status::report::{Report, Status};
+///
+/// let json = r#"{"status":"ok","environment":"production",
+///   "timestamp":"2026-11-23T10:30:00.000Z","uptime_seconds":5,
+///   "requests":{"total":3,"in_flight":0,"errors":1,"aborted":0,"by_class":{"2xx":2,"5xx":1},
+///     "window_seconds":5.0,"window_total":3,"rate_per_second":0.6,"error_rate":0.333},
+///   "response_time_ms":{"count":3,"mean":1.0,"p50":1.0,"p90":1.0,"p99":1.0,"max":1.0},
+///   "status_requests":1}"#;
+/// let report: Report = serde_json::from_str(json).unwrap();
+/// assert_eq!(report.status, Status::Ok);
+/// assert_eq!(report.requests.total, 3);
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Report {
+    /// Overall status.
+    pub status: Status,
+    /// Name of the service, when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// Version of the service, when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Deployment environment (`production`, `development`, ...).
+    pub environment: String,
+    /// When the report was made.
+    pub timestamp: Timestamp,
+    /// Whole seconds since the first `StatusLayer` of the process was created.
+    pub uptime_seconds: u64,
+    /// Memory of the process, where the platform reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Memory>,
+    /// Traffic of the wrapped service.
+    pub requests: Traffic,
+    /// Latency of the wrapped service over the recent window.
+    pub response_time_ms: Latency,
+    /// Requests answered by the status endpoint itself (not in `requests`).
+    pub status_requests: u64,
+}
+
+/// Builds the report of the layer behind `shared`.
+pub(crate) fn collect(shared: &crate::layer::Shared) -> Report {
+    let recorder = &shared.recorder;
+    let now = recorder.snapshot();
+    let (span, base) = recorder.window.advance(std::time::Instant::now(), &now);
+    let window = now.since(&base);
+    let config = &shared.config;
+    Report {
+        status: Status::Ok,
+        service: config.service.clone(),
+        version: config.version.clone(),
+        environment: config.environment.clone(),
+        timestamp: Timestamp::now(),
+        uptime_seconds: shared.started.elapsed().as_secs(),
+        memory: Memory::current(),
+        requests: Traffic::from_snapshots(&now, &window, span),
+        response_time_ms: Latency::from_window(&window),
+        status_requests: recorder.status_requests(),
+    }
+}

@@ -1,0 +1,118 @@
+//! Traffic and latency sections of the report, computed from recorder snapshots.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::recorder::{histogram, Snapshot};
+
+const CLASS_NAMES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
+
+/// Requests the wrapped service handled.
+///
+/// Counts (`total`, `errors`, `aborted`, `by_class`) are since start;
+/// `window_*`, `rate_per_second` and `error_rate` describe the recent window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Traffic {
+    /// Requests finished since start: every response, service error and abort.
+    pub total: u64,
+    /// Requests started and not yet finished.
+    pub in_flight: u64,
+    /// Requests that failed: inner service error, 5xx, response body error,
+    /// or non-zero `grpc-status`.
+    pub errors: u64,
+    /// Requests whose future or response body was dropped before the end
+    /// (usually a client that went away); not errors.
+    pub aborted: u64,
+    /// Responses per status class (`"2xx"`, ...); classes never seen are left out.
+    pub by_class: BTreeMap<String, u64>,
+    /// Length of the recent window in seconds (about 60 once the service has run that long).
+    pub window_seconds: f64,
+    /// Requests finished within the window.
+    pub window_total: u64,
+    /// `window_total / window_seconds`.
+    pub rate_per_second: f64,
+    /// Share of the window's requests that were errors, 0 to 1.
+    pub error_rate: f64,
+}
+
+/// Response times over the recent window, in milliseconds, measured from the
+/// call of the service until the response body ended. Percentiles are read
+/// from a log-linear histogram and are within about 3% of the exact value.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Latency {
+    /// Requests in the window.
+    pub count: u64,
+    /// Arithmetic mean (exact).
+    pub mean: f64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Slowest request (never below the true value, at most 6% above it).
+    pub max: f64,
+}
+
+fn ms(ns: u64) -> f64 {
+    // Three decimals: microsecond resolution is all the histogram supports.
+    (ns as f64 / 1_000.0).round() / 1_000.0
+}
+
+impl Traffic {
+    pub(crate) fn from_snapshots(total: &Snapshot, window: &Snapshot, span: Duration) -> Self {
+        let by_class = CLASS_NAMES
+            .iter()
+            .zip(total.classes())
+            .filter(|(_, &n)| n > 0)
+            .map(|(name, &n)| ((*name).to_owned(), n))
+            .collect();
+        let finished = total.finished();
+        let window_total = window.finished();
+        let secs = span.as_secs_f64();
+        Traffic {
+            total: finished,
+            in_flight: total.started.saturating_sub(finished),
+            errors: total.errors,
+            aborted: total.aborted(),
+            by_class,
+            window_seconds: (secs * 1000.0).round() / 1000.0,
+            window_total,
+            rate_per_second: if secs > 0.0 {
+                (window_total as f64 / secs * 1000.0).round() / 1000.0
+            } else {
+                0.0
+            },
+            error_rate: if window_total > 0 {
+                (window.errors as f64 / window_total as f64 * 10_000.0).round() / 10_000.0
+            } else {
+                0.0
+            },
+        }
+    }
+}
+
+impl Latency {
+    pub(crate) fn from_window(window: &Snapshot) -> Self {
+        let count: u64 = window.buckets.iter().sum();
+        // The exact maximum is since start; the window's own highest bucket bounds it.
+        let max = histogram::highest(&window.buckets).map_or(0, |hi| hi.min(window.max_ns));
+        let q = |p| ms(histogram::quantile(&window.buckets, p, max).unwrap_or(0));
+        Latency {
+            count,
+            mean: if count > 0 {
+                ms(window.sum_ns / count)
+            } else {
+                0.0
+            },
+            p50: q(0.5),
+            p90: q(0.9),
+            p99: q(0.99),
+            max: ms(max),
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! [`StatusService`]: answers the status path, times everything else.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Method, Request, Response};
+use http_body::Body;
+use tower_service::Service;
+
+use crate::body::ResponseBody;
+use crate::endpoint;
+use crate::future::ResponseFuture;
+use crate::layer::Shared;
+
+/// Middleware that serves the status report on its path and records the
+/// traffic of every other request it passes to `S`.
+///
+/// Built by [`StatusLayer`](crate::StatusLayer).
+///
+/// ```
+/// # tokio_test();
+/// # fn tokio_test() { tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use std::convert::Infallible;
+/// use http::{Request, Response, StatusCode};
+/// use http_body_util::{BodyExt, Full};
+/// use bytes::Bytes;
+/// use tower::{service_fn, Layer, ServiceExt};
+/// use tower_status::StatusLayer;
+///
+/// let layer = StatusLayer::new();
+/// let svc = layer.layer(service_fn(|_req: Request<Full<Bytes>>| async {
+///     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("hello"))))
+/// }));
+///
+/// let res = svc.clone().oneshot(Request::new(Full::default())).await.unwrap();
+/// assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "hello");
+///
+/// let req = Request::get("/status").body(Full::default()).unwrap();
+/// let res = svc.oneshot(req).await.unwrap();
+/// assert_eq!(res.status(), StatusCode::OK);
+/// let report: serde_json::Value =
+///     serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
+/// assert_eq!(report["requests"]["total"], 1);
+/// # }) }
+/// ```
+pub struct StatusService<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> StatusService<S> {
+    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
+        Self { inner, shared }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the wrapped service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone> Clone for StatusService<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for StatusService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatusService")
+            .field("inner", &self.inner)
+            .field("path", &self.shared.config.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for StatusService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: Body<Data = Bytes>,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Forwarded: the next request may pass through.
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        if let Some(route) = endpoint::route(req.uri().path(), &self.shared.config.path) {
+            let (parts, _body) = req.into_parts();
+            return ResponseFuture::status(endpoint::respond(
+                Arc::clone(&self.shared),
+                route,
+                parts,
+            ));
+        }
+        let mut guard = self.shared.recorder.start();
+        // Only POSTs can be gRPC: other requests skip the header lookup.
+        if req.method() == Method::POST {
+            guard.grpc = is_grpc(req.headers());
+        }
+        ResponseFuture::inner(self.inner.call(req), guard)
+    }
+}
+
+fn is_grpc(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
