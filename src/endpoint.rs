@@ -1,9 +1,11 @@
 //! The status endpoint: which requests are ours, and the responses to them.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use http::request::Parts;
 use http::{Method, Response, StatusCode};
 use http_body_util::Full;
@@ -11,25 +13,76 @@ use serde::Serialize;
 
 use crate::future::StatusFuture;
 use crate::layer::Shared;
-use crate::report::{self, Status};
+use crate::report::{self, Component, Notice, Selection, Status, Timestamp};
 
 /// What a request on the status path asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Route {
     /// The full report.
     Report,
+    /// Liveness: the process answers; no dependency checks.
+    Live,
+    /// Readiness: critical checks, draining, startup, maintenance.
+    Ready,
+    /// One component by name.
+    Component(String),
+    /// Anything else below the status path.
+    Unknown,
 }
 
-/// Matches a request path against the status path: the path itself, with or
-/// without one trailing slash. The query string is not part of `path`.
+/// Matches a request path against the status path. The status path itself,
+/// with or without one trailing slash, is the report; everything below it
+/// is the endpoint's own (`live`, `ready`, a component name, else 404),
+/// except below a status path of `/`, where only `/` itself is ours. The
+/// query string is not part of `path`.
 #[inline]
 pub(crate) fn route(path: &str, base: &str) -> Option<Route> {
     let rest = path.strip_prefix(base)?;
-    // `base` is normalized without a trailing slash, except the root path itself.
-    if rest.is_empty() || (rest == "/" && base != "/") {
-        Some(Route::Report)
-    } else {
-        None
+    if rest.is_empty() {
+        return Some(Route::Report);
+    }
+    if base == "/" {
+        return None;
+    }
+    let rest = rest.strip_prefix('/')?;
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    Some(match rest {
+        "" => Route::Report,
+        "live" => Route::Live,
+        "ready" => Route::Ready,
+        name if !name.contains('/') => {
+            match percent_encoding::percent_decode_str(name).decode_utf8() {
+                Ok(name) => Route::Component(name.into_owned()),
+                Err(_) => Route::Unknown,
+            }
+        }
+        _ => Route::Unknown,
+    })
+}
+
+/// Options from the query string.
+#[derive(Debug, Default)]
+struct Query {
+    verbose: bool,
+    exclude: Vec<String>,
+}
+
+impl Query {
+    fn parse(query: Option<&str>) -> Self {
+        let mut q = Query::default();
+        for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            match &*key {
+                "verbose" => q.verbose = !matches!(&*value, "0" | "false"),
+                "exclude" => q.exclude.extend(
+                    value
+                        .split(',')
+                        .filter(|v| !v.is_empty())
+                        .map(str::to_owned),
+                ),
+                _ => {}
+            }
+        }
+        q
     }
 }
 
@@ -42,12 +95,13 @@ pub(crate) fn respond(shared: Arc<Shared>, route: Route, parts: Parts) -> Status
             return method_not_allowed();
         }
         shared.recorder.ensure_ticker();
+        let query = Query::parse(parts.uri.query());
         let res = match route {
-            Route::Report => {
-                let report = report::collect(&shared);
-                let code = http_status(report.status);
-                json(code, &report)
-            }
+            Route::Report => report(&shared, query).await,
+            Route::Live => probe(&shared, Status::Ok, None, query.verbose.then(BTreeMap::new)),
+            Route::Ready => ready(&shared, query).await,
+            Route::Component(name) => component(&shared, &name).await,
+            Route::Unknown => not_found("no such status resource"),
         };
         if head {
             without_body(res)
@@ -57,12 +111,134 @@ pub(crate) fn respond(shared: Arc<Shared>, route: Route, parts: Parts) -> Status
     })
 }
 
-/// HTTP status for an overall status.
-fn http_status(status: Status) -> StatusCode {
-    match status {
-        Status::Ok | Status::Degraded => StatusCode::OK,
-        Status::Down | Status::Maintenance => StatusCode::SERVICE_UNAVAILABLE,
+async fn report(shared: &Shared, query: Query) -> Response<Full<Bytes>> {
+    let selection = Selection {
+        only_critical: false,
+        exclude: query.exclude,
+    };
+    let report = report::collect(shared, &selection).await;
+    let mut res = json(shared.config.code(report.status), &report);
+    retry_after(&mut res, report.notice.as_ref());
+    res
+}
+
+async fn ready(shared: &Shared, query: Query) -> Response<Full<Bytes>> {
+    let selection = Selection {
+        only_critical: true,
+        exclude: query.exclude,
+    };
+    let report = report::collect(shared, &selection).await;
+    let (status, reason) = if report.status == Status::Maintenance {
+        (Status::Maintenance, Some("maintenance"))
+    } else if report.draining {
+        (Status::Down, Some("draining"))
+    } else if shared.config.startup_gate && !shared.config.checks.started() {
+        (
+            Status::Down,
+            Some("starting: critical checks have not all passed yet"),
+        )
+    } else {
+        (report.status, None)
+    };
+    let mut res = probe(
+        shared,
+        status,
+        reason,
+        query.verbose.then_some(report.components),
+    );
+    retry_after(&mut res, report.notice.as_ref());
+    res
+}
+
+/// The body of `live` and `ready`.
+#[derive(Serialize)]
+struct Probe<'a> {
+    status: Status,
+    timestamp: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    components: Option<BTreeMap<String, Component>>,
+}
+
+fn probe(
+    shared: &Shared,
+    status: Status,
+    reason: Option<&str>,
+    components: Option<BTreeMap<String, Component>>,
+) -> Response<Full<Bytes>> {
+    let body = Probe {
+        status,
+        timestamp: Timestamp::now(),
+        reason,
+        components,
+    };
+    json(shared.config.code(status), &body)
+}
+
+async fn component(shared: &Shared, name: &str) -> Response<Full<Bytes>> {
+    #[derive(Serialize)]
+    struct Named<'a> {
+        name: &'a str,
+        #[serde(flatten)]
+        component: &'a Component,
     }
+    let found = match shared.config.checks.get(name) {
+        Some(entry) => Some(
+            shared
+                .config
+                .checks
+                .gather(std::iter::once(entry))
+                .await
+                .swap_remove(0)
+                .1,
+        ),
+        None if name == report::TRAFFIC_COMPONENT && !shared.config.traffic_rules.is_empty() => {
+            report::collect(shared, &Selection::all())
+                .await
+                .components
+                .remove(name)
+        }
+        None => shared.lifecycle.pushed_one(name),
+    };
+    match found {
+        Some(c) => {
+            let code = if c.status == Status::Down {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::OK
+            };
+            json(
+                code,
+                &Named {
+                    name,
+                    component: &c,
+                },
+            )
+        }
+        None => not_found("no component of that name"),
+    }
+}
+
+fn not_found(message: &str) -> Response<Full<Bytes>> {
+    error(StatusCode::NOT_FOUND, "not_found", message)
+}
+
+/// `Retry-After` in whole seconds until the end of maintenance, when known.
+fn retry_after(res: &mut Response<Full<Bytes>>, notice: Option<&Notice>) {
+    let Some(until) = notice.and_then(|n| n.estimated_completion) else {
+        return;
+    };
+    if res.status() != StatusCode::SERVICE_UNAVAILABLE {
+        return;
+    }
+    let secs = until
+        .0
+        .duration_since(SystemTime::now())
+        .map_or(1, |d| d.as_secs() + u64::from(d.subsec_nanos() > 0))
+        .max(1);
+    res.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(secs));
 }
 
 /// The body of every error the endpoint returns: `{"error": .., "code": ..}`.
@@ -135,7 +311,18 @@ mod tests {
     fn matches_the_path_with_or_without_slash() {
         assert_eq!(route("/status", "/status"), Some(Route::Report));
         assert_eq!(route("/status/", "/status"), Some(Route::Report));
-        assert_eq!(route("/status//", "/status"), None);
+        assert_eq!(route("/status//", "/status"), Some(Route::Report));
+        assert_eq!(route("/status/live", "/status"), Some(Route::Live));
+        assert_eq!(route("/status/ready/", "/status"), Some(Route::Ready));
+        assert_eq!(
+            route("/status/db", "/status"),
+            Some(Route::Component("db".into()))
+        );
+        assert_eq!(
+            route("/status/a%20b", "/status"),
+            Some(Route::Component("a b".into()))
+        );
+        assert_eq!(route("/status/a/b", "/status"), Some(Route::Unknown));
         assert_eq!(route("/statusx", "/status"), None);
         assert_eq!(route("/", "/status"), None);
         assert_eq!(route("/", "/"), Some(Route::Report));

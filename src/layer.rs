@@ -1,11 +1,16 @@
 //! [`StatusLayer`]: configuration, and the state every service it builds shares.
 
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use http::StatusCode;
+use tokio::sync::Semaphore;
 use tower_layer::Layer;
 
+use crate::check::{Check, Checks, HealthCheck, TrafficRule};
+use crate::handle::{Lifecycle, StatusHandle};
 use crate::recorder::Recorder;
+use crate::report::Status;
 use crate::service::StatusService;
 
 /// Environment variable read for the default environment name.
@@ -21,6 +26,18 @@ pub(crate) struct Config {
     pub(crate) service: Option<String>,
     pub(crate) version: Option<String>,
     pub(crate) environment: String,
+    pub(crate) checks: Checks,
+    pub(crate) traffic_rules: Vec<TrafficRule>,
+    /// HTTP status per overall status, indexed by `Status as usize`.
+    pub(crate) codes: [StatusCode; 4],
+    /// Readiness fails until every critical check has passed once.
+    pub(crate) startup_gate: bool,
+}
+
+impl Config {
+    pub(crate) fn code(&self, status: Status) -> StatusCode {
+        self.codes[status as usize]
+    }
 }
 
 /// State shared by every [`StatusService`] a layer builds.
@@ -31,6 +48,7 @@ pub(crate) struct Config {
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) recorder: Arc<Recorder>,
+    pub(crate) lifecycle: Arc<Lifecycle>,
     pub(crate) started: Instant,
 }
 
@@ -86,8 +104,18 @@ impl StatusLayer {
                     service: None,
                     version: None,
                     environment,
+                    checks: Checks::default(),
+                    traffic_rules: Vec::new(),
+                    codes: [
+                        StatusCode::OK,
+                        StatusCode::OK,
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        StatusCode::SERVICE_UNAVAILABLE,
+                    ],
+                    startup_gate: false,
                 },
                 recorder: Arc::new(Recorder::new()),
+                lifecycle: Arc::new(Lifecycle::default()),
                 started: *PROCESS_START.get_or_init(Instant::now),
             }),
         }
@@ -131,6 +159,60 @@ impl StatusLayer {
         self.config(|c| c.environment = environment)
     }
 
+    /// Registers a critical check with default settings (2 s timeout,
+    /// result cached 1 s). A check of the same name is replaced.
+    #[must_use]
+    pub fn check(self, name: impl Into<String>, check: impl Check) -> Self {
+        self.health_check(HealthCheck::new(name, check))
+    }
+
+    /// Registers a check with its settings. A check of the same name is replaced.
+    #[must_use]
+    pub fn health_check(self, check: HealthCheck) -> Self {
+        self.config(|c| c.checks.add(check))
+    }
+
+    /// Runs at most `n` checks at once (at least 1); by default all run together.
+    #[must_use]
+    pub fn max_concurrent_checks(self, n: usize) -> Self {
+        self.config(|c| c.checks.limit = Some(Arc::new(Semaphore::new(n.max(1)))))
+    }
+
+    /// Answers within `deadline`: checks not finished by then are reported
+    /// as timed out (they go on and fill the cache for later requests).
+    #[must_use]
+    pub fn report_deadline(self, deadline: Duration) -> Self {
+        self.config(|c| c.checks.deadline = Some(deadline))
+    }
+
+    /// Adds a rule on the recorded traffic; with any rule set, the report
+    /// has a critical `traffic` component.
+    #[must_use]
+    pub fn traffic_rule(self, rule: TrafficRule) -> Self {
+        self.config(|c| c.traffic_rules.push(rule))
+    }
+
+    /// The HTTP status answered for an overall status (defaults: ok and
+    /// degraded 200, down and maintenance 503).
+    #[must_use]
+    pub fn http_status(self, status: Status, code: StatusCode) -> Self {
+        self.config(|c| c.codes[status as usize] = code)
+    }
+
+    /// Keeps readiness failing until every critical check has passed once.
+    #[must_use]
+    pub fn ready_after_startup_checks(self, gate: bool) -> Self {
+        self.config(|c| c.startup_gate = gate)
+    }
+
+    /// A handle to push component health, drain and set maintenance.
+    #[must_use]
+    pub fn handle(&self) -> StatusHandle {
+        StatusHandle {
+            lifecycle: Arc::clone(&self.shared.lifecycle),
+        }
+    }
+
     /// The normalized status path.
     #[must_use]
     pub fn status_path(&self) -> &str {
@@ -144,10 +226,10 @@ impl StatusLayer {
         self.shared.recorder.size_bytes()
     }
 
-    /// Builds the current report, as `GET` on the status path would.
-    #[must_use]
-    pub fn report(&self) -> crate::Report {
-        crate::report::collect(&self.shared)
+    /// Builds the current report, as `GET` on the status path would
+    /// (running checks whose cached results are stale).
+    pub async fn report(&self) -> crate::Report {
+        crate::report::collect(&self.shared, &crate::report::Selection::all()).await
     }
 }
 

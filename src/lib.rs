@@ -36,13 +36,16 @@
 #![warn(rust_2018_idioms, unreachable_pub)]
 
 pub mod body;
+pub mod check;
 mod endpoint;
 pub mod future;
+mod handle;
 mod layer;
 mod recorder;
 pub mod report;
 mod service;
 
+pub use handle::{ComponentOptions, StatusHandle};
 pub use layer::{StatusLayer, ENVIRONMENT_VAR};
 pub use report::{Report, Status};
 pub use service::StatusService;

@@ -105,7 +105,15 @@ mod tests {
 
     #[test]
     fn relative_error_is_within_a_few_percent() {
-        for v in [17u64, 100, 999, 12_345, 1_000_000, 90_000_000, 7_000_000_000] {
+        for v in [
+            17u64,
+            100,
+            999,
+            12_345,
+            1_000_000,
+            90_000_000,
+            7_000_000_000,
+        ] {
             let mid = midpoint(index(v)) as f64;
             let err = (mid - v as f64).abs() / v as f64;
             assert!(err <= 0.035, "{v}: {err}");

@@ -52,7 +52,11 @@ impl Outcome {
     #[inline]
     pub(crate) fn of(status: StatusCode) -> Self {
         let class = (status.as_u16() / 100) as usize;
-        Outcome::Class(if (1..=5).contains(&class) { class - 1 } else { 5 })
+        Outcome::Class(if (1..=5).contains(&class) {
+            class - 1
+        } else {
+            5
+        })
     }
 }
 
@@ -233,9 +237,13 @@ impl Recorder {
             loop {
                 interval.tick().await;
                 // Ends with the last layer that owns the recorder.
-                let Some(recorder) = weak.upgrade() else { break };
+                let Some(recorder) = weak.upgrade() else {
+                    break;
+                };
                 let snapshot = recorder.snapshot();
-                recorder.window.advance(std::time::Instant::now(), &snapshot);
+                recorder
+                    .window
+                    .advance(std::time::Instant::now(), &snapshot);
             }
         });
     }

@@ -5,13 +5,16 @@
 //! [`Latency`]. It is plain data with `serde` support; the default JSON body
 //! is its serialization.
 
+mod component;
 mod memory;
 mod traffic;
 
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+pub use component::{aggregate, Component, Notice};
 pub use memory::Memory;
 pub use traffic::{Latency, Traffic};
 
@@ -123,25 +126,110 @@ pub struct Report {
     pub response_time_ms: Latency,
     /// Requests answered by the status endpoint itself (not in `requests`).
     pub status_requests: u64,
+    /// Health of each component, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub components: BTreeMap<String, Component>,
+    /// The maintenance notice in force.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<Notice>,
+    /// The service is draining before shutdown (readiness fails).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub draining: bool,
 }
 
-/// Builds the report of the layer behind `shared`.
-pub(crate) fn collect(shared: &crate::layer::Shared) -> Report {
+/// Which components a report covers.
+#[derive(Debug, Default)]
+pub(crate) struct Selection {
+    /// Only critical checks (readiness).
+    pub(crate) only_critical: bool,
+    /// Components left out (`?exclude=`), neither run nor counted.
+    pub(crate) exclude: Vec<String>,
+}
+
+impl Selection {
+    pub(crate) fn all() -> Self {
+        Self::default()
+    }
+
+    fn wants(&self, name: &str, critical: bool) -> bool {
+        (critical || !self.only_critical) && !self.exclude.iter().any(|e| e == name)
+    }
+}
+
+/// Name of the component that traffic rules produce.
+pub const TRAFFIC_COMPONENT: &str = "traffic";
+
+/// Builds the report of the layer behind `shared`, running the selected checks.
+pub(crate) async fn collect(shared: &crate::layer::Shared, selection: &Selection) -> Report {
+    let config = &shared.config;
+    let entries = config
+        .checks
+        .entries
+        .iter()
+        .filter(|e| selection.wants(&e.spec.name, e.spec.critical));
+    let mut components: BTreeMap<String, Component> =
+        config.checks.gather(entries).await.into_iter().collect();
+    for (name, c) in shared.lifecycle.pushed() {
+        if selection.wants(&name, c.critical) {
+            components.insert(name, c);
+        }
+    }
+
     let recorder = &shared.recorder;
     let now = recorder.snapshot();
     let (span, base) = recorder.window.advance(std::time::Instant::now(), &now);
     let window = now.since(&base);
-    let config = &shared.config;
+    let requests = Traffic::from_snapshots(&now, &window, span);
+    let response_time_ms = Latency::from_window(&window);
+    if !config.traffic_rules.is_empty() && selection.wants(TRAFFIC_COMPONENT, true) {
+        components.insert(
+            TRAFFIC_COMPONENT.to_owned(),
+            traffic_component(&config.traffic_rules, &requests, &response_time_ms),
+        );
+    }
+
+    let notice = shared.lifecycle.maintenance();
+    let status = if notice.is_some() {
+        Status::Maintenance
+    } else {
+        aggregate(components.values())
+    };
     Report {
-        status: Status::Ok,
+        status,
         service: config.service.clone(),
         version: config.version.clone(),
         environment: config.environment.clone(),
         timestamp: Timestamp::now(),
         uptime_seconds: shared.started.elapsed().as_secs(),
         memory: Memory::current(),
-        requests: Traffic::from_snapshots(&now, &window, span),
-        response_time_ms: Latency::from_window(&window),
+        requests,
+        response_time_ms,
         status_requests: recorder.status_requests(),
+        components,
+        notice,
+        draining: shared.lifecycle.draining(),
     }
+}
+
+fn traffic_component(
+    rules: &[crate::check::TrafficRule],
+    traffic: &Traffic,
+    latency: &Latency,
+) -> Component {
+    let at = Timestamp::now();
+    let worst = rules
+        .iter()
+        .filter_map(|r| r.evaluate(traffic, latency))
+        .max_by_key(|(status, _)| *status);
+    let result = match worst {
+        Some((status, why)) => crate::check::CheckResult::new(status, Some(why)),
+        None => crate::check::CheckResult::ok(),
+    }
+    .with_details(serde_json::json!({
+        "window_seconds": traffic.window_seconds,
+        "requests": traffic.window_total,
+        "error_rate": traffic.error_rate,
+        "p99_ms": latency.p99,
+    }));
+    Component::from_result(result, None, true, std::time::Duration::ZERO, at)
 }

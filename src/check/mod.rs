@@ -1,0 +1,317 @@
+//! Health checks: what makes the report's `status` true.
+//!
+//! A check is anything implementing [`Check`]: an async closure returning a
+//! [`CheckResult`], a `Result<(), E: Display>` or a `bool`, or a struct such
+//! as [`TcpCheck`]. Each is registered under a name with [`HealthCheck`]
+//! settings: component type, criticality, timeout and [`Freshness`].
+//!
+//! ```
+//! use std::time::Duration;
+//! use tower_status::check::{CheckResult, Freshness, HealthCheck, TcpCheck};
+//! use tower_status::StatusLayer;
+//!
+//! let layer = StatusLayer::new()
+//!     // Defaults: critical, 2 s timeout, result cached for 1 s.
+//!     .check("cache", || async { Ok::<_, std::io::Error>(()) })
+//!     .health_check(
+//!         HealthCheck::new("db", TcpCheck::new("127.0.0.1:5432"))
+//!             .component_type("datastore")
+//!             .timeout(Duration::from_millis(500))
+//!             .freshness(Freshness::Background { every: Duration::from_secs(5) }),
+//!     )
+//!     .health_check(
+//!         HealthCheck::new("search", || async { CheckResult::degraded("index is rebuilding") })
+//!             .critical(false),
+//!     );
+//! # let _ = layer;
+//! ```
+//!
+//! Checks run concurrently, each under its own timeout, and a panicking
+//! check is reported unhealthy with its panic message. On-demand checks are
+//! single-flight: however many status requests arrive while a check runs,
+//! it runs once. Timers and background polling need a tokio runtime with
+//! timers enabled (as `#[tokio::main]` provides).
+
+mod runner;
+mod tcp;
+mod traffic;
+
+#[cfg(feature = "http-check")]
+mod http;
+
+use std::fmt::Display;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::report::Status;
+
+pub use runner::MAX_ERROR_LEN;
+pub(crate) use runner::{truncate_error, Checks};
+pub use tcp::TcpCheck;
+pub use traffic::TrafficRule;
+
+#[cfg(feature = "http-check")]
+pub use http::HttpCheck;
+
+/// What one run of a check found.
+///
+/// ```
+/// use tower_status::check::CheckResult;
+/// use tower_status::Status;
+///
+/// let r = CheckResult::down("connection refused").with_details(serde_json::json!({"retries": 3}));
+/// assert_eq!(r.status, Status::Down);
+/// assert_eq!(r.error.as_deref(), Some("connection refused"));
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct CheckResult {
+    /// `Ok`, `Degraded` or `Down`.
+    pub status: Status,
+    /// Why the component is not healthy.
+    pub error: Option<String>,
+    /// Free-form details shown in the report.
+    pub details: Option<Value>,
+    /// A measured value (IETF health check `observedValue`).
+    pub observed_value: Option<Value>,
+    /// Unit of the measured value (IETF health check `observedUnit`).
+    pub observed_unit: Option<String>,
+}
+
+impl CheckResult {
+    /// A healthy result.
+    #[must_use]
+    pub fn ok() -> Self {
+        Self::new(Status::Ok, None)
+    }
+
+    /// A degraded result: working, with a problem.
+    #[must_use]
+    pub fn degraded(error: impl Into<String>) -> Self {
+        Self::new(Status::Degraded, Some(error.into()))
+    }
+
+    /// An unhealthy result.
+    #[must_use]
+    pub fn down(error: impl Into<String>) -> Self {
+        Self::new(Status::Down, Some(error.into()))
+    }
+
+    /// A result with the given status and error message.
+    #[must_use]
+    pub fn new(status: Status, error: Option<String>) -> Self {
+        Self {
+            status,
+            error,
+            details: None,
+            observed_value: None,
+            observed_unit: None,
+        }
+    }
+
+    /// Adds details shown with the component.
+    #[must_use]
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    /// Adds a measured value and its unit (`"ms"`, `"percent"`, ...).
+    #[must_use]
+    pub fn with_observed(mut self, value: impl Into<Value>, unit: impl Into<String>) -> Self {
+        self.observed_value = Some(value.into());
+        self.observed_unit = Some(unit.into());
+        self
+    }
+}
+
+/// Values a check may return: converted into a [`CheckResult`].
+pub trait IntoCheckResult {
+    /// The result.
+    fn into_check_result(self) -> CheckResult;
+}
+
+impl IntoCheckResult for CheckResult {
+    fn into_check_result(self) -> CheckResult {
+        self
+    }
+}
+
+/// `true` is healthy, `false` unhealthy.
+impl IntoCheckResult for bool {
+    fn into_check_result(self) -> CheckResult {
+        if self {
+            CheckResult::ok()
+        } else {
+            CheckResult::down("check failed")
+        }
+    }
+}
+
+/// `Ok(())` is healthy; `Err(e)` is unhealthy with `e` as the message.
+impl<E: Display> IntoCheckResult for Result<(), E> {
+    fn into_check_result(self) -> CheckResult {
+        match self {
+            Ok(()) => CheckResult::ok(),
+            Err(e) => CheckResult::down(e.to_string()),
+        }
+    }
+}
+
+/// `Ok(result)` as it is; `Err(e)` is unhealthy with `e` as the message.
+impl<E: Display> IntoCheckResult for Result<CheckResult, E> {
+    fn into_check_result(self) -> CheckResult {
+        self.unwrap_or_else(|e| CheckResult::down(e.to_string()))
+    }
+}
+
+/// A boxed future, as [`Check::check`] returns it.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// An asynchronous health check.
+///
+/// Implemented by async closures returning any [`IntoCheckResult`], and by
+/// structs:
+///
+/// ```
+/// use tower_status::check::{BoxFuture, Check, CheckResult};
+///
+/// struct QueueDepth;
+///
+/// impl Check for QueueDepth {
+///     fn check(&self) -> BoxFuture<'_, CheckResult> {
+///         Box::pin(async {
+///             let depth = 12; // read it from the queue
+///             CheckResult::ok().with_observed(depth, "messages")
+///         })
+///     }
+/// }
+/// ```
+pub trait Check: Send + Sync + 'static {
+    /// Runs the check once.
+    fn check(&self) -> BoxFuture<'_, CheckResult>;
+}
+
+impl<F, Fut> Check for F
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: IntoCheckResult,
+{
+    fn check(&self) -> BoxFuture<'_, CheckResult> {
+        let fut = self();
+        Box::pin(async move { fut.await.into_check_result() })
+    }
+}
+
+/// When a check runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Freshness {
+    /// When a status request needs it, at most once per `ttl`: results are
+    /// cached that long and concurrent requests share one run.
+    OnDemand {
+        /// How long a result is served before the check runs again.
+        ttl: Duration,
+    },
+    /// Every `every`, from a background task started on first use (needs a
+    /// tokio runtime); requests are served the last result.
+    Background {
+        /// Interval between runs.
+        every: Duration,
+    },
+}
+
+impl Default for Freshness {
+    fn default() -> Self {
+        Freshness::OnDemand {
+            ttl: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A check with its settings, for [`StatusLayer::health_check`](crate::StatusLayer::health_check).
+#[derive(Clone)]
+pub struct HealthCheck {
+    pub(crate) name: String,
+    pub(crate) check: Arc<dyn Check>,
+    pub(crate) component_type: Option<String>,
+    pub(crate) critical: bool,
+    pub(crate) timeout: Duration,
+    pub(crate) freshness: Freshness,
+    pub(crate) serve_stale: Duration,
+}
+
+impl std::fmt::Debug for HealthCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HealthCheck")
+            .field("name", &self.name)
+            .field("component_type", &self.component_type)
+            .field("critical", &self.critical)
+            .field("timeout", &self.timeout)
+            .field("freshness", &self.freshness)
+            .field("serve_stale", &self.serve_stale)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Default timeout of a check.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl HealthCheck {
+    /// A critical check with a 2 s timeout whose result is cached for 1 s.
+    #[must_use]
+    pub fn new(name: impl Into<String>, check: impl Check) -> Self {
+        Self {
+            name: name.into(),
+            check: Arc::new(check),
+            component_type: None,
+            critical: true,
+            timeout: DEFAULT_TIMEOUT,
+            freshness: Freshness::default(),
+            serve_stale: Duration::ZERO,
+        }
+    }
+
+    /// Kind of component (`"datastore"`, `"MJ"`, ...), used to count and
+    /// group components by type.
+    #[must_use]
+    pub fn component_type(mut self, kind: impl Into<String>) -> Self {
+        self.component_type = Some(kind.into());
+        self
+    }
+
+    /// Whether a failure takes the whole service down (`true`, the default)
+    /// or only degrades it.
+    #[must_use]
+    pub fn critical(mut self, critical: bool) -> Self {
+        self.critical = critical;
+        self
+    }
+
+    /// How long one run may take before it is reported unhealthy.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// When the check runs: on demand with a cache TTL, or in the background.
+    #[must_use]
+    pub fn freshness(mut self, freshness: Freshness) -> Self {
+        self.freshness = freshness;
+        self
+    }
+
+    /// While a refresh runs, serve the last result if it is at most this
+    /// much older than its TTL, instead of waiting for the new one.
+    #[must_use]
+    pub fn serve_stale(mut self, bound: Duration) -> Self {
+        self.serve_stale = bound;
+        self
+    }
+}

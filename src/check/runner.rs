@@ -1,0 +1,292 @@
+//! Running checks: timeouts, panics, caching, single flight, background polling.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use futures_util::future::{join_all, FutureExt, Shared};
+use tokio::sync::Semaphore;
+
+use super::{BoxFuture, CheckResult, Freshness, HealthCheck};
+use crate::report::{Component, Status, Timestamp};
+
+/// Longest error message kept from a check, in bytes; longer ones are cut
+/// at a character boundary and end with `…`.
+pub const MAX_ERROR_LEN: usize = 1024;
+
+type Flight = Shared<BoxFuture<'static, Component>>;
+
+/// A registered check and its last result.
+pub(crate) struct Entry {
+    pub(crate) spec: HealthCheck,
+    state: Mutex<State>,
+    /// Passed at least once: for startup gating.
+    ever_ok: AtomicBool,
+}
+
+#[derive(Default)]
+struct State {
+    /// The last result and when it was made.
+    last: Option<(Instant, Component)>,
+    /// The run in progress, shared by everyone waiting for it.
+    flight: Option<Flight>,
+    poller: bool,
+}
+
+/// Every registered check, with the settings that apply to all of them.
+#[derive(Clone, Default)]
+pub(crate) struct Checks {
+    pub(crate) entries: Vec<Arc<Entry>>,
+    /// At most this many checks run at once.
+    pub(crate) limit: Option<Arc<Semaphore>>,
+    /// Checks not finished this long after a request arrived are reported as timed out.
+    pub(crate) deadline: Option<Duration>,
+}
+
+impl std::fmt::Debug for Checks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checks")
+            .field(
+                "entries",
+                &self.entries.iter().map(|e| &e.spec).collect::<Vec<_>>(),
+            )
+            .field("limit", &self.limit.as_ref().map(|s| s.available_permits()))
+            .field("deadline", &self.deadline)
+            .finish()
+    }
+}
+
+impl Checks {
+    /// Adds a check, replacing one registered under the same name.
+    pub(crate) fn add(&mut self, spec: HealthCheck) {
+        self.entries.retain(|e| e.spec.name != spec.name);
+        self.entries.push(Arc::new(Entry {
+            spec,
+            state: Mutex::new(State::default()),
+            ever_ok: AtomicBool::new(false),
+        }));
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&Arc<Entry>> {
+        self.entries.iter().find(|e| e.spec.name == name)
+    }
+
+    /// Every critical check has passed at least once.
+    pub(crate) fn started(&self) -> bool {
+        self.entries
+            .iter()
+            .filter(|e| e.spec.critical)
+            .all(|e| e.ever_ok.load(Ordering::Relaxed))
+    }
+
+    /// Results of the selected checks, run concurrently within the deadline.
+    pub(crate) async fn gather<'a>(
+        &'a self,
+        selected: impl Iterator<Item = &'a Arc<Entry>>,
+    ) -> Vec<(String, Component)> {
+        let deadline = self.deadline.map(|d| tokio::time::Instant::now() + d);
+        let runs = selected.map(|entry| async move {
+            let result = entry.result(self.limit.clone());
+            let component = match deadline {
+                None => result.await,
+                Some(at) => match tokio::time::timeout_at(at, result).await {
+                    Ok(c) => c,
+                    Err(_) => entry.component(
+                        CheckResult::down(format!(
+                            "timed out after {} ms (report deadline)",
+                            self.deadline.unwrap_or_default().as_millis()
+                        )),
+                        Duration::ZERO,
+                        Timestamp::now(),
+                    ),
+                },
+            };
+            (entry.spec.name.clone(), component)
+        });
+        join_all(runs).await
+    }
+}
+
+impl Entry {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic never happens while the lock is held, but stay usable if one did.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The result to report now: cached while fresh, else from a run
+    /// (shared with every concurrent caller).
+    pub(crate) async fn result(self: &Arc<Self>, limit: Option<Arc<Semaphore>>) -> Component {
+        let flight = {
+            let mut state = self.lock();
+            let now = Instant::now();
+            if let Freshness::Background { every } = self.spec.freshness {
+                self.ensure_poller(&mut state, every, limit.clone());
+            }
+            match (self.spec.freshness, &state.last) {
+                (Freshness::Background { .. }, Some((_, c))) => return c.clone(),
+                (Freshness::Background { .. }, None) => {}
+                (Freshness::OnDemand { ttl }, Some((at, c))) => {
+                    let age = now.saturating_duration_since(*at);
+                    if age < ttl {
+                        return c.clone();
+                    }
+                    if age < ttl + self.spec.serve_stale {
+                        let c = c.clone();
+                        // The run is its own task: it goes on without this request.
+                        let _refresh = self.start_flight(&mut state, limit);
+                        return c;
+                    }
+                }
+                (Freshness::OnDemand { .. }, None) => {}
+            }
+            self.start_flight(&mut state, limit)
+        };
+        flight.await
+    }
+
+    /// Joins the run in progress or starts one. A run is its own task when
+    /// a runtime is there, so it finishes (and fills the cache) even if
+    /// every request waiting for it goes away.
+    fn start_flight(self: &Arc<Self>, state: &mut State, limit: Option<Arc<Semaphore>>) -> Flight {
+        if let Some(flight) = &state.flight {
+            return flight.clone();
+        }
+        let entry = Arc::clone(self);
+        let run = async move {
+            let component = entry.run(limit).await;
+            let mut state = entry.lock();
+            state.last = Some((Instant::now(), component.clone()));
+            state.flight = None;
+            component
+        };
+        let fut: BoxFuture<'static, Component> = match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                let task = rt.spawn(run);
+                let entry = Arc::clone(self);
+                Box::pin(async move {
+                    task.await.unwrap_or_else(|e| {
+                        // The run itself catches panics; this is cancellation at shutdown.
+                        entry.component(
+                            CheckResult::down(format!("check task failed: {e}")),
+                            Duration::ZERO,
+                            Timestamp::now(),
+                        )
+                    })
+                })
+            }
+            Err(_) => Box::pin(run),
+        };
+        let flight = fut.shared();
+        state.flight = Some(flight.clone());
+        flight
+    }
+
+    fn ensure_poller(
+        self: &Arc<Self>,
+        state: &mut State,
+        every: Duration,
+        limit: Option<Arc<Semaphore>>,
+    ) {
+        if state.poller {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        state.poller = true;
+        let weak = Arc::downgrade(self);
+        rt.spawn(async move {
+            let mut interval = tokio::time::interval(every.max(Duration::from_millis(1)));
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                // Stops when the layer that registered the check is gone.
+                let Some(entry) = weak.upgrade() else { break };
+                let flight = {
+                    let mut state = entry.lock();
+                    entry.start_flight(&mut state, limit.clone())
+                };
+                drop(entry);
+                flight.await;
+            }
+        });
+    }
+
+    /// One run: waits for a slot, then the check under its timeout with panics caught.
+    async fn run(&self, limit: Option<Arc<Semaphore>>) -> Component {
+        let _permit = match limit {
+            Some(sem) => sem.acquire_owned().await.ok(),
+            None => None,
+        };
+        let at = Timestamp::now();
+        let started = Instant::now();
+        let check = Arc::clone(&self.spec.check);
+        // The call itself happens inside the guarded future, so a check that
+        // panics before returning its future is caught too.
+        let guarded = AssertUnwindSafe(async move { check.check().await }).catch_unwind();
+        let result = match tokio::time::timeout(self.spec.timeout, guarded).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(panic)) => {
+                CheckResult::down(format!("check panicked: {}", panic_message(&*panic)))
+            }
+            Err(_) => CheckResult::down(format!(
+                "timed out after {} ms",
+                self.spec.timeout.as_millis()
+            )),
+        };
+        if result.status == Status::Ok {
+            self.ever_ok.store(true, Ordering::Relaxed);
+        }
+        self.component(result, started.elapsed(), at)
+    }
+
+    pub(crate) fn component(
+        &self,
+        result: CheckResult,
+        took: Duration,
+        at: Timestamp,
+    ) -> Component {
+        Component::from_result(
+            result,
+            self.spec.component_type.clone(),
+            self.spec.critical,
+            took,
+            at,
+        )
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
+/// Cuts `text` to at most [`MAX_ERROR_LEN`] bytes at a character boundary.
+pub(crate) fn truncate_error(mut text: String) -> String {
+    if text.len() > MAX_ERROR_LEN {
+        let mut end = MAX_ERROR_LEN - '…'.len_utf8();
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_errors_are_cut_at_a_char_boundary() {
+        let cut = truncate_error("é".repeat(5000));
+        assert!(cut.len() <= MAX_ERROR_LEN);
+        assert!(cut.ends_with('…'));
+        assert_eq!(truncate_error("short".into()), "short");
+    }
+}
