@@ -5,15 +5,18 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{
+    HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use http::request::Parts;
 use http::{Method, Response, StatusCode};
 use http_body_util::Full;
 use serde::Serialize;
 
+use crate::auth::{Caller, Endpoint, Refusal};
 use crate::future::StatusFuture;
 use crate::layer::Shared;
-use crate::report::{self, Component, Notice, Selection, Status, Timestamp};
+use crate::report::{self, CallerSummary, Component, Notice, Selection, Status, Timestamp};
 
 /// What a request on the status path asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,14 +97,33 @@ pub(crate) fn respond(shared: Arc<Shared>, route: Route, parts: Parts) -> Status
         if parts.method != Method::GET && !head {
             return method_not_allowed();
         }
-        shared.recorder.ensure_ticker();
-        let query = Query::parse(parts.uri.query());
-        let res = match route {
-            Route::Report => report(&shared, query).await,
-            Route::Live => probe(&shared, Status::Ok, None, query.verbose.then(BTreeMap::new)),
-            Route::Ready => ready(&shared, query).await,
-            Route::Component(name) => component(&shared, &name).await,
-            Route::Unknown => not_found("no such status resource"),
+        let group = match route {
+            Route::Live | Route::Ready => Endpoint::Probes,
+            _ => Endpoint::Report,
+        };
+        // Decided before any check runs: a refused request costs no work.
+        let access = &shared.config.access;
+        let res = match access.authorize(group, &parts.headers).await {
+            Err(refusal) => refused(refusal, access.bearer()),
+            Ok(caller) => {
+                shared.recorder.ensure_ticker();
+                let query = Query::parse(parts.uri.query());
+                match route {
+                    Route::Report => report(&shared, query, caller).await,
+                    Route::Live => probe(&shared, Status::Ok, None, None),
+                    Route::Ready => ready(&shared, query, caller.details).await,
+                    Route::Component(_) if !caller.details => refused(
+                        if caller.identity.is_some() {
+                            Refusal::Forbidden("this API key may not see component details")
+                        } else {
+                            Refusal::Unauthenticated("component details need an API key")
+                        },
+                        access.bearer(),
+                    ),
+                    Route::Component(name) => component(&shared, &name).await,
+                    Route::Unknown => not_found("no such status resource"),
+                }
+            }
         };
         if head {
             without_body(res)
@@ -111,18 +133,46 @@ pub(crate) fn respond(shared: Arc<Shared>, route: Route, parts: Parts) -> Status
     })
 }
 
-async fn report(shared: &Shared, query: Query) -> Response<Full<Bytes>> {
+async fn report(shared: &Shared, query: Query, caller: Caller) -> Response<Full<Bytes>> {
     let selection = Selection {
         only_critical: false,
         exclude: query.exclude,
     };
-    let report = report::collect(shared, &selection).await;
-    let mut res = json(shared.config.code(report.status), &report);
+    let mut report = report::collect(shared, &selection).await;
+    let code = shared.config.code(report.status);
+    let mut res = if caller.details {
+        report.caller = caller.identity.map(|identity| CallerSummary {
+            name: identity.name.clone(),
+            attributes: identity.attributes.clone(),
+            requests_in_window: caller.requests_in_window,
+            window_ends: caller.window_ends,
+        });
+        json(code, &report)
+    } else {
+        // Only the overall status: no names, errors, versions or traffic.
+        probe(shared, report.status, None, None)
+    };
     retry_after(&mut res, report.notice.as_ref());
     res
 }
 
-async fn ready(shared: &Shared, query: Query) -> Response<Full<Bytes>> {
+fn refused(refusal: Refusal, bearer: bool) -> Response<Full<Bytes>> {
+    match refusal {
+        Refusal::Unauthenticated(why) => {
+            let mut res = error(StatusCode::UNAUTHORIZED, "unauthorized", why);
+            if bearer {
+                res.headers_mut().insert(
+                    WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"status\""),
+                );
+            }
+            res
+        }
+        Refusal::Forbidden(why) => error(StatusCode::FORBIDDEN, "forbidden", why),
+    }
+}
+
+async fn ready(shared: &Shared, query: Query, details: bool) -> Response<Full<Bytes>> {
     let selection = Selection {
         only_critical: true,
         exclude: query.exclude,
@@ -140,12 +190,9 @@ async fn ready(shared: &Shared, query: Query) -> Response<Full<Bytes>> {
     } else {
         (report.status, None)
     };
-    let mut res = probe(
-        shared,
-        status,
-        reason,
-        query.verbose.then_some(report.components),
-    );
+    // Reasons and components are details.
+    let components = (query.verbose && details).then_some(report.components);
+    let mut res = probe(shared, status, reason.filter(|_| details), components);
     retry_after(&mut res, report.notice.as_ref());
     res
 }

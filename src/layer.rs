@@ -7,6 +7,7 @@ use http::StatusCode;
 use tokio::sync::Semaphore;
 use tower_layer::Layer;
 
+use crate::auth::{Access, ApiKeys, CallerCounter, Endpoint, Visibility};
 use crate::check::{Check, Checks, HealthCheck, TrafficRule};
 use crate::handle::{Lifecycle, StatusHandle};
 use crate::recorder::Recorder;
@@ -32,6 +33,7 @@ pub(crate) struct Config {
     pub(crate) codes: [StatusCode; 4],
     /// Readiness fails until every critical check has passed once.
     pub(crate) startup_gate: bool,
+    pub(crate) access: Access,
 }
 
 impl Config {
@@ -113,6 +115,7 @@ impl StatusLayer {
                         StatusCode::SERVICE_UNAVAILABLE,
                     ],
                     startup_gate: false,
+                    access: Access::default(),
                 },
                 recorder: Arc::new(Recorder::new()),
                 lifecycle: Arc::new(Lifecycle::default()),
@@ -203,6 +206,41 @@ impl StatusLayer {
     #[must_use]
     pub fn ready_after_startup_checks(self, gate: bool) -> Self {
         self.config(|c| c.startup_gate = gate)
+    }
+
+    /// Requires API keys: the report then needs a key (probes stay open)
+    /// and only keys with the details permission see details, unless
+    /// [`require_key`](Self::require_key) and
+    /// [`show_details`](Self::show_details) say otherwise.
+    #[must_use]
+    pub fn api_keys(self, keys: ApiKeys) -> Self {
+        self.config(|c| c.access.keys = Some(keys))
+    }
+
+    /// Whether requests to `endpoint` must carry a valid key.
+    #[must_use]
+    pub fn require_key(self, endpoint: Endpoint, required: bool) -> Self {
+        self.config(|c| c.access.set_required(endpoint, required))
+    }
+
+    /// Who sees details: component names, errors, versions, traffic.
+    /// Anyone else gets only the overall status and timestamp.
+    #[must_use]
+    pub fn show_details(self, visibility: Visibility) -> Self {
+        self.config(|c| c.access.details = Some(visibility))
+    }
+
+    /// Counts requests per caller in fixed windows of `window` (an hour,
+    /// say): every status request with a valid key, and every passed-through
+    /// request carrying one of the keys given in code. The count and the
+    /// window's end are in the report's `caller` section. At most
+    /// [`MAX_TRACKED_CALLERS`](crate::auth::MAX_TRACKED_CALLERS) callers are tracked.
+    #[must_use]
+    pub fn count_requests_per_key(self, window: Duration) -> Self {
+        self.config(|c| {
+            c.access.counter = Some(Arc::new(CallerCounter::new(window)));
+            c.access.count_passthrough = true;
+        })
     }
 
     /// A handle to push component health, drain and set maintenance.

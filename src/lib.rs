@@ -35,6 +35,7 @@
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]
 
+pub mod auth;
 pub mod body;
 pub mod check;
 mod endpoint;

@@ -112,6 +112,9 @@ where
             ));
         }
         let mut guard = self.shared.recorder.start();
+        if self.shared.config.access.count_passthrough {
+            self.shared.config.access.count_passthrough(req.headers());
+        }
         // Only POSTs can be gRPC: other requests skip the header lookup.
         if req.method() == Method::POST {
             guard.grpc = is_grpc(req.headers());

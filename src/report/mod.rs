@@ -135,6 +135,27 @@ pub struct Report {
     /// The service is draining before shutdown (readiness fails).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub draining: bool,
+    /// Who asked, when the request carried a valid API key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<CallerSummary>,
+}
+
+/// The caller's own view: its identity and, when counted, its requests in
+/// the current window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct CallerSummary {
+    /// Name of the caller.
+    pub name: String,
+    /// The identity's attributes (tier, limits, ...).
+    #[serde(flatten)]
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+    /// Requests with this caller's key in the current window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_in_window: Option<u64>,
+    /// When the current window ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_ends: Option<Timestamp>,
 }
 
 /// Which components a report covers.
@@ -208,6 +229,7 @@ pub(crate) async fn collect(shared: &crate::layer::Shared, selection: &Selection
         components,
         notice,
         draining: shared.lifecycle.draining(),
+        caller: None,
     }
 }
 

@@ -1,0 +1,550 @@
+//! Access control: API keys, who may see the status, and who sees details.
+//!
+//! Keys come from a header (`X-Api-Key` by default) and/or
+//! `Authorization: Bearer`. [`ApiKeys`] maps each key to an [`Identity`]
+//! with [`Permissions`]: from code, from an environment variable, or from an
+//! async lookup (a database, say) whose answers are cached briefly. Keys are
+//! compared in constant time and never logged or echoed.
+//!
+//! Access is decided before any check runs: a request that is refused
+//! never makes the service do work.
+//!
+//! ```
+//! use tower_status::auth::{ApiKeys, Endpoint, Identity, Permissions, Visibility};
+//! use tower_status::StatusLayer;
+//!
+//! let layer = StatusLayer::new().api_keys(
+//!     ApiKeys::new()
+//!         .key("s3cret-ops-key", Identity::new("ops"))
+//!         .key("lb-key", Identity::new("load-balancer").permissions(Permissions::STATUS)),
+//! )
+//! // The defaults, spelled out: the report needs a key, probes are open,
+//! // details only for callers allowed to see them.
+//! .require_key(Endpoint::Report, true)
+//! .require_key(Endpoint::Probes, false)
+//! .show_details(Visibility::WhenAuthorized);
+//! # let _ = layer;
+//! ```
+
+mod counter;
+mod credential;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use http::header::HeaderName;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use subtle::ConstantTimeEq;
+
+use crate::check::BoxFuture;
+use crate::report::Timestamp;
+
+pub(crate) use counter::CallerCounter;
+pub use counter::MAX_TRACKED_CALLERS;
+pub(crate) use credential::{credential, Credential};
+
+/// What an identity may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Permissions {
+    status: bool,
+    details: bool,
+}
+
+impl Permissions {
+    /// Nothing: a known key that may not see the status (answered 403).
+    pub const NONE: Self = Self {
+        status: false,
+        details: false,
+    };
+    /// The overall status only.
+    pub const STATUS: Self = Self {
+        status: true,
+        details: false,
+    };
+    /// The status with every detail.
+    pub const ALL: Self = Self {
+        status: true,
+        details: true,
+    };
+
+    /// May see the status.
+    #[must_use]
+    pub fn status(self) -> bool {
+        self.status
+    }
+
+    /// May see details: components, errors, versions, traffic.
+    #[must_use]
+    pub fn details(self) -> bool {
+        self.details
+    }
+}
+
+/// Who a key belongs to.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Identity {
+    /// Name of the caller (an account, a team, a tool).
+    pub name: String,
+    /// What the caller may do.
+    #[serde(skip)]
+    pub permissions: Permissions,
+    /// Any other data: tier, limits, ...
+    #[serde(flatten)]
+    pub attributes: Map<String, Value>,
+}
+
+impl Identity {
+    /// An identity with every permission.
+    #[must_use]
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            permissions: Permissions::ALL,
+            attributes: Map::new(),
+        }
+    }
+
+    /// Sets the permissions.
+    #[must_use]
+    pub fn permissions(mut self, permissions: Permissions) -> Self {
+        self.permissions = permissions;
+        self
+    }
+
+    /// Adds an attribute (`"tier"`, `"limit"`, ...).
+    #[must_use]
+    pub fn attribute(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.attributes.insert(key.into(), value.into());
+        self
+    }
+}
+
+/// Finds the identity of a key elsewhere (a database, a secrets service).
+///
+/// Implemented by async closures `Fn(String) -> impl Future<Output = Option<Identity>>`.
+pub trait KeyLookup: Send + Sync + 'static {
+    /// The identity of `key`, or `None` when it is unknown.
+    fn lookup(&self, key: String) -> BoxFuture<'_, Option<Identity>>;
+}
+
+impl<F, Fut> KeyLookup for F
+where
+    F: Fn(String) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Option<Identity>> + Send + 'static,
+{
+    fn lookup(&self, key: String) -> BoxFuture<'_, Option<Identity>> {
+        Box::pin(self(key))
+    }
+}
+
+/// Most lookup answers cached at once.
+const LOOKUP_CACHE_SIZE: usize = 4096;
+
+/// The keys the status endpoint accepts.
+#[derive(Clone)]
+pub struct ApiKeys {
+    pub(crate) header: Option<HeaderName>,
+    pub(crate) bearer: bool,
+    keys: Vec<(Vec<u8>, Arc<Identity>)>,
+    lookup: Option<Arc<dyn KeyLookup>>,
+    cache_ttl: Duration,
+    cache: Arc<Mutex<HashMap<String, (Instant, Option<Arc<Identity>>)>>>,
+}
+
+impl std::fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Keys themselves are never printed.
+        f.debug_struct("ApiKeys")
+            .field("header", &self.header)
+            .field("bearer", &self.bearer)
+            .field("keys", &self.keys.len())
+            .field("lookup", &self.lookup.is_some())
+            .field("cache_ttl", &self.cache_ttl)
+            .finish()
+    }
+}
+
+impl Default for ApiKeys {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ApiKeys {
+    /// No keys yet; accepted from `X-Api-Key` and `Authorization: Bearer`.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            header: Some(HeaderName::from_static("x-api-key")),
+            bearer: true,
+            keys: Vec::new(),
+            lookup: None,
+            cache_ttl: Duration::from_secs(30),
+            cache: Arc::default(),
+        }
+    }
+
+    /// Reads keys from this header instead of `X-Api-Key`. A name that is
+    /// not a valid header name turns the header off (only Bearer remains).
+    #[must_use]
+    pub fn header(mut self, name: &str) -> Self {
+        self.header = HeaderName::try_from(name.to_ascii_lowercase()).ok();
+        self
+    }
+
+    /// Stops reading a key header: only `Authorization: Bearer`.
+    #[must_use]
+    pub fn no_header(mut self) -> Self {
+        self.header = None;
+        self
+    }
+
+    /// Whether `Authorization: Bearer <key>` is accepted (default `true`).
+    #[must_use]
+    pub fn bearer(mut self, accept: bool) -> Self {
+        self.bearer = accept;
+        self
+    }
+
+    /// Accepts `key` for `identity`. Empty keys are ignored.
+    #[must_use]
+    pub fn key(mut self, key: impl Into<String>, identity: Identity) -> Self {
+        let key = key.into();
+        if !key.is_empty() {
+            self.keys.retain(|(k, _)| k != key.as_bytes());
+            self.keys.push((key.into_bytes(), Arc::new(identity)));
+        }
+        self
+    }
+
+    /// Accepts each comma-separated key in the environment variable `var`
+    /// (when set) for `identity`.
+    #[must_use]
+    pub fn keys_from_env(mut self, var: &str, identity: Identity) -> Self {
+        if let Ok(value) = std::env::var(var) {
+            for key in value.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+                self = self.key(key, identity.clone());
+            }
+        }
+        self
+    }
+
+    /// Asks `lookup` about keys not given in code; answers (found or not)
+    /// are cached for the cache TTL.
+    #[must_use]
+    pub fn lookup(mut self, lookup: impl KeyLookup) -> Self {
+        self.lookup = Some(Arc::new(lookup));
+        self
+    }
+
+    /// How long lookup answers are cached (default 30 s).
+    #[must_use]
+    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache_ttl = ttl;
+        self
+    }
+
+    /// The static key matching `key`, compared in constant time against
+    /// every key (no early exit, so timing says nothing about which matched).
+    pub(crate) fn find_static(&self, key: &[u8]) -> Option<&Arc<Identity>> {
+        let mut found = None;
+        for (candidate, identity) in &self.keys {
+            if bool::from(candidate.as_slice().ct_eq(key)) {
+                found = Some(identity);
+            }
+        }
+        found
+    }
+
+    /// The identity of `key`, from code or the lookup.
+    pub(crate) async fn identify(&self, key: &str) -> Option<Arc<Identity>> {
+        if let Some(identity) = self.find_static(key.as_bytes()) {
+            return Some(Arc::clone(identity));
+        }
+        let lookup = self.lookup.as_ref()?;
+        let now = Instant::now();
+        {
+            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((at, answer)) = cache.get(key) {
+                if now.saturating_duration_since(*at) < self.cache_ttl {
+                    return answer.clone();
+                }
+            }
+        }
+        let answer = lookup.lookup(key.to_owned()).await.map(Arc::new);
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= LOOKUP_CACHE_SIZE {
+            // Bounded: expired answers go first, then everything.
+            let ttl = self.cache_ttl;
+            cache.retain(|_, (at, _)| now.saturating_duration_since(*at) < ttl);
+            if cache.len() >= LOOKUP_CACHE_SIZE {
+                cache.clear();
+            }
+        }
+        cache.insert(key.to_owned(), (now, answer.clone()));
+        answer
+    }
+}
+
+/// Groups of status endpoints that access rules apply to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// The full report and single components.
+    Report,
+    /// `live` and `ready`, for orchestrators.
+    Probes,
+}
+
+/// Who sees details (component names, errors, versions, traffic), as Spring
+/// Boot's `show-details` names it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Visibility {
+    /// Nobody: only the overall status.
+    Never,
+    /// Callers whose key has the details permission.
+    #[default]
+    WhenAuthorized,
+    /// Everyone allowed to see the status.
+    Always,
+}
+
+/// Access rules of a layer.
+#[derive(Clone, Debug)]
+pub(crate) struct Access {
+    pub(crate) keys: Option<ApiKeys>,
+    /// Whether each [`Endpoint`] needs a key (report, probes), when set
+    /// explicitly; else the report does when keys are configured.
+    pub(crate) require: [Option<bool>; 2],
+    /// Who sees details, when set explicitly; else `WhenAuthorized` with
+    /// keys configured and `Always` without.
+    pub(crate) details: Option<Visibility>,
+    pub(crate) counter: Option<Arc<CallerCounter>>,
+    /// Count passed-through requests that carry a known static key.
+    pub(crate) count_passthrough: bool,
+}
+
+impl Default for Access {
+    fn default() -> Self {
+        Self {
+            keys: None,
+            require: [None, None],
+            details: None,
+            counter: None,
+            count_passthrough: false,
+        }
+    }
+}
+
+/// Who is asking, as the report and formats see it.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct Caller {
+    /// The caller's identity, when a valid key came with the request.
+    pub identity: Option<Arc<Identity>>,
+    /// Whether this caller sees details.
+    pub details: bool,
+    /// Requests of this caller in the current counting window, when counted.
+    pub requests_in_window: Option<u64>,
+    /// When the counting window ends.
+    pub window_ends: Option<Timestamp>,
+}
+
+/// Why access was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// 401: no key, unknown key or a malformed header.
+    Unauthenticated(&'static str),
+    /// 403: a valid key without the permission.
+    Forbidden(&'static str),
+}
+
+impl Access {
+    fn index(endpoint: Endpoint) -> usize {
+        match endpoint {
+            Endpoint::Report => 0,
+            Endpoint::Probes => 1,
+        }
+    }
+
+    pub(crate) fn set_required(&mut self, endpoint: Endpoint, required: bool) {
+        self.require[Self::index(endpoint)] = Some(required);
+    }
+
+    fn required(&self, endpoint: Endpoint) -> bool {
+        self.require[Self::index(endpoint)]
+            .unwrap_or(self.keys.is_some() && endpoint == Endpoint::Report)
+    }
+
+    fn visibility(&self) -> Visibility {
+        self.details.unwrap_or(if self.keys.is_some() {
+            Visibility::WhenAuthorized
+        } else {
+            Visibility::Always
+        })
+    }
+
+    /// Whether a Bearer challenge goes with a 401.
+    pub(crate) fn bearer(&self) -> bool {
+        self.keys.as_ref().is_some_and(|k| k.bearer)
+    }
+
+    /// Decides who is asking and what they may see, before any work.
+    pub(crate) async fn authorize(
+        &self,
+        endpoint: Endpoint,
+        headers: &http::HeaderMap,
+    ) -> Result<Caller, Refusal> {
+        let required = self.required(endpoint);
+        let identity = match &self.keys {
+            None => None,
+            Some(keys) => match credential(headers, keys.header.as_ref(), keys.bearer) {
+                Credential::None if required => {
+                    return Err(Refusal::Unauthenticated("an API key is required"))
+                }
+                Credential::None => None,
+                Credential::Malformed(why) => return Err(Refusal::Unauthenticated(why)),
+                Credential::Key(key) => match keys.identify(key).await {
+                    Some(identity) => Some(identity),
+                    None => return Err(Refusal::Unauthenticated("the API key is not valid")),
+                },
+            },
+        };
+        if let Some(identity) = &identity {
+            if !identity.permissions.status() {
+                return Err(Refusal::Forbidden("this API key may not see the status"));
+            }
+        }
+        let details = match self.visibility() {
+            Visibility::Never => false,
+            Visibility::Always => true,
+            Visibility::WhenAuthorized => {
+                identity.as_ref().is_some_and(|i| i.permissions.details())
+            }
+        };
+        let mut caller = Caller {
+            identity,
+            details,
+            requests_in_window: None,
+            window_ends: None,
+        };
+        if let (Some(counter), Some(identity)) = (&self.counter, &caller.identity) {
+            caller.requests_in_window = counter.count(&identity.name);
+            caller.window_ends = Some(Timestamp(counter.get(&identity.name).1));
+        }
+        Ok(caller)
+    }
+
+    /// Counts a passed-through request carrying a known static key.
+    #[inline]
+    pub(crate) fn count_passthrough(&self, headers: &http::HeaderMap) {
+        let (Some(keys), Some(counter)) = (&self.keys, &self.counter) else {
+            return;
+        };
+        if let Credential::Key(key) = credential(headers, keys.header.as_ref(), keys.bearer) {
+            if let Some(identity) = keys.find_static(key.as_bytes()) {
+                let _ = counter.count(&identity.name);
+            }
+        }
+    }
+
+    /// Requests of `name` in the current window and when the window ends.
+    #[allow(dead_code)]
+    pub(crate) fn window_of(&self, name: &str) -> Option<(u64, SystemTime)> {
+        self.counter.as_ref().map(|c| c.get(name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &[u8])]) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                http::HeaderValue::from_bytes(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    fn access() -> Access {
+        let mut a = Access {
+            keys: Some(
+                ApiKeys::new()
+                    .key("good", Identity::new("ops"))
+                    .key("lb", Identity::new("lb").permissions(Permissions::STATUS))
+                    .key("none", Identity::new("x").permissions(Permissions::NONE)),
+            ),
+            details: Some(Visibility::WhenAuthorized),
+            ..Access::default()
+        };
+        a.set_required(Endpoint::Report, true);
+        a
+    }
+
+    #[tokio::test]
+    async fn decisions() {
+        let a = &access();
+        let r = |h: http::HeaderMap| async move { a.authorize(Endpoint::Report, &h).await };
+        assert!(matches!(
+            r(headers(&[])).await,
+            Err(Refusal::Unauthenticated(_))
+        ));
+        assert!(matches!(
+            r(headers(&[("x-api-key", b"bad")])).await,
+            Err(Refusal::Unauthenticated(_))
+        ));
+        assert!(matches!(
+            r(headers(&[("x-api-key", b"none")])).await,
+            Err(Refusal::Forbidden(_))
+        ));
+        let ok = r(headers(&[("x-api-key", b"good")])).await.unwrap();
+        assert!(ok.details);
+        let lb = r(headers(&[("authorization", b"Bearer lb")]))
+            .await
+            .unwrap();
+        assert!(!lb.details);
+        assert!(matches!(
+            r(headers(&[("authorization", b"Basic Zm9vOmJhcg==")])).await,
+            Err(Refusal::Unauthenticated(_))
+        ));
+        let anon = a.authorize(Endpoint::Probes, &headers(&[])).await.unwrap();
+        assert!(anon.identity.is_none() && !anon.details);
+    }
+
+    #[test]
+    fn static_keys_compare_in_constant_time() {
+        // The comparison goes through `subtle`: every key is compared, none short-circuits.
+        let keys = ApiKeys::new()
+            .key("abc", Identity::new("a"))
+            .key("abd", Identity::new("b"));
+        assert_eq!(keys.find_static(b"abd").unwrap().name, "b");
+        assert!(keys.find_static(b"ab").is_none());
+        assert!(keys.find_static(b"").is_none());
+        assert!(bool::from(b"abc".as_slice().ct_eq(b"abc")));
+    }
+
+    #[tokio::test]
+    async fn lookups_are_cached() {
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let c = calls.clone();
+        let keys = ApiKeys::new().lookup(move |key: String| {
+            let c = c.clone();
+            async move {
+                c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                (key == "db-key").then(|| Identity::new("from-db"))
+            }
+        });
+        for _ in 0..5 {
+            assert_eq!(keys.identify("db-key").await.unwrap().name, "from-db");
+            assert!(keys.identify("other").await.is_none());
+        }
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+}
