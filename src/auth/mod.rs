@@ -141,6 +141,9 @@ where
     }
 }
 
+/// Lookup answers by key, with when they were made.
+type LookupCache = HashMap<String, (Instant, Option<Arc<Identity>>)>;
+
 /// Most lookup answers cached at once.
 const LOOKUP_CACHE_SIZE: usize = 4096;
 
@@ -152,7 +155,7 @@ pub struct ApiKeys {
     keys: Vec<(Vec<u8>, Arc<Identity>)>,
     lookup: Option<Arc<dyn KeyLookup>>,
     cache_ttl: Duration,
-    cache: Arc<Mutex<HashMap<String, (Instant, Option<Arc<Identity>>)>>>,
+    cache: Arc<Mutex<LookupCache>>,
 }
 
 impl std::fmt::Debug for ApiKeys {
@@ -313,7 +316,7 @@ pub enum Visibility {
 }
 
 /// Access rules of a layer.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Access {
     pub(crate) keys: Option<ApiKeys>,
     /// Whether each [`Endpoint`] needs a key (report, probes), when set
@@ -325,18 +328,6 @@ pub(crate) struct Access {
     pub(crate) counter: Option<Arc<CallerCounter>>,
     /// Count passed-through requests that carry a known static key.
     pub(crate) count_passthrough: bool,
-}
-
-impl Default for Access {
-    fn default() -> Self {
-        Self {
-            keys: None,
-            require: [None, None],
-            details: None,
-            counter: None,
-            count_passthrough: false,
-        }
-    }
 }
 
 /// Who is asking, as the report and formats see it.

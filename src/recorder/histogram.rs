@@ -34,7 +34,7 @@ pub(crate) fn lower_bound(i: usize) -> u64 {
         return i as u64;
     }
     let exp = (i / sub) as u32 + SUB_BITS - 1;
-    ((SUB + (i % sub) as u64) << (exp - SUB_BITS)) as u64
+    (SUB + (i % sub) as u64) << (exp - SUB_BITS)
 }
 
 /// Largest value that lands in bucket `i` (the last bucket is open-ended).

@@ -104,11 +104,7 @@ impl Latency {
         let q = |p| ms(histogram::quantile(&window.buckets, p, max).unwrap_or(0));
         Latency {
             count,
-            mean: if count > 0 {
-                ms(window.sum_ns / count)
-            } else {
-                0.0
-            },
+            mean: window.sum_ns.checked_div(count).map_or(0.0, ms),
             p50: q(0.5),
             p90: q(0.9),
             p99: q(0.99),
