@@ -1,0 +1,284 @@
+//! The layer in real servers on loopback (axum, tonic, plain hyper), driven
+//! by real clients over HTTP/1.1 and HTTP/2.
+
+mod common;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::routing::get as axum_get;
+use bytes::Bytes;
+use common::{
+    bounded, class_count, fetch, fetch_json, frames, header_map, http1_client, http2_client,
+    loopback, num, start_axum, wait_until, BoxError,
+};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::{Method, Request, Response, StatusCode, Version};
+use http_body::{Body, Frame};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::ServingStatus;
+use tower::{service_fn, Layer, Service};
+use tower_status::StatusLayer;
+
+/// Serves `svc` with hyper-util's auto (HTTP/1.1 and HTTP/2) connection
+/// builder on a loopback port until the test ends.
+async fn start_hyper<S, B>(svc: S) -> SocketAddr
+where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let (listener, addr) = loopback().await;
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let svc = TowerToHyperService::new(svc.clone());
+            tokio::spawn(async move {
+                // A connection error (a client going away) ends only that connection.
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// Waits until the layer's own report counts `total` finished requests.
+async fn wait_for_total(layer: &StatusLayer, total: u64) {
+    wait_until("requests recorded", || async {
+        layer.report().await.requests.total >= total
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn axum_server_over_http1() {
+    let layer = StatusLayer::new().service_name("axum-app");
+    let app = axum::Router::new()
+        .route("/", axum_get(|| async { "hello" }))
+        .layer(layer);
+    let addr = start_axum(app).await;
+    let client = http1_client();
+
+    for _ in 0..5 {
+        let res = fetch(&client, addr, Method::GET, "/").await;
+        assert_eq!(res.status, StatusCode::OK);
+        assert_eq!(res.version, Version::HTTP_11);
+        assert_eq!(res.body, "hello");
+    }
+
+    let res = fetch(&client, addr, Method::GET, "/status").await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.headers[CONTENT_TYPE], "application/json");
+    let report = res.json();
+    assert_eq!(report["service"], "axum-app");
+    assert_eq!(num(&report, "requests", "total"), 5, "{report}");
+    assert_eq!(class_count(&report, "2xx"), 5, "{report}");
+    assert_eq!(num(&report, "requests", "errors"), 0, "{report}");
+    assert_eq!(num(&report, "requests", "aborted"), 0, "{report}");
+    assert_eq!(num(&report, "requests", "in_flight"), 0, "{report}");
+    assert_eq!(num(&report, "response_time_ms", "count"), 5, "{report}");
+
+    // HEAD over the wire: the length of the GET body, no body.
+    let head = fetch(&client, addr, Method::HEAD, "/status").await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert!(head.body.is_empty());
+    let len: usize = head.headers[CONTENT_LENGTH]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(len > 0);
+
+    let res = fetch(&client, addr, Method::POST, "/status").await;
+    assert_eq!(res.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn axum_server_over_http2_prior_knowledge() {
+    let app = axum::Router::new()
+        .route("/", axum_get(|| async { "hello" }))
+        .layer(StatusLayer::new());
+    let addr = start_axum(app).await;
+    let client = http2_client();
+
+    let res = fetch(&client, addr, Method::GET, "/status").await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.version, Version::HTTP_2);
+    assert_eq!(res.headers[CONTENT_TYPE], "application/json");
+    assert_eq!(res.json()["status"], "ok");
+
+    let res = fetch(&client, addr, Method::GET, "/").await;
+    assert_eq!(res.version, Version::HTTP_2);
+    assert_eq!(res.body, "hello");
+
+    let report = fetch_json(&client, addr, "/status").await;
+    assert_eq!(num(&report, "requests", "total"), 1, "{report}");
+    assert_eq!(class_count(&report, "2xx"), 1, "{report}");
+    assert_eq!(num(&report, "requests", "aborted"), 0, "{report}");
+}
+
+#[tokio::test]
+async fn tonic_health_server_counts_grpc_calls() {
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("test.Echo", ServingStatus::Serving)
+        .await;
+    let layer = StatusLayer::new();
+    let (listener, addr) = loopback().await;
+    let server = tonic::transport::Server::builder()
+        .accept_http1(true)
+        .layer(layer.clone())
+        .add_service(health_service)
+        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
+    tokio::spawn(async move { server.await.expect("tonic server") });
+
+    // tonic-health's generated client has no `connect`: open the channel here.
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .expect("valid URI")
+        .connect_timeout(common::STEP);
+    let channel = bounded("gRPC connect", channel.connect())
+        .await
+        .expect("gRPC connect");
+    let mut client = HealthClient::new(channel);
+    let check = |name: &str| HealthCheckRequest {
+        service: name.to_owned(),
+    };
+
+    let res = bounded("check \"\"", client.check(check("")))
+        .await
+        .unwrap();
+    assert_eq!(res.get_ref().status(), ServingStatus::Serving.into());
+    let res = bounded("check test.Echo", client.check(check("test.Echo")))
+        .await
+        .unwrap();
+    assert_eq!(res.get_ref().status(), ServingStatus::Serving.into());
+    let err = bounded("check unknown", client.check(check("no.Such")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
+
+    // The status endpoint over HTTP/1.1 on the same port.
+    let report = fetch_json(&http1_client(), addr, "/status").await;
+    assert_eq!(num(&report, "requests", "total"), 3, "{report}");
+    assert_eq!(num(&report, "requests", "errors"), 1, "{report}");
+    assert_eq!(num(&report, "requests", "aborted"), 0, "{report}");
+    assert_eq!(class_count(&report, "2xx"), 3, "{report}");
+    // And over HTTP/2, as a gRPC client's connection would be.
+    let report = fetch_json(&http2_client(), addr, "/status").await;
+    assert_eq!(num(&report, "requests", "total"), 3, "{report}");
+    assert_eq!(layer.report().await.status_requests, 2);
+}
+
+#[tokio::test]
+async fn hyper_server_counts_requests() {
+    let layer = StatusLayer::new();
+    let svc = layer.layer(service_fn(|req: Request<Incoming>| async move {
+        let status = match req.uri().path() {
+            "/fail" => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::OK,
+        };
+        let res = Response::builder()
+            .status(status)
+            .body(http_body_util::Full::new(Bytes::from_static(b"from hyper")))?;
+        Ok::<_, http::Error>(res)
+    }));
+    let addr = start_hyper(svc).await;
+    let client = http1_client();
+
+    let res = fetch(&client, addr, Method::GET, "/hello").await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.body, "from hyper");
+    let res = fetch(&client, addr, Method::GET, "/fail").await;
+    assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE);
+
+    let report = fetch_json(&client, addr, "/status").await;
+    assert_eq!(num(&report, "requests", "total"), 2, "{report}");
+    assert_eq!(class_count(&report, "2xx"), 1, "{report}");
+    assert_eq!(class_count(&report, "5xx"), 1, "{report}");
+    assert_eq!(num(&report, "requests", "errors"), 1, "{report}");
+
+    // The same server speaks HTTP/2 with prior knowledge.
+    let report = fetch_json(&http2_client(), addr, "/status").await;
+    assert_eq!(num(&report, "requests", "total"), 2, "{report}");
+}
+
+/// A response whose body is a stream: its end is only known by polling it
+/// once more, which hyper does not always do.
+fn streamed(
+    with_trailers: bool,
+) -> Response<impl Body<Data = Bytes, Error = BoxError> + Send + 'static> {
+    let mut parts = vec![
+        Ok(Frame::data(Bytes::from_static(b"stream"))),
+        Ok(Frame::data(Bytes::from_static(b"ed"))),
+    ];
+    if with_trailers {
+        parts.push(Ok(Frame::trailers(header_map(&[("x-checksum", "8")]))));
+    }
+    let mut res = Response::new(frames(parts));
+    if !with_trailers {
+        // Known length: hyper ends the message after 8 bytes.
+        res.headers_mut()
+            .insert(CONTENT_LENGTH, http::HeaderValue::from_static("8"));
+    }
+    res
+}
+
+/// A streamed body with a `Content-Length`, like a file download, is
+/// written whole and recorded as a success.
+#[tokio::test]
+#[ignore = "src bug: ResponseBody records a fully sent body as aborted when hyper stops polling at Content-Length"]
+async fn hyper_h1_streamed_body_with_content_length_is_a_success() {
+    let layer = StatusLayer::new();
+    let svc = layer.layer(service_fn(|_req: Request<Incoming>| async {
+        Ok::<_, Infallible>(streamed(false))
+    }));
+    let addr = start_hyper(svc).await;
+
+    let res = fetch(&http1_client(), addr, Method::GET, "/file").await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.body, "streamed");
+
+    wait_for_total(&layer, 1).await;
+    let r = layer.report().await.requests;
+    assert_eq!((r.total, r.aborted, r.errors), (1, 0, 0), "{r:?}");
+    assert_eq!(r.by_class.get("2xx"), Some(&1), "{r:?}");
+}
+
+/// Over HTTP/2 trailers end the stream: a body with trailers is sent whole
+/// and recorded as a success.
+#[tokio::test]
+#[ignore = "src bug: ResponseBody records a body dropped right after its trailers frame as aborted"]
+async fn h2_body_with_trailers_is_a_success() {
+    let layer = StatusLayer::new();
+    let svc = layer.layer(service_fn(|_req: Request<Incoming>| async {
+        Ok::<_, Infallible>(streamed(true))
+    }));
+    let addr = start_hyper(svc).await;
+
+    let res = fetch(&http2_client(), addr, Method::GET, "/with-trailers").await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.body, "streamed");
+    assert_eq!(
+        res.trailers.expect("trailers over HTTP/2")["x-checksum"],
+        "8"
+    );
+
+    wait_for_total(&layer, 1).await;
+    // Give a late record a moment to show up too.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let r = layer.report().await.requests;
+    assert_eq!((r.total, r.aborted, r.errors), (1, 0, 0), "{r:?}");
+    assert_eq!(r.by_class.get("2xx"), Some(&1), "{r:?}");
+}
