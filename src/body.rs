@@ -29,6 +29,9 @@ pin_project! {
             #[pin]
             body: B,
             guard: Option<RequestGuard>,
+            // Bytes still to come when the length is known from
+            // `Content-Length` only: servers stop polling once it is sent.
+            remaining: Option<u64>,
         },
         Full {
             body: Full<Bytes>,
@@ -37,9 +40,13 @@ pin_project! {
 }
 
 impl<B> ResponseBody<B> {
-    pub(crate) fn inner(body: B, guard: Option<RequestGuard>) -> Self {
+    pub(crate) fn inner(body: B, guard: Option<RequestGuard>, remaining: Option<u64>) -> Self {
         Self {
-            kind: Kind::Inner { body, guard },
+            kind: Kind::Inner {
+                body,
+                guard,
+                remaining,
+            },
         }
     }
 
@@ -50,9 +57,21 @@ impl<B> ResponseBody<B> {
     }
 }
 
+impl<B> std::fmt::Debug for ResponseBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match &self.kind {
+            Kind::Inner { .. } => "Inner",
+            Kind::Full { .. } => "Full",
+        };
+        f.debug_struct("ResponseBody")
+            .field("kind", &kind)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<B: Default> Default for ResponseBody<B> {
     fn default() -> Self {
-        Self::inner(B::default(), None)
+        Self::inner(B::default(), None, None)
     }
 }
 
@@ -68,18 +87,30 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.project().kind.project() {
-            KindProj::Inner { mut body, guard } => {
+            KindProj::Inner {
+                mut body,
+                guard,
+                remaining,
+            } => {
                 let frame = ready!(body.as_mut().poll_frame(cx));
                 let Some(g) = guard.as_mut() else {
                     return Poll::Ready(frame);
                 };
                 match &frame {
                     Some(Ok(f)) => {
+                        // Servers may stop polling after trailers (always last),
+                        // after the announced length, or when the body says it is
+                        // done: each of these ends the request.
+                        let mut done = body.is_end_stream();
                         if let Some(trailers) = f.trailers_ref() {
                             g.trailers(trailers);
+                            done = true;
+                        } else if let (Some(left), Some(data)) = (remaining.as_mut(), f.data_ref())
+                        {
+                            *left = left.saturating_sub(data.len() as u64);
+                            done |= *left == 0;
                         }
-                        // Record as soon as the body says it is done, not at the next poll.
-                        if body.is_end_stream() {
+                        if done {
                             if let Some(g) = guard.take() {
                                 g.finish(false);
                             }

@@ -56,6 +56,28 @@ impl<F> ResponseFuture<F> {
     }
 }
 
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+impl<F> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match &self.kind {
+            Kind::Inner { .. } => "Inner",
+            Kind::Status { .. } => "Status",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("kind", &kind)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<F, B, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
@@ -71,13 +93,21 @@ where
                     if let Some(g) = guard.as_mut() {
                         g.response_head(res.status(), res.headers());
                     }
-                    if res.body().is_end_stream() {
+                    // Only bodies of unknown size need the announced length:
+                    // sized ones say when they end.
+                    let remaining = match res.body().size_hint().exact() {
+                        Some(_) => None,
+                        None => content_length(res.headers()),
+                    };
+                    if res.body().is_end_stream() || remaining == Some(0) {
                         // Nothing will be polled from an empty body: the request ends here.
                         if let Some(g) = guard.take() {
                             g.finish(false);
                         }
                     }
-                    Poll::Ready(Ok(res.map(|body| ResponseBody::inner(body, guard))))
+                    Poll::Ready(Ok(
+                        res.map(|body| ResponseBody::inner(body, guard, remaining))
+                    ))
                 }
                 Err(err) => {
                     if let Some(g) = guard.take() {

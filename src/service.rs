@@ -18,6 +18,13 @@ use crate::layer::Shared;
 ///
 /// Built by [`StatusLayer`](crate::StatusLayer).
 ///
+/// `poll_ready` is forwarded to the wrapped service, since the next request
+/// may pass through. Routers (axum, tonic) are always ready; if the wrapped
+/// service applies backpressure itself (`ConcurrencyLimit`, `RateLimit`),
+/// put a `Buffer` in front of it, or apply the limit per route
+/// (`Router::route_layer`), so `/status` is not held back while the service
+/// is saturated.
+///
 /// ```
 /// # tokio_test();
 /// # fn tokio_test() { tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {

@@ -359,7 +359,6 @@ async fn grpc_status_decides_grpc_errors() {
 /// polling after it (as hyper does when it sends trailers) has read the
 /// whole response, which is not an abort.
 #[tokio::test]
-#[ignore = "src bug: a body dropped right after its trailers frame is recorded as aborted"]
 async fn a_body_dropped_right_after_its_trailers_is_complete() {
     let layer = StatusLayer::new();
     let svc = layer.layer(service_fn(|_req: Request<Full<Bytes>>| async {
@@ -386,7 +385,6 @@ async fn a_body_dropped_right_after_its_trailers_is_complete() {
 /// The same, for gRPC: a failure announced in the trailers stays an error
 /// when the consumer stops right after them (hyper's HTTP/2 server does).
 #[tokio::test]
-#[ignore = "src bug: a grpc-status failure in trailers is lost when the body is dropped after them"]
 async fn a_grpc_failure_in_trailers_is_an_error_when_the_body_is_dropped_after_them() {
     let layer = StatusLayer::new();
     let svc = layer.layer(service_fn(|_req: Request<Full<Bytes>>| async {

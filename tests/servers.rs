@@ -238,7 +238,6 @@ fn streamed(
 /// A streamed body with a `Content-Length`, like a file download, is
 /// written whole and recorded as a success.
 #[tokio::test]
-#[ignore = "src bug: ResponseBody records a fully sent body as aborted when hyper stops polling at Content-Length"]
 async fn hyper_h1_streamed_body_with_content_length_is_a_success() {
     let layer = StatusLayer::new();
     let svc = layer.layer(service_fn(|_req: Request<Incoming>| async {
@@ -259,7 +258,6 @@ async fn hyper_h1_streamed_body_with_content_length_is_a_success() {
 /// Over HTTP/2 trailers end the stream: a body with trailers is sent whole
 /// and recorded as a success.
 #[tokio::test]
-#[ignore = "src bug: ResponseBody records a body dropped right after its trailers frame as aborted"]
 async fn h2_body_with_trailers_is_a_success() {
     let layer = StatusLayer::new();
     let svc = layer.layer(service_fn(|_req: Request<Incoming>| async {
