@@ -169,6 +169,9 @@ fn refused(refusal: Refusal, bearer: bool) -> Response<Full<Bytes>> {
             res
         }
         Refusal::Forbidden(why) => error(StatusCode::FORBIDDEN, "forbidden", why),
+        Refusal::Unavailable(why) => {
+            error(StatusCode::SERVICE_UNAVAILABLE, "auth_unavailable", why)
+        }
     }
 }
 

@@ -7,7 +7,11 @@
 //! compared in constant time and never logged or echoed.
 //!
 //! Access is decided before any check runs: a request that is refused
-//! never makes the service do work.
+//! never makes the service do work. Missing, unknown or malformed keys get
+//! 401 (with `WWW-Authenticate: Bearer` when Bearer is accepted), a key
+//! without the permission 403, and a lookup that panics or times out 503.
+//! Probes that need no key ignore credentials they cannot use, so a proxy's
+//! own `Authorization` header never fails an orchestrator's probe.
 //!
 //! ```
 //! use tower_status::auth::{ApiKeys, Endpoint, Identity, Permissions, Visibility};
@@ -31,9 +35,11 @@ mod credential;
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use futures_util::FutureExt;
 use http::header::HeaderName;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -155,6 +161,7 @@ pub struct ApiKeys {
     keys: Vec<(Vec<u8>, Arc<Identity>)>,
     lookup: Option<Arc<dyn KeyLookup>>,
     cache_ttl: Duration,
+    lookup_timeout: Duration,
     cache: Arc<Mutex<LookupCache>>,
 }
 
@@ -187,6 +194,7 @@ impl ApiKeys {
             keys: Vec::new(),
             lookup: None,
             cache_ttl: Duration::from_secs(30),
+            lookup_timeout: Duration::from_secs(2),
             cache: Arc::default(),
         }
     }
@@ -263,22 +271,38 @@ impl ApiKeys {
         found
     }
 
-    /// The identity of `key`, from code or the lookup.
-    pub(crate) async fn identify(&self, key: &str) -> Option<Arc<Identity>> {
+    /// How long one lookup may take before the request is answered 503
+    /// (default 2 s).
+    #[must_use]
+    pub fn lookup_timeout(mut self, timeout: Duration) -> Self {
+        self.lookup_timeout = timeout;
+        self
+    }
+
+    /// The identity of `key`, from code or the lookup; an error when the
+    /// lookup panicked or timed out.
+    pub(crate) async fn identify(&self, key: &str) -> Result<Option<Arc<Identity>>, &'static str> {
         if let Some(identity) = self.find_static(key.as_bytes()) {
-            return Some(Arc::clone(identity));
+            return Ok(Some(Arc::clone(identity)));
         }
-        let lookup = self.lookup.as_ref()?;
+        let Some(lookup) = self.lookup.as_ref() else {
+            return Ok(None);
+        };
         let now = Instant::now();
         {
             let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             if let Some((at, answer)) = cache.get(key) {
                 if now.saturating_duration_since(*at) < self.cache_ttl {
-                    return answer.clone();
+                    return Ok(answer.clone());
                 }
             }
         }
-        let answer = lookup.lookup(key.to_owned()).await.map(Arc::new);
+        let run = AssertUnwindSafe(lookup.lookup(key.to_owned())).catch_unwind();
+        let answer = match tokio::time::timeout(self.lookup_timeout, run).await {
+            Ok(Ok(answer)) => answer.map(Arc::new),
+            Ok(Err(_panic)) => return Err("the API key lookup failed"),
+            Err(_) => return Err("the API key lookup timed out"),
+        };
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= LOOKUP_CACHE_SIZE {
             // Bounded: expired answers go first, then everything.
@@ -289,7 +313,7 @@ impl ApiKeys {
             }
         }
         cache.insert(key.to_owned(), (now, answer.clone()));
-        answer
+        Ok(answer)
     }
 }
 
@@ -351,6 +375,8 @@ pub(crate) enum Refusal {
     Unauthenticated(&'static str),
     /// 403: a valid key without the permission.
     Forbidden(&'static str),
+    /// 503: the key lookup failed (panicked or timed out).
+    Unavailable(&'static str),
 }
 
 impl Access {
@@ -392,17 +418,27 @@ impl Access {
         let required = self.required(endpoint);
         let identity = match &self.keys {
             None => None,
-            Some(keys) => match credential(headers, keys.header.as_ref(), keys.bearer) {
-                Credential::None if required => {
-                    return Err(Refusal::Unauthenticated("an API key is required"))
+            Some(keys) => {
+                // Open probes ignore credentials they cannot use (a proxy's
+                // Basic auth, say): orchestrators must always get an answer.
+                let lenient = !required && endpoint == Endpoint::Probes;
+                match credential(headers, keys.header.as_ref(), keys.bearer) {
+                    Credential::None if required => {
+                        return Err(Refusal::Unauthenticated("an API key is required"))
+                    }
+                    Credential::None => None,
+                    Credential::Malformed(_) if lenient => None,
+                    Credential::Malformed(why) => return Err(Refusal::Unauthenticated(why)),
+                    Credential::Key(key) => match keys.identify(key).await {
+                        Ok(Some(identity)) => Some(identity),
+                        Ok(None) if lenient => None,
+                        Ok(None) => {
+                            return Err(Refusal::Unauthenticated("the API key is not valid"))
+                        }
+                        Err(why) => return Err(Refusal::Unavailable(why)),
+                    },
                 }
-                Credential::None => None,
-                Credential::Malformed(why) => return Err(Refusal::Unauthenticated(why)),
-                Credential::Key(key) => match keys.identify(key).await {
-                    Some(identity) => Some(identity),
-                    None => return Err(Refusal::Unauthenticated("the API key is not valid")),
-                },
-            },
+            }
         };
         if let Some(identity) = &identity {
             if !identity.permissions.status() {
@@ -507,6 +543,37 @@ mod tests {
         ));
         let anon = a.authorize(Endpoint::Probes, &headers(&[])).await.unwrap();
         assert!(anon.identity.is_none() && !anon.details);
+        // Open probes treat unusable credentials as anonymous.
+        let basic = headers(&[("authorization", b"Basic Zm9vOmJhcg==")]);
+        assert!(a
+            .authorize(Endpoint::Probes, &basic)
+            .await
+            .unwrap()
+            .identity
+            .is_none());
+        let unknown = headers(&[("x-api-key", b"nope")]);
+        assert!(a
+            .authorize(Endpoint::Probes, &unknown)
+            .await
+            .unwrap()
+            .identity
+            .is_none());
+    }
+
+    #[tokio::test]
+    async fn failing_lookups_are_unavailable_not_panics() {
+        let panicking = ApiKeys::new().lookup(|_key: String| async { panic!("db gone") });
+        assert_eq!(
+            panicking.identify("k").await,
+            Err("the API key lookup failed")
+        );
+        let hanging = ApiKeys::new()
+            .lookup(|_key: String| std::future::pending::<Option<Identity>>())
+            .lookup_timeout(Duration::from_millis(20));
+        assert_eq!(
+            hanging.identify("k").await,
+            Err("the API key lookup timed out")
+        );
     }
 
     #[test]
@@ -533,8 +600,11 @@ mod tests {
             }
         });
         for _ in 0..5 {
-            assert_eq!(keys.identify("db-key").await.unwrap().name, "from-db");
-            assert!(keys.identify("other").await.is_none());
+            assert_eq!(
+                keys.identify("db-key").await.unwrap().unwrap().name,
+                "from-db"
+            );
+            assert!(keys.identify("other").await.unwrap().is_none());
         }
         assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
