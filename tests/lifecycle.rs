@@ -1,0 +1,588 @@
+//! Lifecycle through the real layer: draining, maintenance, startup gating,
+//! pushed components, `?exclude`, liveness and readiness, component routes.
+//!
+//! Every wait is bounded.
+
+use std::convert::Infallible;
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::{BodyExt, Full};
+use serde_json::Value;
+use tower::{service_fn, Layer, Service, ServiceExt};
+use tower_status::check::{Check, CheckResult, Freshness, HealthCheck};
+use tower_status::report::Notice;
+use tower_status::{ComponentOptions, Status, StatusLayer};
+
+// ---------------------------------------------------------------- helpers
+
+/// Upper bound for any single step of a test.
+const STEP: Duration = Duration::from_secs(5);
+
+async fn bounded<F: Future>(what: &str, fut: F) -> F::Output {
+    match tokio::time::timeout(STEP, fut).await {
+        Ok(out) => out,
+        Err(_) => panic!("timed out after {STEP:?}: {what}"),
+    }
+}
+
+fn request(method: Method, uri: &str) -> Request<Full<Bytes>> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(Full::default())
+        .expect("valid request")
+}
+
+/// A response as the test saw it.
+#[derive(Debug)]
+struct Got {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Got {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): {:?}",
+                String::from_utf8_lossy(&self.body[..self.body.len().min(500)])
+            )
+        })
+    }
+
+    /// `Retry-After` in seconds, when present.
+    fn retry_after(&self) -> Option<u64> {
+        self.headers.get(RETRY_AFTER).map(|v| {
+            v.to_str()
+                .expect("ASCII Retry-After")
+                .parse()
+                .expect("Retry-After in seconds")
+        })
+    }
+}
+
+/// Sends one request through a clone of `svc` and reads the whole response.
+async fn send<S, B>(svc: &S, method: Method, uri: &str) -> Got
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone,
+    S::Error: Debug,
+    B: Body,
+    B::Error: Debug,
+{
+    let res = bounded(uri, svc.clone().oneshot(request(method, uri)))
+        .await
+        .expect("service error");
+    let (parts, body) = res.into_parts();
+    let body = bounded("body", body.collect())
+        .await
+        .expect("body error")
+        .to_bytes();
+    Got {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+async fn get<S, B>(svc: &S, uri: &str) -> Got
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone,
+    S::Error: Debug,
+    B: Body,
+    B::Error: Debug,
+{
+    send(svc, Method::GET, uri).await
+}
+
+/// `GET uri`, returning the status code and the JSON body.
+async fn get_json<S, B>(svc: &S, uri: &str) -> (StatusCode, Value)
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone,
+    S::Error: Debug,
+    B: Body,
+    B::Error: Debug,
+{
+    let got = get(svc, uri).await;
+    (got.status, got.json())
+}
+
+type Inner =
+    fn(Request<Full<Bytes>>) -> std::future::Ready<Result<Response<Full<Bytes>>, Infallible>>;
+type App = tower_status::StatusService<tower::util::ServiceFn<Inner>>;
+
+fn hello(
+    _req: Request<Full<Bytes>>,
+) -> std::future::Ready<Result<Response<Full<Bytes>>, Infallible>> {
+    std::future::ready(Ok(Response::new(Full::new(Bytes::from_static(b"hello")))))
+}
+
+fn app(layer: &StatusLayer) -> App {
+    layer.layer(service_fn(hello as Inner))
+}
+
+/// Checks run on every request.
+fn always() -> Freshness {
+    Freshness::OnDemand {
+        ttl: Duration::ZERO,
+    }
+}
+
+/// A check that counts its runs and passes while `flag` is set.
+fn flag_check(
+    flag: &Arc<AtomicBool>,
+    runs: &Arc<AtomicUsize>,
+    failure: &'static str,
+) -> impl Check {
+    let flag = Arc::clone(flag);
+    let runs = Arc::clone(runs);
+    move || {
+        runs.fetch_add(1, SeqCst);
+        let ok = flag.load(SeqCst);
+        async move {
+            if ok {
+                Ok(())
+            } else {
+                Err(failure)
+            }
+        }
+    }
+}
+
+/// A check that counts its runs and always fails.
+fn failing(runs: &Arc<AtomicUsize>, failure: &'static str) -> impl Check {
+    flag_check(&Arc::new(AtomicBool::new(false)), runs, failure)
+}
+
+fn components(report: &Value) -> Vec<String> {
+    report
+        .get("components")
+        .and_then(Value::as_object)
+        .map(|c| c.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------- draining
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draining_fails_readiness_but_not_liveness() {
+    let layer = StatusLayer::new().check("db", || async { true });
+    let handle = layer.handle();
+    // The inner service holds `/slow` until a permit is added.
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let g = Arc::clone(&gate);
+    let svc = layer.layer(service_fn(move |req: Request<Full<Bytes>>| {
+        let gate = Arc::clone(&g);
+        async move {
+            if req.uri().path() == "/slow" {
+                gate.acquire().await.expect("gate open").forget();
+            }
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"done"))))
+        }
+    }));
+
+    let slow = tokio::spawn({
+        let svc = svc.clone();
+        async move {
+            let res = svc.oneshot(request(Method::GET, "/slow")).await.unwrap();
+            res.into_body().collect().await.unwrap().to_bytes()
+        }
+    });
+    bounded("the slow request to be in flight", async {
+        loop {
+            let (_, report) = get_json(&svc, "/status").await;
+            if report["requests"]["in_flight"] == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await;
+
+    let (code, ready) = get_json(&svc, "/status/ready").await;
+    assert_eq!(code, StatusCode::OK, "{ready}");
+    assert!(ready.get("reason").is_none());
+    assert!(!handle.is_draining());
+
+    handle.start_draining();
+    assert!(handle.is_draining());
+    let (code, ready) = get_json(&svc, "/status/ready").await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{ready}");
+    assert_eq!(ready["status"], "down");
+    assert_eq!(ready["reason"], "draining");
+    let (code, live) = get_json(&svc, "/status/live").await;
+    assert_eq!(code, StatusCode::OK, "{live}");
+    assert_eq!(live["status"], "ok");
+    let (code, report) = get_json(&svc, "/status").await;
+    assert_eq!(
+        code,
+        StatusCode::OK,
+        "draining is a readiness matter: {report}"
+    );
+    assert_eq!(report["draining"], true);
+    assert_eq!(report["requests"]["in_flight"], 1, "{report}");
+
+    // In-flight requests still complete while draining.
+    gate.add_permits(1);
+    assert_eq!(bounded("the slow request", slow).await.unwrap(), "done");
+    let (_, report) = get_json(&svc, "/status").await;
+    assert_eq!(report["requests"]["in_flight"], 0, "{report}");
+    assert_eq!(report["requests"]["total"], 1, "{report}");
+
+    handle.stop_draining();
+    assert!(!handle.is_draining());
+    let (code, ready) = get_json(&svc, "/status/ready").await;
+    assert_eq!(code, StatusCode::OK, "{ready}");
+    assert_eq!(ready["status"], "ok");
+    assert!(ready.get("reason").is_none());
+    let (_, report) = get_json(&svc, "/status").await;
+    assert!(report.get("draining").is_none(), "{report}");
+}
+
+// ---------------------------------------------------------------- maintenance
+
+#[tokio::test]
+async fn maintenance_answers_503_with_retry_after() {
+    let layer = StatusLayer::new().check("db", || async { true });
+    let handle = layer.handle();
+    let svc = app(&layer);
+
+    handle.set_maintenance(
+        Notice::new("upgrade").estimated_completion(SystemTime::now() + Duration::from_secs(120)),
+    );
+    assert_eq!(handle.maintenance().unwrap().message, "upgrade");
+
+    let got = get(&svc, "/status").await;
+    let report = got.json();
+    assert_eq!(got.status, StatusCode::SERVICE_UNAVAILABLE, "{report}");
+    assert_eq!(report["status"], "maintenance");
+    assert_eq!(report["notice"]["message"], "upgrade");
+    assert!(
+        report["notice"]["estimated_completion"].is_string(),
+        "{report}"
+    );
+    let secs = got.retry_after().expect("Retry-After on /status");
+    assert!((110..=121).contains(&secs), "Retry-After {secs}");
+
+    let ready = get(&svc, "/status/ready").await;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(ready.json()["status"], "maintenance");
+    assert_eq!(ready.json()["reason"], "maintenance");
+    let secs = ready.retry_after().expect("Retry-After on /status/ready");
+    assert!((110..=121).contains(&secs), "Retry-After {secs}");
+
+    let live = get(&svc, "/status/live").await;
+    assert_eq!(live.status, StatusCode::OK);
+
+    handle.clear_maintenance();
+    assert!(handle.maintenance().is_none());
+    let got = get(&svc, "/status").await;
+    let report = got.json();
+    assert_eq!(got.status, StatusCode::OK, "{report}");
+    assert_eq!(report["status"], "ok");
+    assert!(report.get("notice").is_none(), "{report}");
+    assert!(got.retry_after().is_none());
+
+    // Without an estimated completion there is nothing to retry after.
+    handle.set_maintenance(Notice::new("no idea how long"));
+    let got = get(&svc, "/status").await;
+    assert_eq!(got.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(got.json()["notice"]["message"], "no idea how long");
+    assert!(got.json()["notice"].get("estimated_completion").is_none());
+    assert!(got.retry_after().is_none());
+}
+
+#[tokio::test]
+async fn maintenance_http_status_is_configurable() {
+    let layer = StatusLayer::new().http_status(Status::Maintenance, StatusCode::OK);
+    let handle = layer.handle();
+    let svc = app(&layer);
+
+    handle.set_maintenance(
+        Notice::new("upgrade").estimated_completion(SystemTime::now() + Duration::from_secs(120)),
+    );
+    let got = get(&svc, "/status").await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(got.json()["status"], "maintenance");
+    assert!(got.retry_after().is_none(), "{:?}", got.headers);
+    let ready = get(&svc, "/status/ready").await;
+    assert_eq!(ready.status, StatusCode::OK);
+    assert!(ready.retry_after().is_none());
+}
+
+// ---------------------------------------------------------------- startup gating
+
+#[tokio::test]
+async fn readiness_waits_for_startup_checks() {
+    let up = Arc::new(AtomicBool::new(false));
+    let runs = Arc::new(AtomicUsize::new(0));
+    let layer = StatusLayer::new()
+        .ready_after_startup_checks(true)
+        .health_check(
+            HealthCheck::new("db", flag_check(&up, &runs, "not yet")).freshness(
+                Freshness::OnDemand {
+                    ttl: Duration::from_millis(50),
+                },
+            ),
+        );
+    let svc = app(&layer);
+
+    let (code, ready) = get_json(&svc, "/status/ready").await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{ready}");
+    assert_eq!(ready["status"], "down");
+    let reason = ready["reason"].as_str().expect("a reason");
+    assert!(reason.contains("starting"), "{reason}");
+    assert_eq!(get(&svc, "/status/live").await.status, StatusCode::OK);
+
+    up.store(true, SeqCst);
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    let (code, ready) = get_json(&svc, "/status/ready").await;
+    assert_eq!(code, StatusCode::OK, "{ready}");
+    assert_eq!(ready["status"], "ok");
+    assert!(ready.get("reason").is_none());
+
+    // Once started, a later failure is an ordinary failure, not "starting".
+    up.store(false, SeqCst);
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    let (code, ready) = get_json(&svc, "/status/ready").await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{ready}");
+    assert!(ready.get("reason").is_none(), "{ready}");
+}
+
+// ---------------------------------------------------------------- pushed components
+
+#[tokio::test]
+async fn pushed_components_count_like_checks() {
+    let layer = StatusLayer::new();
+    let handle = layer.handle();
+    let svc = app(&layer);
+
+    handle.set_component("broker", CheckResult::down("lost"));
+    let (code, report) = get_json(&svc, "/status").await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{report}");
+    assert_eq!(report["status"], "down");
+    assert_eq!(report["components"]["broker"]["status"], "down");
+    assert_eq!(report["components"]["broker"]["error"], "lost");
+    assert_eq!(report["components"]["broker"]["critical"], true);
+    let (code, one) = get_json(&svc, "/status/broker").await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(one["name"], "broker");
+    assert_eq!(one["error"], "lost");
+    assert_eq!(
+        get(&svc, "/status/ready").await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+
+    handle.set_component("broker", CheckResult::ok());
+    let (code, report) = get_json(&svc, "/status").await;
+    assert_eq!(code, StatusCode::OK, "{report}");
+    assert_eq!(report["status"], "ok");
+    assert_eq!(report["components"]["broker"]["status"], "ok");
+    assert!(report["components"]["broker"].get("error").is_none());
+
+    handle.set_component_with(
+        "broker",
+        CheckResult::down("lost again"),
+        ComponentOptions::new()
+            .critical(false)
+            .component_type("queue"),
+    );
+    let (code, report) = get_json(&svc, "/status").await;
+    assert_eq!(code, StatusCode::OK, "{report}");
+    assert_eq!(report["status"], "degraded");
+    assert_eq!(report["components"]["broker"]["status"], "down");
+    assert_eq!(report["components"]["broker"]["critical"], false);
+    assert_eq!(report["components"]["broker"]["type"], "queue");
+    // Readiness looks at critical components only.
+    assert_eq!(get(&svc, "/status/ready").await.status, StatusCode::OK);
+
+    handle.remove_component("broker");
+    let (code, report) = get_json(&svc, "/status").await;
+    assert_eq!(code, StatusCode::OK, "{report}");
+    assert_eq!(report["status"], "ok");
+    assert!(components(&report).is_empty(), "{report}");
+    assert_eq!(
+        get(&svc, "/status/broker").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+// ---------------------------------------------------------------- exclude, ready, live
+
+#[tokio::test]
+async fn exclude_leaves_components_out_of_body_and_status() {
+    let db_runs = Arc::new(AtomicUsize::new(0));
+    let cache_runs = Arc::new(AtomicUsize::new(0));
+    let layer = StatusLayer::new()
+        .health_check(HealthCheck::new("db", failing(&db_runs, "db down")).freshness(always()))
+        .health_check(
+            HealthCheck::new("cache", failing(&cache_runs, "cache down"))
+                .critical(false)
+                .freshness(always()),
+        )
+        .health_check(HealthCheck::new("queue", || async { true }).freshness(always()));
+    let svc = app(&layer);
+
+    let (code, report) = get_json(&svc, "/status").await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{report}");
+    assert_eq!(components(&report), ["cache", "db", "queue"]);
+    assert_eq!(db_runs.load(SeqCst), 1);
+
+    let (code, report) = get_json(&svc, "/status?exclude=db").await;
+    assert_eq!(code, StatusCode::OK, "{report}");
+    assert_eq!(report["status"], "degraded");
+    assert_eq!(components(&report), ["cache", "queue"]);
+    assert_eq!(db_runs.load(SeqCst), 1, "an excluded check does not run");
+
+    for query in ["exclude=db&exclude=cache", "exclude=db,cache"] {
+        let (code, report) = get_json(&svc, &format!("/status?{query}")).await;
+        assert_eq!(code, StatusCode::OK, "{query}: {report}");
+        assert_eq!(report["status"], "ok", "{query}");
+        assert_eq!(components(&report), ["queue"], "{query}");
+    }
+    assert_eq!(db_runs.load(SeqCst), 1);
+    assert_eq!(cache_runs.load(SeqCst), 2);
+
+    // Readiness honours it too.
+    assert_eq!(
+        get(&svc, "/status/ready").await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        get(&svc, "/status/ready?exclude=db").await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn readiness_runs_only_critical_checks() {
+    let db_runs = Arc::new(AtomicUsize::new(0));
+    let search_runs = Arc::new(AtomicUsize::new(0));
+    let layer = StatusLayer::new()
+        .health_check(
+            HealthCheck::new(
+                "db",
+                flag_check(&Arc::new(AtomicBool::new(true)), &db_runs, "-"),
+            )
+            .freshness(always()),
+        )
+        .health_check(
+            HealthCheck::new("search", failing(&search_runs, "index gone"))
+                .critical(false)
+                .freshness(always()),
+        );
+    let svc = app(&layer);
+
+    let (code, report) = get_json(&svc, "/status").await;
+    assert_eq!(code, StatusCode::OK, "{report}");
+    assert_eq!(report["status"], "degraded");
+    assert_eq!(search_runs.load(SeqCst), 1);
+
+    let (code, ready) = get_json(&svc, "/status/ready").await;
+    assert_eq!(code, StatusCode::OK, "{ready}");
+    assert_eq!(ready["status"], "ok");
+    assert!(ready.get("components").is_none(), "{ready}");
+    assert!(ready["timestamp"].is_string());
+    assert_eq!(db_runs.load(SeqCst), 2);
+    assert_eq!(
+        search_runs.load(SeqCst),
+        1,
+        "readiness skips non-critical checks"
+    );
+
+    let (code, ready) = get_json(&svc, "/status/ready?verbose").await;
+    assert_eq!(code, StatusCode::OK, "{ready}");
+    assert_eq!(components(&ready), ["db"], "{ready}");
+    assert_eq!(ready["components"]["db"]["status"], "ok");
+
+    let (_, ready) = get_json(&svc, "/status/ready?verbose=false").await;
+    assert!(ready.get("components").is_none(), "{ready}");
+}
+
+#[tokio::test]
+async fn liveness_never_runs_checks() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let layer = StatusLayer::new()
+        .health_check(HealthCheck::new("db", failing(&runs, "db down")).freshness(always()));
+    let svc = app(&layer);
+
+    for uri in ["/status/live", "/status/live/", "/status/live?verbose"] {
+        let (code, live) = get_json(&svc, uri).await;
+        assert_eq!(code, StatusCode::OK, "{uri}: {live}");
+        assert_eq!(live["status"], "ok", "{uri}");
+    }
+    assert_eq!(runs.load(SeqCst), 0, "liveness ran a check");
+
+    let (code, _) = get_json(&svc, "/status").await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(runs.load(SeqCst), 1);
+}
+
+// ---------------------------------------------------------------- component routes, HEAD
+
+#[tokio::test]
+async fn component_routes_and_not_found() {
+    let cache_runs = Arc::new(AtomicUsize::new(0));
+    let layer = StatusLayer::new()
+        .health_check(HealthCheck::new("db", || async { true }).component_type("datastore"))
+        .health_check(HealthCheck::new(
+            "cache",
+            failing(&cache_runs, "cache down"),
+        ));
+    let svc = app(&layer);
+
+    let (code, db) = get_json(&svc, "/status/db").await;
+    assert_eq!(code, StatusCode::OK, "{db}");
+    assert_eq!(db["name"], "db");
+    assert_eq!(db["status"], "ok");
+    assert_eq!(db["type"], "datastore");
+    assert!(db["last_checked"].is_string());
+    assert_eq!(cache_runs.load(SeqCst), 0, "only the named check runs");
+
+    let (code, cache) = get_json(&svc, "/status/cache").await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{cache}");
+    assert_eq!(cache["name"], "cache");
+    assert_eq!(cache["status"], "down");
+    assert_eq!(cache["error"], "cache down");
+
+    for uri in ["/status/nope", "/status/a/b"] {
+        let got = get(&svc, uri).await;
+        assert_eq!(got.status, StatusCode::NOT_FOUND, "{uri}");
+        assert_eq!(got.headers[CONTENT_TYPE], "application/json");
+        let body = got.json();
+        assert!(body["error"].is_string(), "{uri}: {body}");
+        assert_eq!(body["code"], "not_found", "{uri}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn head_has_no_body() {
+    let layer = StatusLayer::new().check("db", || async { true });
+    let svc = app(&layer);
+
+    for uri in ["/status/ready", "/status", "/status/live", "/status/db"] {
+        let full = get(&svc, uri).await;
+        let head = send(&svc, Method::HEAD, uri).await;
+        assert_eq!(head.status, StatusCode::OK, "{uri}");
+        assert!(head.body.is_empty(), "{uri}: {:?}", head.body);
+        assert_eq!(head.headers[CONTENT_TYPE], "application/json", "{uri}");
+        let len: usize = head.headers[CONTENT_LENGTH]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(len > 0, "{uri}");
+        if uri == "/status/ready" || uri == "/status/live" {
+            // Same shape as GET: only the timestamp may differ, not its length.
+            assert_eq!(len, full.body.len(), "{uri}");
+        }
+    }
+}
