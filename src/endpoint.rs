@@ -233,23 +233,24 @@ async fn component(shared: &Shared, name: &str) -> Response<Full<Bytes>> {
         #[serde(flatten)]
         component: &'a Component,
     }
-    let found = match shared.config.checks.get(name) {
-        Some(entry) => Some(
-            shared
+    // The same precedence as the report: traffic rules, then pushed values, then checks.
+    let traffic = if name == report::TRAFFIC_COMPONENT {
+        report::traffic_only(shared)
+    } else {
+        None
+    };
+    let found = match traffic.or_else(|| shared.lifecycle.pushed_one(name)) {
+        Some(c) => Some(c),
+        None => match shared.config.checks.get(name) {
+            Some(entry) => shared
                 .config
                 .checks
                 .gather(std::iter::once(entry))
                 .await
-                .swap_remove(0)
-                .1,
-        ),
-        None if name == report::TRAFFIC_COMPONENT && !shared.config.traffic_rules.is_empty() => {
-            report::collect(shared, &Selection::all())
-                .await
-                .components
-                .remove(name)
-        }
-        None => shared.lifecycle.pushed_one(name),
+                .pop()
+                .map(|(_, c)| c),
+            None => None,
+        },
     };
     match found {
         Some(c) => {

@@ -928,7 +928,6 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 #[test]
-#[ignore = "bug: a run cancelled with its runtime leaves the entry's flight set forever; the check never runs again and reports `check task failed: task N was cancelled`"]
 fn a_check_runs_again_after_the_runtime_that_ran_it_is_gone() {
     let runs = Arc::new(AtomicUsize::new(0));
     let layer = StatusLayer::new().health_check(
@@ -952,7 +951,6 @@ fn a_check_runs_again_after_the_runtime_that_ran_it_is_gone() {
 }
 
 #[test]
-#[ignore = "bug: the background poller dies with the runtime that started it and is never restarted (the entry's `poller` flag stays set); results stay frozen"]
 fn background_polling_resumes_on_a_new_runtime() {
     let runs = Arc::new(AtomicUsize::new(0));
     let layer = StatusLayer::new().health_check(

@@ -586,3 +586,45 @@ async fn head_has_no_body() {
         }
     }
 }
+
+/// A pushed value and a check of the same name: the report and the
+/// component route agree (the pushed value wins in both).
+#[tokio::test]
+async fn pushed_value_overrides_a_check_of_the_same_name_everywhere() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let ok = Arc::new(AtomicBool::new(true));
+    let layer = StatusLayer::new().health_check(
+        HealthCheck::new("db", flag_check(&ok, &runs, "db down")).freshness(always()),
+    );
+    layer
+        .handle()
+        .set_component("db", CheckResult::down("pushed: connection lost"));
+    let svc = app(&layer);
+    let (code, report) = get_json(&svc, "/status").await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{report}");
+    assert_eq!(
+        report["components"]["db"]["error"],
+        "pushed: connection lost"
+    );
+    let (code, one) = get_json(&svc, "/status/db").await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{one}");
+    assert_eq!(one["error"], "pushed: connection lost");
+}
+
+/// `/status/traffic` evaluates the traffic rules without running any check.
+#[tokio::test]
+async fn traffic_component_route_runs_no_check() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let layer = StatusLayer::new()
+        .health_check(HealthCheck::new("db", failing(&runs, "db down")).freshness(always()))
+        .traffic_rule(tower_status::check::TrafficRule::error_rate_above(
+            0.5,
+            Status::Down,
+        ));
+    let svc = app(&layer);
+    let (code, traffic) = get_json(&svc, "/status/traffic").await;
+    assert_eq!(code, StatusCode::OK, "{traffic}");
+    assert_eq!(traffic["name"], "traffic");
+    assert_eq!(traffic["status"], "ok");
+    assert_eq!(runs.load(SeqCst), 0, "no check may run for /status/traffic");
+}

@@ -154,7 +154,10 @@ impl Entry {
         }
         let entry = Arc::clone(self);
         let run = async move {
+            // Cancelled with its runtime, the run must not stay "in flight" forever.
+            let reset = Reset::new(&entry, |state| state.flight = None);
             let component = entry.run(limit).await;
+            reset.disarm();
             let mut state = entry.lock();
             state.last = Some((Instant::now(), component.clone()));
             state.flight = None;
@@ -196,7 +199,10 @@ impl Entry {
         };
         state.poller = true;
         let weak = Arc::downgrade(self);
+        let reset = Reset::new(self, |state| state.poller = false);
         rt.spawn(async move {
+            // Dropped with its runtime: a later request on another runtime starts a new poller.
+            let _reset = reset;
             let mut interval = tokio::time::interval(every.max(Duration::from_millis(1)));
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -235,7 +241,8 @@ impl Entry {
                 self.spec.timeout.as_millis()
             )),
         };
-        if result.status == Status::Ok {
+        // Degraded is working: it counts as having passed for startup gating.
+        if result.status <= Status::Degraded {
             self.ever_ok.store(true, Ordering::Relaxed);
         }
         self.component(result, started.elapsed(), at)
@@ -254,6 +261,33 @@ impl Entry {
             took,
             at,
         )
+    }
+}
+
+/// Undoes a state change when dropped before being disarmed.
+struct Reset {
+    entry: std::sync::Weak<Entry>,
+    undo: Option<fn(&mut State)>,
+}
+
+impl Reset {
+    fn new(entry: &Arc<Entry>, undo: fn(&mut State)) -> Self {
+        Self {
+            entry: Arc::downgrade(entry),
+            undo: Some(undo),
+        }
+    }
+
+    fn disarm(mut self) {
+        self.undo = None;
+    }
+}
+
+impl Drop for Reset {
+    fn drop(&mut self) {
+        if let (Some(undo), Some(entry)) = (self.undo.take(), self.entry.upgrade()) {
+            undo(&mut entry.lock());
+        }
     }
 }
 

@@ -196,18 +196,14 @@ pub(crate) async fn collect(shared: &crate::layer::Shared, selection: &Selection
         }
     }
 
-    let recorder = &shared.recorder;
-    let now = recorder.snapshot();
-    let (span, base) = recorder.window.advance(std::time::Instant::now(), &now);
-    let window = now.since(&base);
-    let requests = Traffic::from_snapshots(&now, &window, span);
-    let response_time_ms = Latency::from_window(&window);
+    let (requests, response_time_ms) = traffic(shared);
     if !config.traffic_rules.is_empty() && selection.wants(TRAFFIC_COMPONENT, true) {
         components.insert(
             TRAFFIC_COMPONENT.to_owned(),
             traffic_component(&config.traffic_rules, &requests, &response_time_ms),
         );
     }
+    let recorder = &shared.recorder;
 
     let notice = shared.lifecycle.maintenance();
     let status = if notice.is_some() {
@@ -231,6 +227,28 @@ pub(crate) async fn collect(shared: &crate::layer::Shared, selection: &Selection
         draining: shared.lifecycle.draining(),
         caller: None,
     }
+}
+
+/// Traffic and latency of the wrapped service now.
+fn traffic(shared: &crate::layer::Shared) -> (Traffic, Latency) {
+    let recorder = &shared.recorder;
+    let now = recorder.snapshot();
+    let (span, base) = recorder.window.advance(std::time::Instant::now(), &now);
+    let window = now.since(&base);
+    (
+        Traffic::from_snapshots(&now, &window, span),
+        Latency::from_window(&window),
+    )
+}
+
+/// The `traffic` component alone, when traffic rules are set: runs no check.
+pub(crate) fn traffic_only(shared: &crate::layer::Shared) -> Option<Component> {
+    let rules = &shared.config.traffic_rules;
+    if rules.is_empty() {
+        return None;
+    }
+    let (requests, latency) = traffic(shared);
+    Some(traffic_component(rules, &requests, &latency))
 }
 
 fn traffic_component(
