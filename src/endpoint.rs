@@ -14,6 +14,7 @@ use http_body_util::Full;
 use serde::Serialize;
 
 use crate::auth::{Caller, Endpoint, Refusal};
+use crate::format::{FormatContext, Rendered};
 use crate::future::StatusFuture;
 use crate::layer::Shared;
 use crate::report::{self, CallerSummary, Component, Notice, Selection, Status, Timestamp};
@@ -68,12 +69,15 @@ pub(crate) fn route(path: &str, base: &str) -> Option<Route> {
 struct Query {
     verbose: bool,
     exclude: Vec<String>,
+    /// Every pair, for formats.
+    pairs: Vec<(String, String)>,
 }
 
 impl Query {
     fn parse(query: Option<&str>) -> Self {
         let mut q = Query::default();
         for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            q.pairs.push((key.to_string(), value.to_string()));
             match &*key {
                 "verbose" => q.verbose = !matches!(&*value, "0" | "false"),
                 "exclude" => q.exclude.extend(
@@ -109,7 +113,7 @@ pub(crate) fn respond(shared: Arc<Shared>, route: Route, parts: Parts) -> Status
                 shared.recorder.ensure_ticker();
                 let query = Query::parse(parts.uri.query());
                 match route {
-                    Route::Report => report(&shared, query, caller).await,
+                    Route::Report => report(&shared, query, caller, &parts.headers).await,
                     Route::Live => probe(&shared, Status::Ok, None, None),
                     Route::Ready => ready(&shared, query, caller.details).await,
                     Route::Component(_) if !caller.details => refused(
@@ -133,26 +137,56 @@ pub(crate) fn respond(shared: Arc<Shared>, route: Route, parts: Parts) -> Status
     })
 }
 
-async fn report(shared: &Shared, query: Query, caller: Caller) -> Response<Full<Bytes>> {
+async fn report(
+    shared: &Shared,
+    query: Query,
+    caller: Caller,
+    headers: &http::HeaderMap,
+) -> Response<Full<Bytes>> {
+    // Chosen before any check runs: a bad request costs no work.
+    let Ok(format) = shared.config.formats.choose(&query.pairs, headers) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "unknown_format",
+            "no format of that name; leave out ?format= for the default",
+        );
+    };
     let selection = Selection {
         only_critical: false,
         exclude: query.exclude,
     };
-    let mut report = report::collect(shared, &selection).await;
+    let mut report = report::collect(shared, &selection, &caller).await;
     let code = shared.config.code(report.status);
-    let mut res = if caller.details {
-        report.caller = caller.identity.map(|identity| CallerSummary {
+    if caller.details {
+        report.caller = caller.identity.as_ref().map(|identity| CallerSummary {
             name: identity.name.clone(),
             attributes: identity.attributes.clone(),
             requests_in_window: caller.requests_in_window,
             window_ends: caller.window_ends,
         });
-        json(code, &report)
     } else {
-        // Only the overall status: no names, errors, versions or traffic.
-        probe(shared, report.status, None, None)
+        // Only the overall status reaches the format: no names, errors, versions or traffic.
+        report = report.redacted();
+    }
+    let ctx = FormatContext {
+        caller: &caller,
+        query: &query.pairs,
+        headers,
+        code,
     };
+    let mut res = rendered(format.render(&report, &ctx));
     retry_after(&mut res, report.notice.as_ref());
+    res
+}
+
+/// A format's output as a response, with `Cache-Control: no-store` always.
+fn rendered(r: Rendered) -> Response<Full<Bytes>> {
+    let mut res = Response::new(Full::new(r.body));
+    *res.status_mut() = r.status;
+    *res.headers_mut() = r.headers;
+    res.headers_mut()
+        .entry(CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
     res
 }
 
@@ -180,7 +214,7 @@ async fn ready(shared: &Shared, query: Query, details: bool) -> Response<Full<By
         only_critical: true,
         exclude: query.exclude,
     };
-    let report = report::collect(shared, &selection).await;
+    let report = report::collect(shared, &selection, &Caller::full()).await;
     let (status, reason) = if report.status == Status::Maintenance {
         (Status::Maintenance, Some("maintenance"))
     } else if report.draining {

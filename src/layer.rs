@@ -9,9 +9,11 @@ use tower_layer::Layer;
 
 use crate::auth::{Access, ApiKeys, CallerCounter, Endpoint, Visibility};
 use crate::check::{Check, Checks, HealthCheck, TrafficRule};
+use crate::format::{Format, Formats, Registered};
 use crate::handle::{Lifecycle, StatusHandle};
 use crate::recorder::Recorder;
 use crate::report::Status;
+use crate::section::CallerSection;
 use crate::service::StatusService;
 
 /// Environment variable read for the default environment name.
@@ -34,6 +36,29 @@ pub(crate) struct Config {
     /// Readiness fails until every critical check has passed once.
     pub(crate) startup_gate: bool,
     pub(crate) access: Access,
+    pub(crate) formats: Formats,
+    /// Sections computed under the checks' rules.
+    pub(crate) sections: Checks,
+    pub(crate) caller_sections: CallerSections,
+}
+
+/// Sections that need the caller, by name.
+#[derive(Clone, Default)]
+pub(crate) struct CallerSections(pub(crate) Vec<(String, CallerSection)>);
+
+impl std::ops::Deref for CallerSections {
+    type Target = [(String, CallerSection)];
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for CallerSections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(n, _)| n))
+            .finish()
+    }
 }
 
 impl Config {
@@ -116,6 +141,9 @@ impl StatusLayer {
                     ],
                     startup_gate: false,
                     access: Access::default(),
+                    formats: Formats::default(),
+                    sections: Checks::default(),
+                    caller_sections: CallerSections::default(),
                 },
                 recorder: Arc::new(Recorder::new()),
                 lifecycle: Arc::new(Lifecycle::default()),
@@ -243,6 +271,65 @@ impl StatusLayer {
         })
     }
 
+    /// Renders the report with `format` unless the request asks for
+    /// another (the built-in JSON stays available as `?format=json`).
+    #[must_use]
+    pub fn default_format(self, format: impl Format) -> Self {
+        let format: Arc<dyn Format> = Arc::new(format);
+        self.config(|c| c.formats.default = format)
+    }
+
+    /// Registers `format` under `name` (for `?format=NAME`) and, when
+    /// given, the media type that selects it through `Accept`. The
+    /// built-in names are `json` and `ietf` (`application/health+json`).
+    #[must_use]
+    pub fn format(
+        self,
+        name: impl Into<String>,
+        media_type: Option<&str>,
+        format: impl Format,
+    ) -> Self {
+        let registered = Registered {
+            media_type: media_type.map(str::to_owned),
+            format: Arc::new(format),
+        };
+        let name = name.into();
+        self.config(|c| {
+            c.formats.by_name.insert(name, registered);
+        })
+    }
+
+    /// Adds a custom section: the closure's value (anything `Serialize`)
+    /// under `sections.NAME`, computed concurrently with the checks under
+    /// the same rules (2 s timeout, cached 1 s, single flight).
+    #[must_use]
+    pub fn section<F, Fut, V>(self, name: impl Into<String>, section: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = V> + Send + 'static,
+        V: serde::Serialize,
+    {
+        let check = HealthCheck::new(name, crate::section::as_check(section));
+        self.config(|c| c.sections.add(check))
+    }
+
+    /// Adds a section computed for each request from the caller (its
+    /// identity, its request count), under the checks' 2 s timeout.
+    #[must_use]
+    pub fn caller_section<F, Fut, V>(self, name: impl Into<String>, section: F) -> Self
+    where
+        F: Fn(crate::auth::Caller) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = V> + Send + 'static,
+        V: serde::Serialize,
+    {
+        let name = name.into();
+        let section = crate::section::caller_section(section);
+        self.config(|c| {
+            c.caller_sections.0.retain(|(n, _)| *n != name);
+            c.caller_sections.0.push((name, section));
+        })
+    }
+
     /// A handle to push component health, drain and set maintenance.
     #[must_use]
     pub fn handle(&self) -> StatusHandle {
@@ -267,7 +354,12 @@ impl StatusLayer {
     /// Builds the current report, as `GET` on the status path would
     /// (running checks whose cached results are stale).
     pub async fn report(&self) -> crate::Report {
-        crate::report::collect(&self.shared, &crate::report::Selection::all()).await
+        crate::report::collect(
+            &self.shared,
+            &crate::report::Selection::all(),
+            &crate::auth::Caller::full(),
+        )
+        .await
     }
 }
 

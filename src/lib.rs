@@ -39,11 +39,13 @@ pub mod auth;
 pub mod body;
 pub mod check;
 mod endpoint;
+pub mod format;
 pub mod future;
 mod handle;
 mod layer;
 mod recorder;
 pub mod report;
+mod section;
 mod service;
 
 pub use handle::{ComponentOptions, StatusHandle};

@@ -138,6 +138,34 @@ pub struct Report {
     /// Who asked, when the request carried a valid API key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller: Option<CallerSummary>,
+    /// Custom sections, by name (see [`StatusLayer::section`](crate::StatusLayer::section)).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sections: BTreeMap<String, serde_json::Value>,
+}
+
+impl Report {
+    /// The report with every detail removed: only `status` and
+    /// `timestamp` keep their values, as anonymous callers see it.
+    #[must_use]
+    pub fn redacted(self) -> Self {
+        Report {
+            status: self.status,
+            service: None,
+            version: None,
+            environment: String::new(),
+            timestamp: self.timestamp,
+            uptime_seconds: 0,
+            memory: None,
+            requests: Traffic::default(),
+            response_time_ms: Latency::default(),
+            status_requests: 0,
+            components: BTreeMap::new(),
+            notice: None,
+            draining: false,
+            caller: None,
+            sections: BTreeMap::new(),
+        }
+    }
 }
 
 /// The caller's own view: its identity and, when counted, its requests in
@@ -180,16 +208,42 @@ impl Selection {
 /// Name of the component that traffic rules produce.
 pub const TRAFFIC_COMPONENT: &str = "traffic";
 
-/// Builds the report of the layer behind `shared`, running the selected checks.
-pub(crate) async fn collect(shared: &crate::layer::Shared, selection: &Selection) -> Report {
+/// Builds the report of the layer behind `shared`, running the selected
+/// checks and, for the full report, the sections, all concurrently.
+pub(crate) async fn collect(
+    shared: &crate::layer::Shared,
+    selection: &Selection,
+    caller: &crate::auth::Caller,
+) -> Report {
     let config = &shared.config;
     let entries = config
         .checks
         .entries
         .iter()
         .filter(|e| selection.wants(&e.spec.name, e.spec.critical));
-    let mut components: BTreeMap<String, Component> =
-        config.checks.gather(entries).await.into_iter().collect();
+    // Readiness needs no sections; neither does a caller who cannot see them.
+    let with_sections = !selection.only_critical && caller.details;
+    let sections = async {
+        if !with_sections {
+            return BTreeMap::new();
+        }
+        let plain = config.sections.gather(config.sections.entries.iter());
+        let per_caller = futures_util::future::join_all(config.caller_sections.iter().map(
+            |(name, section)| async move {
+                let value = crate::section::run_caller_section(section, caller.clone()).await;
+                (name.clone(), value)
+            },
+        ));
+        let (plain, per_caller) = futures_util::future::join(plain, per_caller).await;
+        plain
+            .into_iter()
+            .map(|(name, c)| (name, crate::section::value_of(&c)))
+            .chain(per_caller)
+            .collect()
+    };
+    let (checked, sections) =
+        futures_util::future::join(config.checks.gather(entries), sections).await;
+    let mut components: BTreeMap<String, Component> = checked.into_iter().collect();
     for (name, c) in shared.lifecycle.pushed() {
         if selection.wants(&name, c.critical) {
             components.insert(name, c);
@@ -226,6 +280,7 @@ pub(crate) async fn collect(shared: &crate::layer::Shared, selection: &Selection
         notice,
         draining: shared.lifecycle.draining(),
         caller: None,
+        sections,
     }
 }
 

@@ -13,7 +13,7 @@ const CLASS_NAMES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
 ///
 /// Counts (`total`, `errors`, `aborted`, `by_class`) are since start;
 /// `window_*`, `rate_per_second` and `error_rate` describe the recent window.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Traffic {
     /// Requests finished since start: every response, service error and abort.
@@ -41,7 +41,7 @@ pub struct Traffic {
 /// Response times over the recent window, in milliseconds, measured from the
 /// call of the service until the response body ended. Percentiles are read
 /// from a log-linear histogram and are within about 3% of the exact value.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Latency {
     /// Requests in the window.

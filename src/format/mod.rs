@@ -1,0 +1,251 @@
+//! Formats: how a [`Report`] becomes a response.
+//!
+//! A [`Format`] turns the typed report and the request's [`FormatContext`]
+//! (caller, query, configured HTTP status) into status code, headers and
+//! body. The default JSON ([`JsonFormat`]) is one; [`IetfFormat`] renders
+//! `application/health+json`. Register more with
+//! [`StatusLayer::format`](crate::StatusLayer::format) and replace the
+//! default with [`StatusLayer::default_format`](crate::StatusLayer::default_format):
+//! a contract of any shape takes a format and checks, never a handler.
+//!
+//! A request picks a format with `?format=NAME` (unknown names get 400), or
+//! with an `Accept` header naming a registered media type; anything else
+//! gets the default.
+//!
+//! ```
+//! use http::StatusCode;
+//! use serde_json::json;
+//! use tower_status::format::{FormatContext, Rendered};
+//! use tower_status::{Report, Status, StatusLayer};
+//!
+//! // The shape of a contract that says healthy/unhealthy.
+//! let layer = StatusLayer::new().default_format(|report: &Report, ctx: &FormatContext<'_>| {
+//!     let word = if report.status == Status::Down { "unhealthy" } else { "healthy" };
+//!     Rendered::json(ctx.status_code(), &json!({ "status": word, "timestamp": report.timestamp }))
+//! });
+//! # let _ = layer;
+//! ```
+
+mod ietf;
+mod json;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderMap, StatusCode};
+use serde::Serialize;
+
+use crate::auth::Caller;
+use crate::report::Report;
+
+pub use ietf::{word as ietf_word, IetfFormat, MEDIA_TYPE as IETF_MEDIA_TYPE};
+pub use json::JsonFormat;
+
+/// A rendered response: status, headers and body.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Rendered {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Headers; `Cache-Control: no-store` is added when missing.
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: Bytes,
+}
+
+impl Rendered {
+    /// A body with its content type.
+    #[must_use]
+    pub fn new(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Self {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        Self {
+            status,
+            headers,
+            body: body.into(),
+        }
+    }
+
+    /// `value` as `application/json`. A value that cannot be serialized
+    /// (a map with non-string keys) gives a 500 JSON error instead.
+    #[must_use]
+    pub fn json<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Self {
+        Self::json_as(status, "application/json", value)
+    }
+
+    /// `value` as JSON with another media type (`application/health+json`).
+    #[must_use]
+    pub fn json_as<T: Serialize + ?Sized>(
+        status: StatusCode,
+        content_type: &'static str,
+        value: &T,
+    ) -> Self {
+        match serde_json::to_vec(value) {
+            Ok(body) => Self::new(status, content_type, body),
+            Err(_) => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "application/json",
+                Bytes::from_static(
+                    br#"{"error":"the status report could not be serialized","code":"internal_error"}"#,
+                ),
+            ),
+        }
+    }
+
+    /// Adds a header.
+    #[must_use]
+    pub fn header(mut self, name: http::header::HeaderName, value: HeaderValue) -> Self {
+        self.headers.insert(name, value);
+        self
+    }
+}
+
+/// What a format knows about the request besides the report.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct FormatContext<'a> {
+    /// Who is asking.
+    pub caller: &'a Caller,
+    /// The query string's pairs, decoded.
+    pub query: &'a [(String, String)],
+    /// The request's headers.
+    pub headers: &'a HeaderMap,
+    pub(crate) code: StatusCode,
+}
+
+impl FormatContext<'_> {
+    /// The HTTP status configured for the report's overall status.
+    #[must_use]
+    pub fn status_code(&self) -> StatusCode {
+        self.code
+    }
+
+    /// Whether the caller may see details. When not, the report handed to
+    /// the format has already been stripped of them.
+    #[must_use]
+    pub fn details(&self) -> bool {
+        self.caller.details
+    }
+
+    /// The first value of a query parameter.
+    #[must_use]
+    pub fn query_value(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Turns a report into a response.
+///
+/// Implemented by closures `Fn(&Report, &FormatContext<'_>) -> Rendered`.
+pub trait Format: Send + Sync + 'static {
+    /// Renders `report` for the request described by `ctx`.
+    fn render(&self, report: &Report, ctx: &FormatContext<'_>) -> Rendered;
+}
+
+impl<F> Format for F
+where
+    F: Fn(&Report, &FormatContext<'_>) -> Rendered + Send + Sync + 'static,
+{
+    fn render(&self, report: &Report, ctx: &FormatContext<'_>) -> Rendered {
+        self(report, ctx)
+    }
+}
+
+/// A named format with the media type that selects it.
+#[derive(Clone)]
+pub(crate) struct Registered {
+    pub(crate) media_type: Option<String>,
+    pub(crate) format: Arc<dyn Format>,
+}
+
+/// Name of the default format.
+pub const DEFAULT: &str = "json";
+
+/// The formats of a layer.
+#[derive(Clone)]
+pub(crate) struct Formats {
+    pub(crate) by_name: BTreeMap<String, Registered>,
+    pub(crate) default: Arc<dyn Format>,
+}
+
+impl std::fmt::Debug for Formats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Formats")
+            .field("names", &self.by_name.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Formats {
+    fn default() -> Self {
+        let mut by_name = BTreeMap::new();
+        by_name.insert(
+            DEFAULT.to_owned(),
+            Registered {
+                media_type: Some("application/json".to_owned()),
+                format: Arc::new(JsonFormat),
+            },
+        );
+        by_name.insert(
+            "ietf".to_owned(),
+            Registered {
+                media_type: Some(ietf::MEDIA_TYPE.to_owned()),
+                format: Arc::new(IetfFormat),
+            },
+        );
+        Self {
+            by_name,
+            default: Arc::new(JsonFormat),
+        }
+    }
+}
+
+/// Why no format could be chosen.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct UnknownFormat;
+
+impl Formats {
+    /// `?format=` wins; then the first `Accept` media type that a format
+    /// registered (other than plain JSON); else the default.
+    pub(crate) fn choose(
+        &self,
+        query: &[(String, String)],
+        headers: &HeaderMap,
+    ) -> Result<Arc<dyn Format>, UnknownFormat> {
+        if let Some((_, name)) = query.iter().find(|(k, _)| k == "format") {
+            return match name.as_str() {
+                DEFAULT => Ok(Arc::clone(&self.default)),
+                name => self
+                    .by_name
+                    .get(name)
+                    .map(|r| Arc::clone(&r.format))
+                    .ok_or(UnknownFormat),
+            };
+        }
+        for accept in headers.get_all(http::header::ACCEPT) {
+            let Ok(accept) = accept.to_str() else {
+                continue;
+            };
+            for media in accept.split(',') {
+                let media = media.split(';').next().unwrap_or("").trim();
+                if media.eq_ignore_ascii_case("application/json") {
+                    return Ok(Arc::clone(&self.default));
+                }
+                if let Some(r) = self.by_name.values().find(|r| {
+                    r.media_type
+                        .as_deref()
+                        .is_some_and(|m| m.eq_ignore_ascii_case(media))
+                }) {
+                    return Ok(Arc::clone(&r.format));
+                }
+            }
+        }
+        Ok(Arc::clone(&self.default))
+    }
+}
