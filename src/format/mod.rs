@@ -28,6 +28,7 @@
 
 mod ietf;
 mod json;
+mod prometheus;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -42,6 +43,7 @@ use crate::report::Report;
 
 pub use ietf::{word as ietf_word, IetfFormat, MEDIA_TYPE as IETF_MEDIA_TYPE};
 pub use json::JsonFormat;
+pub use prometheus::{PrometheusFormat, MAX_COMPONENTS, MEDIA_TYPE as PROMETHEUS_MEDIA_TYPE};
 
 /// A rendered response: status, headers and body.
 #[derive(Clone, Debug)]

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 pub use component::{aggregate, Component, Notice};
 pub use memory::Memory;
-pub use traffic::{Latency, Traffic};
+pub use traffic::{Latency, LatencyHistogram, Traffic, HISTOGRAM_BOUNDS};
 
 /// Overall health, from best to worst (`maintenance` is set by the operator).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -141,6 +141,10 @@ pub struct Report {
     /// Custom sections, by name (see [`StatusLayer::section`](crate::StatusLayer::section)).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sections: BTreeMap<String, serde_json::Value>,
+    /// Response times since start in cumulative buckets (for metrics
+    /// formats; not in the default JSON).
+    #[serde(skip)]
+    pub histogram: LatencyHistogram,
 }
 
 impl Report {
@@ -164,6 +168,7 @@ impl Report {
             draining: false,
             caller: None,
             sections: BTreeMap::new(),
+            histogram: LatencyHistogram::default(),
         }
     }
 }
@@ -250,7 +255,7 @@ pub(crate) async fn collect(
         }
     }
 
-    let (requests, response_time_ms) = traffic(shared);
+    let (requests, response_time_ms, histogram) = traffic(shared);
     if !config.traffic_rules.is_empty() && selection.wants(TRAFFIC_COMPONENT, true) {
         components.insert(
             TRAFFIC_COMPONENT.to_owned(),
@@ -281,11 +286,12 @@ pub(crate) async fn collect(
         draining: shared.lifecycle.draining(),
         caller: None,
         sections,
+        histogram,
     }
 }
 
-/// Traffic and latency of the wrapped service now.
-fn traffic(shared: &crate::layer::Shared) -> (Traffic, Latency) {
+/// Traffic, window latency and latency since start of the wrapped service now.
+fn traffic(shared: &crate::layer::Shared) -> (Traffic, Latency, LatencyHistogram) {
     let recorder = &shared.recorder;
     let now = recorder.snapshot();
     let (span, base) = recorder.window.advance(std::time::Instant::now(), &now);
@@ -293,6 +299,7 @@ fn traffic(shared: &crate::layer::Shared) -> (Traffic, Latency) {
     (
         Traffic::from_snapshots(&now, &window, span),
         Latency::from_window(&window),
+        LatencyHistogram::from_snapshot(&now),
     )
 }
 
@@ -302,7 +309,7 @@ pub(crate) fn traffic_only(shared: &crate::layer::Shared) -> Option<Component> {
     if rules.is_empty() {
         return None;
     }
-    let (requests, latency) = traffic(shared);
+    let (requests, latency, _) = traffic(shared);
     Some(traffic_component(rules, &requests, &latency))
 }
 

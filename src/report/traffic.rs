@@ -112,3 +112,45 @@ impl Latency {
         }
     }
 }
+
+/// Upper bounds of [`LatencyHistogram`] buckets, in seconds.
+pub const HISTOGRAM_BOUNDS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Response times since start as cumulative buckets, for Prometheus-style
+/// histograms. A bucket counts requests whose time fell in a recorder
+/// bucket lying wholly at or below its bound, so counts near a bound may
+/// belong to the next one (within the recorder's ~6% bucket width).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct LatencyHistogram {
+    /// `(upper bound in seconds, requests at or below it)`, for each of
+    /// [`HISTOGRAM_BOUNDS`]; the `+Inf` bucket is `count`.
+    pub buckets: Vec<(f64, u64)>,
+    /// Sum of all response times, in seconds.
+    pub sum_seconds: f64,
+    /// Requests recorded.
+    pub count: u64,
+}
+
+impl LatencyHistogram {
+    pub(crate) fn from_snapshot(total: &Snapshot) -> Self {
+        let mut buckets = Vec::with_capacity(HISTOGRAM_BOUNDS.len());
+        let mut i = 0;
+        let mut seen = 0u64;
+        for &le in &HISTOGRAM_BOUNDS {
+            let le_ns = (le * 1e9) as u64;
+            while i < total.buckets.len() && histogram::upper_bound(i) <= le_ns {
+                seen += total.buckets[i];
+                i += 1;
+            }
+            buckets.push((le, seen));
+        }
+        LatencyHistogram {
+            buckets,
+            sum_seconds: total.sum_ns as f64 / 1e9,
+            count: total.buckets.iter().sum(),
+        }
+    }
+}
