@@ -33,9 +33,51 @@ pin_project! {
             // `Content-Length` only: servers stop polling once it is sent.
             remaining: Option<u64>,
         },
-        Full {
-            body: Full<Bytes>,
+        Status {
+            body: StatusBody,
         },
+    }
+}
+
+/// The status endpoint's own bodies: a whole JSON (or text) document, or
+/// the event stream of `/status/watch`.
+pub(crate) enum StatusBody {
+    Full(Full<Bytes>),
+    Events(crate::watch::SseBody),
+}
+
+impl From<Full<Bytes>> for StatusBody {
+    fn from(body: Full<Bytes>) -> Self {
+        StatusBody::Full(body)
+    }
+}
+
+impl Body for StatusBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.get_mut() {
+            StatusBody::Full(body) => Pin::new(body).poll_frame(cx),
+            StatusBody::Events(body) => Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            StatusBody::Full(body) => body.is_end_stream(),
+            StatusBody::Events(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            StatusBody::Full(body) => body.size_hint(),
+            StatusBody::Events(body) => body.size_hint(),
+        }
     }
 }
 
@@ -50,9 +92,9 @@ impl<B> ResponseBody<B> {
         }
     }
 
-    pub(crate) fn full(body: Full<Bytes>) -> Self {
+    pub(crate) fn status(body: StatusBody) -> Self {
         Self {
-            kind: Kind::Full { body },
+            kind: Kind::Status { body },
         }
     }
 }
@@ -61,7 +103,7 @@ impl<B> std::fmt::Debug for ResponseBody<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kind = match &self.kind {
             Kind::Inner { .. } => "Inner",
-            Kind::Full { .. } => "Full",
+            Kind::Status { .. } => "Status",
         };
         f.debug_struct("ResponseBody")
             .field("kind", &kind)
@@ -129,7 +171,7 @@ where
                 }
                 Poll::Ready(frame)
             }
-            KindProj::Full { body } => Pin::new(body)
+            KindProj::Status { body } => Pin::new(body)
                 .poll_frame(cx)
                 .map_err(|never| match never {}),
         }
@@ -138,14 +180,14 @@ where
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Inner { body, .. } => body.is_end_stream(),
-            Kind::Full { body } => body.is_end_stream(),
+            Kind::Status { body } => body.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             Kind::Inner { body, .. } => body.size_hint(),
-            Kind::Full { body } => body.size_hint(),
+            Kind::Status { body } => body.size_hint(),
         }
     }
 }

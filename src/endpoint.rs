@@ -14,10 +14,12 @@ use http_body_util::Full;
 use serde::Serialize;
 
 use crate::auth::{Caller, Endpoint, Refusal};
-use crate::format::{FormatContext, Rendered};
+use crate::body::StatusBody;
+use crate::format::{Format, FormatContext, Rendered};
 use crate::future::StatusFuture;
 use crate::layer::Shared;
 use crate::report::{self, CallerSummary, Component, Notice, Selection, Status, Timestamp};
+use crate::watch::SseBody;
 
 /// What a request on the status path asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,6 +32,12 @@ pub(crate) enum Route {
     Ready,
     /// One component by name.
     Component(String),
+    /// Server-Sent Events of status changes.
+    Watch,
+    /// Prometheus metrics, when enabled.
+    Metrics,
+    /// The OpenAPI document, when enabled.
+    OpenApi,
     /// Anything else below the status path.
     Unknown,
 }
@@ -54,6 +62,9 @@ pub(crate) fn route(path: &str, base: &str) -> Option<Route> {
         "" => Route::Report,
         "live" => Route::Live,
         "ready" => Route::Ready,
+        "watch" => Route::Watch,
+        "metrics" => Route::Metrics,
+        "openapi.json" => Route::OpenApi,
         name if !name.contains('/') => {
             match percent_encoding::percent_decode_str(name).decode_utf8() {
                 Ok(name) => Route::Component(name.into_owned()),
@@ -99,42 +110,93 @@ pub(crate) fn respond(shared: Arc<Shared>, route: Route, parts: Parts) -> Status
     Box::pin(async move {
         let head = parts.method == Method::HEAD;
         if parts.method != Method::GET && !head {
-            return method_not_allowed();
+            return method_not_allowed().map(StatusBody::from);
         }
+        // Optional resources that are off are just component names.
+        let route = match route {
+            Route::Metrics if !shared.config.serve_metrics => Route::Component("metrics".into()),
+            Route::OpenApi if !shared.config.serve_openapi => {
+                Route::Component("openapi.json".into())
+            }
+            // The document holds no health data: open like the probes' schema is.
+            Route::OpenApi => {
+                let doc = crate::openapi::document(&shared.config);
+                return finish(json(StatusCode::OK, &doc), head);
+            }
+            route => route,
+        };
         let group = match route {
             Route::Live | Route::Ready => Endpoint::Probes,
             _ => Endpoint::Report,
         };
         // Decided before any check runs: a refused request costs no work.
         let access = &shared.config.access;
-        let res = match access.authorize(group, &parts.headers).await {
-            Err(refusal) => refused(refusal, access.bearer()),
-            Ok(caller) => {
-                shared.recorder.ensure_ticker();
-                let query = Query::parse(parts.uri.query());
-                match route {
-                    Route::Report => report(&shared, query, caller, &parts.headers).await,
-                    Route::Live => probe(&shared, Status::Ok, None, None),
-                    Route::Ready => ready(&shared, query, caller.details).await,
-                    Route::Component(_) if !caller.details => refused(
-                        if caller.identity.is_some() {
-                            Refusal::Forbidden("this API key may not see component details")
-                        } else {
-                            Refusal::Unauthenticated("component details need an API key")
-                        },
-                        access.bearer(),
-                    ),
-                    Route::Component(name) => component(&shared, &name).await,
-                    Route::Unknown => not_found("no such status resource"),
-                }
-            }
+        let caller = match access.authorize(group, &parts.headers).await {
+            Ok(caller) => caller,
+            Err(refusal) => return finish(refused(refusal, access.bearer()), head),
         };
-        if head {
-            without_body(res)
-        } else {
-            res
-        }
+        shared.recorder.ensure_ticker();
+        let query = Query::parse(parts.uri.query());
+        let res = match route {
+            Route::Report => report(&shared, query, caller, &parts.headers).await,
+            Route::Live => probe(&shared, Status::Ok, None, None),
+            Route::Ready => ready(&shared, query, caller.details).await,
+            Route::Watch => return watch(&shared, &caller, head),
+            // Component names and metrics are details.
+            Route::Component(_) | Route::Metrics if !caller.details => refused(
+                if caller.identity.is_some() {
+                    Refusal::Forbidden("this API key may not see details")
+                } else {
+                    Refusal::Unauthenticated("details need an API key")
+                },
+                access.bearer(),
+            ),
+            Route::Component(name) => component(&shared, &name).await,
+            Route::Metrics => metrics(&shared, query, caller, &parts.headers).await,
+            Route::OpenApi | Route::Unknown => not_found("no such status resource"),
+        };
+        finish(res, head)
     })
+}
+
+fn finish(res: Response<Full<Bytes>>, head: bool) -> Response<StatusBody> {
+    if head { without_body(res) } else { res }.map(StatusBody::from)
+}
+
+/// `/status/watch`: Server-Sent Events of status changes.
+fn watch(shared: &Arc<Shared>, caller: &Caller, head: bool) -> Response<StatusBody> {
+    let body = if head {
+        StatusBody::Full(Full::default())
+    } else {
+        let rx = crate::watch::subscribe(shared);
+        StatusBody::Events(SseBody::new(
+            rx,
+            caller.details,
+            shared.config.watch_keepalive,
+        ))
+    };
+    let mut res = Response::new(body);
+    let headers = res.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// `/status/metrics`: the report in Prometheus text format.
+async fn metrics(
+    shared: &Shared,
+    query: Query,
+    caller: Caller,
+    headers: &http::HeaderMap,
+) -> Response<Full<Bytes>> {
+    let report = report::collect(shared, &Selection::all(), &caller).await;
+    let ctx = FormatContext {
+        caller: &caller,
+        query: &query.pairs,
+        headers,
+        code: StatusCode::OK,
+    };
+    rendered(crate::format::PrometheusFormat.render(&report, &ctx))
 }
 
 async fn report(

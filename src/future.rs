@@ -8,13 +8,12 @@ use std::task::{ready, Context, Poll};
 use bytes::Bytes;
 use http::Response;
 use http_body::Body;
-use http_body_util::Full;
 use pin_project_lite::pin_project;
 
-use crate::body::ResponseBody;
+use crate::body::{ResponseBody, StatusBody};
 use crate::recorder::RequestGuard;
 
-pub(crate) type StatusFuture = Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send>>;
+pub(crate) type StatusFuture = Pin<Box<dyn Future<Output = Response<StatusBody>> + Send>>;
 
 pin_project! {
     /// Response future of [`StatusService`](crate::StatusService).
@@ -119,7 +118,7 @@ where
             KindProj::Status { future } => future
                 .as_mut()
                 .poll(cx)
-                .map(|res| Ok(res.map(ResponseBody::full))),
+                .map(|res| Ok(res.map(ResponseBody::status))),
         }
     }
 }

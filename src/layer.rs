@@ -15,6 +15,7 @@ use crate::recorder::Recorder;
 use crate::report::Status;
 use crate::section::CallerSection;
 use crate::service::StatusService;
+use crate::watch::{StatusWatch, Watcher};
 
 /// Environment variable read for the default environment name.
 pub const ENVIRONMENT_VAR: &str = "APP_ENV";
@@ -40,6 +41,12 @@ pub(crate) struct Config {
     /// Sections computed under the checks' rules.
     pub(crate) sections: Checks,
     pub(crate) caller_sections: CallerSections,
+    /// How often watchers' status is evaluated.
+    pub(crate) watch_interval: Duration,
+    /// Quiet time after which `/status/watch` sends a keep-alive comment.
+    pub(crate) watch_keepalive: Duration,
+    pub(crate) serve_metrics: bool,
+    pub(crate) serve_openapi: bool,
 }
 
 /// Sections that need the caller, by name.
@@ -76,6 +83,7 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) recorder: Arc<Recorder>,
     pub(crate) lifecycle: Arc<Lifecycle>,
+    pub(crate) watcher: Arc<Watcher>,
     pub(crate) started: Instant,
 }
 
@@ -144,9 +152,14 @@ impl StatusLayer {
                     formats: Formats::default(),
                     sections: Checks::default(),
                     caller_sections: CallerSections::default(),
+                    watch_interval: Duration::from_secs(1),
+                    watch_keepalive: Duration::from_secs(15),
+                    serve_metrics: false,
+                    serve_openapi: false,
                 },
                 recorder: Arc::new(Recorder::new()),
                 lifecycle: Arc::new(Lifecycle::default()),
+                watcher: Arc::new(Watcher::default()),
                 started: *PROCESS_START.get_or_init(Instant::now),
             }),
         }
@@ -328,6 +341,51 @@ impl StatusLayer {
             c.caller_sections.0.retain(|(n, _)| *n != name);
             c.caller_sections.0.push((name, section));
         })
+    }
+
+    /// Serves the report in Prometheus text format at `PATH/metrics`
+    /// (off by default; it needs the details permission like components).
+    #[must_use]
+    pub fn serve_metrics(self, serve: bool) -> Self {
+        self.config(|c| c.serve_metrics = serve)
+    }
+
+    /// Serves the OpenAPI document of the status endpoints at
+    /// `PATH/openapi.json` (off by default; open to everyone, as it holds
+    /// no health data).
+    #[must_use]
+    pub fn serve_openapi(self, serve: bool) -> Self {
+        self.config(|c| c.serve_openapi = serve)
+    }
+
+    /// The OpenAPI 3.1 document of the status endpoints as configured
+    /// (paths, report and error schemas, security schemes when keys are
+    /// required), to merge into an API's own document.
+    #[must_use]
+    pub fn openapi(&self) -> serde_json::Value {
+        crate::openapi::document(&self.shared.config)
+    }
+
+    /// How often the status is evaluated for watchers (`/status/watch`,
+    /// [`subscribe`](Self::subscribe), the gRPC bridge); default 1 s.
+    #[must_use]
+    pub fn watch_interval(self, every: Duration) -> Self {
+        self.config(|c| c.watch_interval = every)
+    }
+
+    /// How long `/status/watch` may stay quiet before it sends a keep-alive
+    /// comment; default 15 s.
+    #[must_use]
+    pub fn watch_keepalive(self, every: Duration) -> Self {
+        self.config(|c| c.watch_keepalive = every.max(Duration::from_millis(10)))
+    }
+
+    /// Subscribes to changes of the overall and component statuses,
+    /// evaluated every [`watch_interval`](Self::watch_interval) by a task
+    /// that runs while anyone subscribes. Needs a tokio runtime.
+    #[must_use]
+    pub fn subscribe(&self) -> StatusWatch {
+        StatusWatch::new(crate::watch::subscribe(&self.shared))
     }
 
     /// A handle to push component health, drain and set maintenance.

@@ -43,15 +43,18 @@ pub mod format;
 pub mod future;
 mod handle;
 mod layer;
+mod openapi;
 mod recorder;
 pub mod report;
 mod section;
 mod service;
+pub mod watch;
 
 pub use handle::{ComponentOptions, StatusHandle};
 pub use layer::{StatusLayer, ENVIRONMENT_VAR};
 pub use report::{Report, Status};
 pub use service::StatusService;
+pub use watch::{StatusChange, StatusWatch};
 
 /// The calling crate's version from its `Cargo.toml`, for
 /// [`StatusLayer::version`].

@@ -401,7 +401,7 @@ impl Access {
         self.require[Self::index(endpoint)] = Some(required);
     }
 
-    fn required(&self, endpoint: Endpoint) -> bool {
+    pub(crate) fn required(&self, endpoint: Endpoint) -> bool {
         self.require[Self::index(endpoint)]
             .unwrap_or(self.keys.is_some() && endpoint == Endpoint::Report)
     }

@@ -19,10 +19,13 @@ pub use memory::Memory;
 pub use traffic::{Latency, LatencyHistogram, Traffic, HISTOGRAM_BOUNDS};
 
 /// Overall health, from best to worst (`maintenance` is set by the operator).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Everything works.
+    #[default]
     Ok,
     /// Working, but something non-critical is failing.
     Degraded,

@@ -1,0 +1,237 @@
+//! Watching the status: a background evaluator that publishes every change
+//! of the overall or a component's status, for Server-Sent Events at
+//! `/status/watch`, the gRPC health bridge, and [`StatusWatch`] in code.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::auth::Caller;
+use crate::layer::Shared;
+use crate::report::{Selection, Status};
+
+/// The overall status and each component's, as watchers see them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct StatusChange {
+    /// Overall status.
+    pub status: Status,
+    /// Each component's own status (left out for callers without details).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub components: BTreeMap<String, Status>,
+}
+
+/// The evaluator of one layer: started by the first subscriber, stopped
+/// when the last one goes.
+pub(crate) struct Watcher {
+    tx: watch::Sender<Option<StatusChange>>,
+    running: AtomicBool,
+}
+
+impl Default for Watcher {
+    fn default() -> Self {
+        Self {
+            tx: watch::Sender::new(None),
+            running: AtomicBool::new(false),
+        }
+    }
+}
+
+/// Clears `running` when the evaluator ends, even by cancellation.
+struct Running(Arc<Watcher>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.running.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Subscribes to the status of the layer behind `shared`, starting the
+/// evaluator (every `interval`) when it is not running. Needs a tokio runtime.
+pub(crate) fn subscribe(shared: &Arc<Shared>) -> watch::Receiver<Option<StatusChange>> {
+    let watcher = &shared.watcher;
+    let rx = watcher.tx.subscribe();
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        if !watcher.running.swap(true, Ordering::SeqCst) {
+            let weak: Weak<Shared> = Arc::downgrade(shared);
+            let running = Running(Arc::clone(watcher));
+            let every = shared.config.watch_interval;
+            rt.spawn(evaluate(weak, running, every));
+        }
+    }
+    rx
+}
+
+async fn evaluate(shared: Weak<Shared>, running: Running, every: Duration) {
+    let mut interval = tokio::time::interval(every.max(Duration::from_millis(10)));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            break;
+        };
+        if running.0.tx.receiver_count() == 0 {
+            break;
+        }
+        let report = crate::report::collect(&shared, &Selection::all(), &Caller::full()).await;
+        let change = StatusChange {
+            status: report.status,
+            components: report
+                .components
+                .iter()
+                .map(|(name, c)| (name.clone(), c.status))
+                .collect(),
+        };
+        running.0.tx.send_if_modified(|current| {
+            if current.as_ref() == Some(&change) {
+                false
+            } else {
+                *current = Some(change);
+                true
+            }
+        });
+    }
+}
+
+/// A subscription to status changes.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use tower_status::{Status, StatusLayer};
+///
+/// let layer = StatusLayer::new().check("db", || async { true });
+/// let mut watch = layer.subscribe();
+/// let first = watch.changed().await.unwrap();
+/// assert_eq!(first.status, Status::Ok);
+/// # });
+/// ```
+#[derive(Debug)]
+pub struct StatusWatch {
+    rx: watch::Receiver<Option<StatusChange>>,
+}
+
+impl StatusWatch {
+    pub(crate) fn new(rx: watch::Receiver<Option<StatusChange>>) -> Self {
+        Self { rx }
+    }
+
+    /// The next status that differs from the last one returned (the first
+    /// call returns the current status as soon as it is known); `None` once
+    /// the layer is gone.
+    pub async fn changed(&mut self) -> Option<StatusChange> {
+        loop {
+            self.rx.changed().await.ok()?;
+            if let Some(change) = self.rx.borrow_and_update().clone() {
+                return Some(change);
+            }
+        }
+    }
+}
+
+/// What woke the stream.
+enum Wake {
+    KeepAlive,
+    Change(Option<StatusChange>),
+    /// The layer is gone: the stream ends.
+    Closed,
+}
+
+type Receiver = watch::Receiver<Option<StatusChange>>;
+type Next = Pin<Box<dyn std::future::Future<Output = (Receiver, Wake)> + Send + Sync>>;
+
+/// The `text/event-stream` body of `/status/watch`: an `event: status` with
+/// the current status first, then one on every change the caller may see,
+/// and a comment line every keep-alive period.
+pub(crate) struct SseBody {
+    next: Next,
+    details: bool,
+    keepalive: Duration,
+    last: Option<StatusChange>,
+}
+
+impl SseBody {
+    pub(crate) fn new(mut rx: Receiver, details: bool, keepalive: Duration) -> Self {
+        // The current value, when known, is the first event.
+        rx.mark_changed();
+        Self {
+            next: Self::wait(rx, keepalive),
+            details,
+            keepalive,
+            last: None,
+        }
+    }
+
+    fn wait(mut rx: Receiver, keepalive: Duration) -> Next {
+        Box::pin(async move {
+            let wake = match tokio::time::timeout(keepalive, rx.changed()).await {
+                Err(_) => Wake::KeepAlive,
+                Ok(Err(_)) => Wake::Closed,
+                Ok(Ok(())) => Wake::Change(rx.borrow_and_update().clone()),
+            };
+            (rx, wake)
+        })
+    }
+
+    /// What this caller may see of a change.
+    fn view(&self, change: &StatusChange) -> StatusChange {
+        StatusChange {
+            status: change.status,
+            components: if self.details {
+                change.components.clone()
+            } else {
+                BTreeMap::new()
+            },
+        }
+    }
+}
+
+impl Body for SseBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        loop {
+            let (rx, wake) = ready!(self.next.as_mut().poll(cx));
+            let keepalive = self.keepalive;
+            self.next = Self::wait(rx, keepalive);
+            let change = match wake {
+                Wake::Closed => return Poll::Ready(None),
+                Wake::KeepAlive => {
+                    let comment = Bytes::from_static(b": keep-alive\n\n");
+                    return Poll::Ready(Some(Ok(Frame::data(comment))));
+                }
+                // Not evaluated yet: nothing to say.
+                Wake::Change(None) => continue,
+                Wake::Change(Some(change)) => change,
+            };
+            let view = self.view(&change);
+            if self.last.as_ref() == Some(&view) {
+                // A change this caller cannot see (a component, without details).
+                continue;
+            }
+            let json = serde_json::to_string(&view).unwrap_or_else(|_| "{}".to_owned());
+            self.last = Some(view);
+            let event = format!("event: status\ndata: {json}\n\n");
+            return Poll::Ready(Some(Ok(Frame::data(Bytes::from(event)))));
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        false
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
