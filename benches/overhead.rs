@@ -1,1 +1,591 @@
-fn main() {}
+//! Per-request cost of the pass-through path, against a bare service and
+//! other layers doing comparable work.
+//!
+//! ```text
+//! cargo bench --bench overhead
+//! ```
+//!
+//! Variants, all wrapping the same hello-world `service_fn` returning
+//! `Response<Full<Bytes>>` with a 13-byte body:
+//!
+//! - `bare`: the service alone;
+//! - `status`: `StatusLayer::new()` with three registered checks (traffic
+//!   recording on, as by default);
+//! - `floor`: the smallest layer that records comparable data, written
+//!   here: its service holds an `Arc` of three shared counters, its future
+//!   a clone of that `Arc` and the `Instant` read in `call`; when the
+//!   response is ready it reads `Instant` again and does three relaxed
+//!   atomic adds on the shared counters (no body wrapper);
+//! - `floor-static`: the same with `&'static` counters, i.e. without the
+//!   `Arc` reference counting: clock reads and adds only;
+//! - `trace`: `tower_http::trace::TraceLayer::new_for_http()`, no subscriber;
+//! - `prometheus`: `axum_prometheus::PrometheusMetricLayer::new()`, with the
+//!   global Prometheus recorder installed once (as `pair()` does);
+//! - `axum/bare`, `axum/status`, `axum/floor`, `axum/prometheus`: the same
+//!   handler as an axum route (`Router::route("/hello", get(..))`), bare and
+//!   with each layer applied by `Router::layer`, as applications do. axum
+//!   boxes a layered route (a second `BoxCloneSyncService`, cloned per
+//!   request) and re-boxes a response body whose type the layer changed, so
+//!   these deltas include what axum adds around any layer. Compared within
+//!   their group (delta over `axum/bare`).
+//!
+//! Every request is driven as axum drives a route's service: the service is
+//! cloned, `oneshot` (`poll_ready` + `call`) is polled to its response,
+//! and the response body is polled frame by frame until it ends. Futures
+//! are polled by hand with a no-op waker (everything is ready at once), so
+//! no runtime is measured.
+//!
+//! Two measurements:
+//!
+//! 1. criterion, one thread, one benchmark per variant (`overhead/1-thread/*`);
+//! 2. an interleaved table: `ROUNDS` rounds; in each, every variant runs
+//!    `REQUESTS` requests on one thread, then every variant runs `REQUESTS`
+//!    requests on each of two threads sharing one service (the variant
+//!    order rotates every round). The median per variant is printed with
+//!    its delta over its group's `bare` and the ratios of that delta to the
+//!    group's floor delta and axum-prometheus delta. For two threads, the figure is the time per
+//!    request seen by each thread (the mean of both threads) while both run.
+//!
+//! Environment: `OVERHEAD_ROUNDS` (default 15), `OVERHEAD_REQUESTS` (default
+//! 200000), `OVERHEAD_CRITERION=0` skips the criterion part,
+//! `OVERHEAD_TABLE=0` the table, `OVERHEAD_VARIANTS=tower` or
+//! `OVERHEAD_VARIANTS=bare,status,floor,prometheus` keeps only those
+//! (groups or names). `cargo bench --bench overhead -- --test`
+//! runs everything once, tiny, as a smoke test.
+
+use std::convert::Infallible;
+use std::fmt::Debug;
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Barrier, OnceLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum_prometheus::metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use axum_prometheus::{utils::SECONDS_DURATION_BUCKETS, PrometheusMetricLayer};
+use bytes::Bytes;
+use criterion::Criterion;
+use http::{Request, Response};
+use http_body::Body;
+use http_body_util::{BodyExt, Full};
+use tower::{Layer, Service, ServiceExt};
+use tower_http::trace::TraceLayer;
+use tower_status::StatusLayer;
+
+type Req = Request<Full<Bytes>>;
+
+const BODY: &[u8] = b"Hello, World!";
+
+// ---------------------------------------------------------------------------
+// Driver: the same for every variant.
+
+/// Polls `fut` to completion with a no-op waker; every future here is
+/// ready at its first poll, so this never spins in practice.
+#[inline(always)]
+fn block_on<F: Future>(fut: F) -> F::Output {
+    let mut fut = pin!(fut);
+    let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+    loop {
+        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::hint::spin_loop();
+    }
+}
+
+#[inline(always)]
+fn request() -> Req {
+    // A static URI: building the request allocates nothing, so the bare
+    // figure is mostly the service and the driver.
+    let mut req = Request::new(Full::default());
+    *req.uri_mut() = http::Uri::from_static("/hello");
+    req
+}
+
+/// One request as axum sends it to a route: clone, `oneshot`, drain the body.
+#[inline(always)]
+fn one_request<S, B>(svc: &S)
+where
+    S: Service<Req, Response = Response<B>> + Clone,
+    S::Error: Debug,
+    B: Body<Data = Bytes>,
+    B::Error: Debug,
+{
+    block_on(async {
+        let res = svc.clone().oneshot(request()).await.expect("service error");
+        let mut body = pin!(res.into_body());
+        while let Some(frame) = body.frame().await {
+            black_box(frame.expect("body error"));
+        }
+    });
+}
+
+/// Runs `n` requests on this thread; returns the elapsed time.
+#[inline(never)]
+fn run<S, B>(svc: &S, n: u64) -> Duration
+where
+    S: Service<Req, Response = Response<B>> + Clone,
+    S::Error: Debug,
+    B: Body<Data = Bytes>,
+    B::Error: Debug,
+{
+    let start = Instant::now();
+    for _ in 0..n {
+        one_request(svc);
+    }
+    start.elapsed()
+}
+
+/// Runs `n` requests on each of two threads sharing `svc`, started together;
+/// returns the mean, over both threads, of each thread's time per request.
+fn run_two<S, B>(svc: &S, n: u64) -> f64
+where
+    S: Service<Req, Response = Response<B>> + Clone + Sync,
+    S::Error: Debug,
+    B: Body<Data = Bytes>,
+    B::Error: Debug,
+{
+    let barrier = Barrier::new(2);
+    let times: Vec<Duration> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    // A few requests first, so the thread's lazy state
+                    // (thread-locals, shard slot) is set before timing.
+                    run(svc, 1_000);
+                    barrier.wait();
+                    run(svc, n)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("worker panicked"))
+            .collect()
+    });
+    times.iter().map(|t| ns_per(*t, n)).sum::<f64>() / times.len() as f64
+}
+
+fn ns_per(t: Duration, n: u64) -> f64 {
+    t.as_nanos() as f64 / n as f64
+}
+
+// ---------------------------------------------------------------------------
+// The services.
+
+fn hello_service(
+) -> impl Service<Req, Response = Response<Full<Bytes>>, Error = Infallible, Future: Send>
+       + Clone
+       + Send
+       + Sync {
+    tower::service_fn(|_req: Req| async {
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(BODY))))
+    })
+}
+
+/// Counters of the floor layer, shared by every thread.
+#[derive(Default)]
+struct FloorCounters {
+    requests: AtomicU64,
+    ok: AtomicU64,
+    total_ns: AtomicU64,
+}
+
+impl FloorCounters {
+    #[inline]
+    fn record(&self, ok: bool, elapsed: Duration) {
+        self.requests.fetch_add(1, Relaxed);
+        self.ok.fetch_add(u64::from(ok), Relaxed);
+        self.total_ns.fetch_add(elapsed.as_nanos() as u64, Relaxed);
+    }
+}
+
+/// Where the floor layer keeps its counters: an `Arc` (as a layer built at
+/// run time must) or a `&'static` (no reference counting at all).
+trait CounterRef: Clone {
+    fn counters(&self) -> &FloorCounters;
+}
+
+impl CounterRef for Arc<FloorCounters> {
+    #[inline]
+    fn counters(&self) -> &FloorCounters {
+        self
+    }
+}
+
+impl CounterRef for &'static FloorCounters {
+    #[inline]
+    fn counters(&self) -> &FloorCounters {
+        self
+    }
+}
+
+#[derive(Clone)]
+struct FloorLayer<C>(C);
+
+#[derive(Clone)]
+struct FloorService<S, C> {
+    inner: S,
+    counters: C,
+}
+
+impl<S, C: Clone> Layer<S> for FloorLayer<C> {
+    type Service = FloorService<S, C>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        FloorService {
+            inner,
+            counters: self.0.clone(),
+        }
+    }
+}
+
+impl<S, C, ReqB, B> Service<Request<ReqB>> for FloorService<S, C>
+where
+    S: Service<Request<ReqB>, Response = Response<B>>,
+    C: CounterRef,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = FloorFuture<S::Future, C>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    #[inline]
+    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+        FloorFuture {
+            start: Instant::now(),
+            counters: self.counters.clone(),
+            inner: self.inner.call(req),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    struct FloorFuture<F, C> {
+        #[pin]
+        inner: F,
+        start: Instant,
+        counters: C,
+    }
+}
+
+impl<F, C, B, E> Future for FloorFuture<F, C>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    C: CounterRef,
+{
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let out = std::task::ready!(this.inner.poll(cx));
+        let ok = matches!(&out, Ok(res) if !res.status().is_server_error());
+        this.counters.counters().record(ok, this.start.elapsed());
+        Poll::Ready(out)
+    }
+}
+
+/// The global Prometheus recorder, installed once as
+/// `PrometheusMetricLayer::pair()` installs it (same histogram buckets),
+/// minus the upkeep task: [`prometheus_upkeep`] runs between rounds.
+fn prometheus_handle() -> Option<&'static PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full(axum_prometheus::AXUM_HTTP_REQUESTS_DURATION_SECONDS.to_string()),
+                    SECONDS_DURATION_BUCKETS,
+                )
+                .expect("valid buckets");
+            match builder.install_recorder() {
+                Ok(handle) => Some(handle),
+                Err(e) => {
+                    // Another recorder is already global: the layer records into that one.
+                    eprintln!(
+                        "note: Prometheus recorder not installed ({e}); using the existing one"
+                    );
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+fn prometheus_upkeep() {
+    if let Some(handle) = prometheus_handle() {
+        handle.run_upkeep();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The variants, type-erased per batch (the per-request loop is monomorphic).
+
+struct Variant {
+    /// `tower` (the service alone) or `axum` (the service as an axum route).
+    group: &'static str,
+    /// `bare`, `status`, `floor`, ...: compared within its group.
+    kind: &'static str,
+    one: Box<dyn Fn(u64) -> Duration>,
+    two: Box<dyn Fn(u64) -> f64>,
+    criterion: Box<dyn Fn(&mut criterion::Bencher<'_>)>,
+}
+
+impl Variant {
+    fn name(&self) -> String {
+        if self.group == "tower" {
+            self.kind.to_owned()
+        } else {
+            format!("{}/{}", self.group, self.kind)
+        }
+    }
+}
+
+fn variant<S, B>(group: &'static str, kind: &'static str, svc: S) -> Variant
+where
+    S: Service<Req, Response = Response<B>> + Clone + Send + Sync + 'static,
+    S::Error: Debug,
+    B: Body<Data = Bytes>,
+    B::Error: Debug,
+{
+    let svc = Arc::new(svc);
+    let (a, b, c) = (svc.clone(), svc.clone(), svc);
+    Variant {
+        group,
+        kind,
+        one: Box::new(move |n| run(&*a, n)),
+        two: Box::new(move |n| run_two(&*b, n)),
+        criterion: Box::new(move |bencher| bencher.iter(|| one_request(&*c))),
+    }
+}
+
+fn status_layer() -> StatusLayer {
+    StatusLayer::new()
+        .check("db", || async { true })
+        .check("cache", || async { true })
+        .check("queue", || async { true })
+}
+
+/// The hello-world handler as an axum route, at `/hello`.
+fn router() -> axum::Router {
+    axum::Router::new().route(
+        "/hello",
+        axum::routing::get(|| async { Response::new(Full::new(Bytes::from_static(BODY))) }),
+    )
+}
+
+fn variants() -> Vec<Variant> {
+    prometheus_handle();
+    let floor_static: &'static FloorCounters = Box::leak(Box::default());
+    vec![
+        variant("tower", "bare", hello_service()),
+        variant("tower", "status", status_layer().layer(hello_service())),
+        variant(
+            "tower",
+            "floor",
+            FloorLayer(Arc::new(FloorCounters::default())).layer(hello_service()),
+        ),
+        variant(
+            "tower",
+            "floor-static",
+            FloorLayer(floor_static).layer(hello_service()),
+        ),
+        variant(
+            "tower",
+            "trace",
+            TraceLayer::new_for_http().layer(hello_service()),
+        ),
+        variant(
+            "tower",
+            "prometheus",
+            PrometheusMetricLayer::new().layer(hello_service()),
+        ),
+        // The same layers applied with `Router::layer`, as an application
+        // does: axum boxes the layered route and the new response body.
+        variant("axum", "bare", router()),
+        variant("axum", "status", router().layer(status_layer())),
+        variant(
+            "axum",
+            "floor",
+            router().layer(FloorLayer(Arc::new(FloorCounters::default()))),
+        ),
+        variant(
+            "axum",
+            "prometheus",
+            router().layer(PrometheusMetricLayer::new()),
+        ),
+    ]
+}
+
+// ---------------------------------------------------------------------------
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".to_owned())
+}
+
+fn median(xs: &mut [f64]) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
+}
+
+fn criterion_part(c: &mut Criterion, variants: &[Variant]) {
+    let mut group = c.benchmark_group("overhead/1-thread");
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_millis(1500))
+        .sample_size(30);
+    for v in variants {
+        group.bench_function(v.name(), |b| {
+            (v.criterion)(b);
+        });
+        prometheus_upkeep();
+    }
+    group.finish();
+}
+
+fn spread(xs: &[f64]) -> String {
+    let lo = xs.iter().copied().fold(f64::MAX, f64::min);
+    let hi = xs.iter().copied().fold(f64::MIN, f64::max);
+    format!("{lo:.1}..{hi:.1}")
+}
+
+fn print_table(label: &str, variants: &[Variant], samples: &mut [Vec<f64>], rounds: usize) {
+    let spreads: Vec<String> = samples.iter().map(|s| spread(s)).collect();
+    let medians: Vec<f64> = samples.iter_mut().map(|s| median(s)).collect();
+    let find = |group: &str, kind: &str| {
+        variants
+            .iter()
+            .position(|v| v.group == group && v.kind == kind)
+            .map(|i| medians[i])
+    };
+    println!("\n{label}: median ns/request over {rounds} rounds");
+    println!(
+        "{:<18} {:>9} {:>15} {:>9} {:>12} {:>11}",
+        "variant", "ns/req", "min..max", "delta", "delta/floor", "delta/prom"
+    );
+    let mut last_group = "";
+    for (i, v) in variants.iter().enumerate() {
+        if v.group != last_group {
+            last_group = v.group;
+            println!(
+                "  [{}: delta over {}]",
+                v.group,
+                if v.group == "tower" {
+                    "bare".to_owned()
+                } else {
+                    format!("{}/bare", v.group)
+                }
+            );
+        }
+        let bare = find(v.group, "bare").unwrap_or(f64::NAN);
+        let floor = find(v.group, "floor").unwrap_or(f64::NAN) - bare;
+        let prom = find(v.group, "prometheus").unwrap_or(f64::NAN) - bare;
+        let d = medians[i] - bare;
+        let ratio = |base: f64| {
+            if v.kind != "bare" && base > 0.0 {
+                format!("{:.3}", d / base)
+            } else {
+                "-".to_owned() // no baseline (NaN) or nothing to compare
+            }
+        };
+        println!(
+            "{:<18} {:>9.1} {:>15} {:>9.1} {:>12} {:>11}",
+            v.name(),
+            medians[i],
+            spreads[i],
+            d,
+            ratio(floor),
+            ratio(prom)
+        );
+    }
+}
+
+fn table_part(variants: &[Variant], rounds: usize, n: u64) {
+    let mut one: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+    let mut two: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+    println!(
+        "\ninterleaved table: {rounds} rounds x {n} requests per variant and thread count \
+         ({} cores, load average before: {})",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        loadavg()
+    );
+    // One untimed pass to warm caches, thread-locals and lazy statics.
+    for v in variants {
+        (v.one)((n / 10).max(1));
+        prometheus_upkeep();
+    }
+    let started = Instant::now();
+    for round in 0..rounds {
+        let order: Vec<usize> = (0..variants.len())
+            .map(|i| (i + round) % variants.len())
+            .collect();
+        for &i in &order {
+            one[i].push(ns_per((variants[i].one)(n), n));
+            prometheus_upkeep();
+        }
+        for &i in &order {
+            two[i].push((variants[i].two)(n));
+            prometheus_upkeep();
+        }
+    }
+    let elapsed = started.elapsed();
+    print_table("1 thread", variants, &mut one, rounds);
+    print_table(
+        "2 threads (time per request seen by each thread, both running)",
+        variants,
+        &mut two,
+        rounds,
+    );
+    println!(
+        "\ntable measured in {:.1} s (load average after: {})",
+        elapsed.as_secs_f64(),
+        loadavg()
+    );
+}
+
+fn main() {
+    let smoke = std::env::args().any(|a| a == "--test");
+    let mut variants = variants();
+    if let Ok(only) = std::env::var("OVERHEAD_VARIANTS") {
+        let wanted: Vec<&str> = only.split(',').map(str::trim).collect();
+        variants.retain(|v| wanted.contains(&v.name().as_str()) || wanted.contains(&v.group));
+    }
+
+    if env_u64("OVERHEAD_CRITERION", 1) != 0 {
+        let mut c = Criterion::default().configure_from_args();
+        criterion_part(&mut c, &variants);
+        c.final_summary();
+    }
+    if env_u64("OVERHEAD_TABLE", 1) != 0 {
+        let (rounds, n) = if smoke {
+            (1, 1_000)
+        } else {
+            (
+                env_u64("OVERHEAD_ROUNDS", 15) as usize,
+                env_u64("OVERHEAD_REQUESTS", 200_000),
+            )
+        };
+        table_part(&variants, rounds.max(1), n.max(1));
+    }
+}

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Throughput under wrk on loopback: an axum hello-world bare and behind
+# StatusLayer, then /status (20 cached checks) against the bare hello route.
+#
+#   scripts/load.sh
+#
+# Two servers (benches/load_server.rs, built with the bench profile) run
+# side by side, one bare and one layered, each a current-thread tokio
+# runtime pinned to core 0; wrk is pinned to core 1 (when taskset and two
+# cores are there). Each phase runs ROUNDS rounds; a round measures both
+# sides back to back, in alternating order, and the ratio of the round is
+# layered / bare. The medians of the throughputs and of the per-round ratios
+# are printed, with lines starting `RESULT` for scripts.
+#
+# Phases:
+#   1. pass-through: wrk on / of each server (target: median ratio >= 0.98);
+#   2. status: wrk on /status of the layered server (20 checks cached for an
+#      hour, so every answer is built from cached results) against / of the
+#      bare server (target: median ratio >= 0.5).
+#
+# Settings (environment): ROUNDS (5), DURATION seconds per wrk run (5),
+# CONNECTIONS (32), THREADS wrk threads (1), PORT_BARE (38081),
+# PORT_LAYERED (38082), SERVER_CORE (0), WRK_CORE (1). Only 127.0.0.1 is used.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-5}
+CONNECTIONS=${CONNECTIONS:-32}
+THREADS=${THREADS:-1}
+PORT_BARE=${PORT_BARE:-38081}
+PORT_LAYERED=${PORT_LAYERED:-38082}
+SERVER_CORE=${SERVER_CORE:-0}
+WRK_CORE=${WRK_CORE:-1}
+
+command -v wrk >/dev/null 2>&1 || { echo "load.sh: wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+
+# --- the server binary ----------------------------------------------------
+
+if ! grep -Eq '^[[:space:]]*name[[:space:]]*=[[:space:]]*"load_server"' Cargo.toml; then
+    cat >&2 <<'EOF'
+load.sh: Cargo.toml has no bench target `load_server` with `harness = false`;
+add:
+
+[[bench]]
+name = "load_server"
+harness = false
+EOF
+    exit 1
+fi
+
+echo "building benches/load_server.rs (bench profile)"
+BIN=$(cargo bench --no-run --bench load_server --message-format=json 2>/dev/null |
+    grep '"executable":"[^"]*load_server' |
+    sed -E 's/.*"executable":"([^"]*)".*/\1/' | tail -n 1)
+if [ -z "$BIN" ] || [ ! -x "$BIN" ]; then
+    echo "load.sh: could not build or find the load_server binary" >&2
+    cargo bench --no-run --bench load_server >&2
+    exit 1
+fi
+echo "server: $BIN"
+
+# --- pinning --------------------------------------------------------------
+
+PIN_SERVER=()
+PIN_WRK=()
+if command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 2 ]; then
+    PIN_SERVER=(taskset -c "$SERVER_CORE")
+    PIN_WRK=(taskset -c "$WRK_CORE")
+    echo "pinning: servers on core $SERVER_CORE, wrk on core $WRK_CORE"
+else
+    echo "pinning: none (taskset missing or fewer than 2 cores)"
+fi
+
+# --- servers --------------------------------------------------------------
+
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+}
+trap cleanup EXIT INT TERM
+
+start_server() { # start_server MODE PORT
+    "${PIN_SERVER[@]}" "$BIN" "$1" "127.0.0.1:$2" &
+    PIDS+=("$!")
+    local i
+    for i in $(seq 1 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "load.sh: the $1 server did not start on port $2" >&2
+    exit 1
+}
+
+start_server bare "$PORT_BARE"
+start_server layered "$PORT_LAYERED"
+
+# --- measuring ------------------------------------------------------------
+
+# wrk_rps PORT PATH SECONDS -> requests per second
+wrk_rps() {
+    local out rps errors
+    out=$("${PIN_WRK[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$3"s "http://127.0.0.1:$1$2")
+    errors=$(printf '%s\n' "$out" | grep -E 'Non-2xx|Socket errors' || true)
+    if [ -n "$errors" ]; then
+        echo "load.sh: wrk reported errors on $2: $errors" >&2
+    fi
+    rps=$(printf '%s\n' "$out" | awk '/^Requests\/sec:/ {print $2}')
+    [ -n "$rps" ] || { echo "load.sh: no throughput from wrk:" >&2; printf '%s\n' "$out" >&2; exit 1; }
+    printf '%s\n' "$rps"
+}
+
+median() { # median < numbers
+    sort -g | awk '{v[NR] = $1} END {
+        if (NR == 0) { print "nan"; exit }
+        if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# phase NAME BARE_PATH LAYERED_PATH: ROUNDS rounds, prints the table and RESULT line
+phase() {
+    local name=$1 bare_path=$2 layered_path=$3
+    local bare layered ratio r
+    local bare_all=() layered_all=() ratio_all=()
+    echo
+    echo "== $name: bare $bare_path vs layered $layered_path," \
+        "$ROUNDS rounds x ${DURATION}s, wrk -t$THREADS -c$CONNECTIONS (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+    # Warm-up, not counted: connections, caches, the first /status run of the checks.
+    wrk_rps "$PORT_BARE" "$bare_path" 1 >/dev/null
+    wrk_rps "$PORT_LAYERED" "$layered_path" 1 >/dev/null
+    printf '%-6s %14s %14s %8s\n' round "bare req/s" "layered req/s" ratio
+    for r in $(seq 1 "$ROUNDS"); do
+        if [ $((r % 2)) -eq 1 ]; then
+            bare=$(wrk_rps "$PORT_BARE" "$bare_path" "$DURATION")
+            layered=$(wrk_rps "$PORT_LAYERED" "$layered_path" "$DURATION")
+        else
+            layered=$(wrk_rps "$PORT_LAYERED" "$layered_path" "$DURATION")
+            bare=$(wrk_rps "$PORT_BARE" "$bare_path" "$DURATION")
+        fi
+        ratio=$(awk -v a="$layered" -v b="$bare" 'BEGIN {printf "%.4f", a / b}')
+        bare_all+=("$bare")
+        layered_all+=("$layered")
+        ratio_all+=("$ratio")
+        printf '%-6s %14s %14s %8s\n' "$r" "$bare" "$layered" "$ratio"
+    done
+    local mb ml mr
+    mb=$(printf '%s\n' "${bare_all[@]}" | median)
+    ml=$(printf '%s\n' "${layered_all[@]}" | median)
+    mr=$(printf '%s\n' "${ratio_all[@]}" | median)
+    printf '%-6s %14s %14s %8s\n' median "$mb" "$ml" "$mr"
+    echo "RESULT $name: median bare ${mb} req/s, layered ${ml} req/s, median ratio ${mr} (min..max $(printf '%s\n' "${ratio_all[@]}" | sort -g | sed -n '1p;$p' | paste -sd' ' - | sed 's/ /../'))"
+}
+
+echo "machine: $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+phase pass-through / /
+phase status / /status
+echo
+echo "targets: pass-through ratio >= 0.98; status ratio >= 0.5"
