@@ -396,6 +396,11 @@ impl StatusLayer {
         }
     }
 
+    #[cfg(feature = "grpc")]
+    pub(crate) fn config_ref(&self) -> &Config {
+        &self.shared.config
+    }
+
     /// The normalized status path.
     #[must_use]
     pub fn status_path(&self) -> &str {

@@ -41,6 +41,8 @@ pub mod check;
 mod endpoint;
 pub mod format;
 pub mod future;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 mod handle;
 mod layer;
 mod openapi;
