@@ -219,6 +219,8 @@ async fn report(
     };
     let mut report = report::collect(shared, &selection, &caller).await;
     let code = shared.config.code(report.status);
+    // Kept before redaction: Retry-After is for every caller.
+    let notice = report.notice.clone();
     if caller.details {
         report.caller = caller.identity.as_ref().map(|identity| CallerSummary {
             name: identity.name.clone(),
@@ -237,7 +239,7 @@ async fn report(
         code,
     };
     let mut res = rendered(format.render(&report, &ctx));
-    retry_after(&mut res, report.notice.as_ref());
+    retry_after(&mut res, notice.as_ref());
     res
 }
 

@@ -45,12 +45,29 @@ impl Default for Watcher {
     }
 }
 
-/// Clears `running` when the evaluator ends, even by cancellation.
-struct Running(Arc<Watcher>);
+/// Clears `running` and the last value if the evaluator is cancelled (its
+/// runtime shut down); a normal stop does the same in [`evaluate`].
+struct Running {
+    watcher: Arc<Watcher>,
+    /// This evaluator owns `running`.
+    armed: bool,
+}
+
+impl Running {
+    /// Stops: a later subscriber must not be handed a stale status, and
+    /// must find nothing running so it starts a new evaluator.
+    fn stop(&mut self) {
+        if self.armed {
+            self.armed = false;
+            self.watcher.tx.send_replace(None);
+            self.watcher.running.store(false, Ordering::SeqCst);
+        }
+    }
+}
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.0.running.store(false, Ordering::SeqCst);
+        self.stop();
     }
 }
 
@@ -62,7 +79,10 @@ pub(crate) fn subscribe(shared: &Arc<Shared>) -> watch::Receiver<Option<StatusCh
     if let Ok(rt) = tokio::runtime::Handle::try_current() {
         if !watcher.running.swap(true, Ordering::SeqCst) {
             let weak: Weak<Shared> = Arc::downgrade(shared);
-            let running = Running(Arc::clone(watcher));
+            let running = Running {
+                watcher: Arc::clone(watcher),
+                armed: true,
+            };
             let every = shared.config.watch_interval;
             rt.spawn(evaluate(weak, running, every));
         }
@@ -70,7 +90,7 @@ pub(crate) fn subscribe(shared: &Arc<Shared>) -> watch::Receiver<Option<StatusCh
     rx
 }
 
-async fn evaluate(shared: Weak<Shared>, running: Running, every: Duration) {
+async fn evaluate(shared: Weak<Shared>, mut running: Running, every: Duration) {
     let mut interval = tokio::time::interval(every.max(Duration::from_millis(10)));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -78,7 +98,15 @@ async fn evaluate(shared: Weak<Shared>, running: Running, every: Duration) {
         let Some(shared) = shared.upgrade() else {
             break;
         };
-        if running.0.tx.receiver_count() == 0 {
+        if running.watcher.tx.receiver_count() == 0 {
+            running.stop();
+            // A subscriber that came between the count and the stop saw
+            // `running` still set and started nothing: go on for it.
+            let watcher = &running.watcher;
+            if watcher.tx.receiver_count() > 0 && !watcher.running.swap(true, Ordering::SeqCst) {
+                running.armed = true;
+                continue;
+            }
             break;
         }
         let report = crate::report::collect(&shared, &Selection::all(), &Caller::full()).await;
@@ -90,7 +118,7 @@ async fn evaluate(shared: Weak<Shared>, running: Running, every: Duration) {
                 .map(|(name, c)| (name.clone(), c.status))
                 .collect(),
         };
-        running.0.tx.send_if_modified(|current| {
+        running.watcher.tx.send_if_modified(|current| {
             if current.as_ref() == Some(&change) {
                 false
             } else {
@@ -119,7 +147,9 @@ pub struct StatusWatch {
 }
 
 impl StatusWatch {
-    pub(crate) fn new(rx: watch::Receiver<Option<StatusChange>>) -> Self {
+    pub(crate) fn new(mut rx: watch::Receiver<Option<StatusChange>>) -> Self {
+        // The current status, once known, is the first answer.
+        rx.mark_changed();
         Self { rx }
     }
 

@@ -555,8 +555,6 @@ async fn json_by_accept_is_the_default_format() {
 }
 
 #[tokio::test]
-#[ignore = "bug: src/format/mod.rs:225 (Formats::choose) maps ?format=json to the replaced \
-            default, not the built-in JSON that StatusLayer::default_format documents"]
 async fn format_json_is_the_builtin_json_when_the_default_is_replaced() {
     let layer = StatusLayer::new()
         .check("db", || async { true })
@@ -990,8 +988,6 @@ async fn a_caller_section_replaces_one_of_the_same_name() {
 }
 
 #[tokio::test]
-#[ignore = "bug: src/endpoint.rs report() redacts the report (line 231) before retry_after reads \
-            its notice (line 240): callers without details get no Retry-After in maintenance"]
 async fn maintenance_retry_after_reaches_callers_without_details() {
     let layer = with_open_keys(StatusLayer::new().check("db", || async { true }));
     let until = SystemTime::now() + Duration::from_secs(120);

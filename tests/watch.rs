@@ -129,10 +129,6 @@ async fn a_subscription_ends_with_the_layer() {
 }
 
 #[tokio::test]
-#[ignore = "bug: src/watch.rs:61 subscribe() hands out tx.subscribe(), which counts the \
-            current value as seen, and StatusWatch::new (watch.rs:122, from layer.rs:388) never \
-            marks it changed (SseBody::new does, watch.rs:163): a later subscriber's first \
-            changed() waits for the next change instead of returning the current status"]
 async fn a_later_subscriber_gets_the_current_status_first() {
     let layer = db_layer(&flag(), &counter());
     let mut early = layer.subscribe();
@@ -468,10 +464,6 @@ async fn a_closed_stream_stops_the_evaluation() {
 }
 
 #[tokio::test]
-#[ignore = "bug: src/watch.rs keeps the last published value after the evaluator stops \
-            (the Running guard, watch.rs:50-54, only clears `running`) and SseBody::new marks it \
-            changed (watch.rs:163): a stream opened later starts with that stale status, before \
-            the first evaluation"]
 async fn a_stream_opened_after_a_pause_starts_with_the_current_status() {
     let db = flag();
     let layer = db_layer(&db, &counter());

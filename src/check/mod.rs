@@ -38,6 +38,8 @@ mod traffic;
 
 #[cfg(feature = "http-check")]
 mod http;
+#[cfg(feature = "nats")]
+mod nats;
 
 use std::fmt::Display;
 use std::future::Future;
@@ -56,6 +58,8 @@ pub use traffic::TrafficRule;
 
 #[cfg(feature = "http-check")]
 pub use http::HttpCheck;
+#[cfg(feature = "nats")]
+pub use nats::NatsCheck;
 
 /// What one run of a check found.
 ///

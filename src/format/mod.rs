@@ -221,14 +221,12 @@ impl Formats {
         headers: &HeaderMap,
     ) -> Result<Arc<dyn Format>, UnknownFormat> {
         if let Some((_, name)) = query.iter().find(|(k, _)| k == "format") {
-            return match name.as_str() {
-                DEFAULT => Ok(Arc::clone(&self.default)),
-                name => self
-                    .by_name
-                    .get(name)
-                    .map(|r| Arc::clone(&r.format))
-                    .ok_or(UnknownFormat),
-            };
+            // By name: `json` is the built-in JSON even when the default is replaced.
+            return self
+                .by_name
+                .get(name.as_str())
+                .map(|r| Arc::clone(&r.format))
+                .ok_or(UnknownFormat);
         }
         for accept in headers.get_all(http::header::ACCEPT) {
             let Ok(accept) = accept.to_str() else {
