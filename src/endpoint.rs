@@ -144,10 +144,13 @@ pub(crate) fn respond(shared: Arc<Shared>, route: Route, parts: Parts) -> Status
             Route::Watch => return watch(&shared, &caller, head),
             // Component names and metrics are details.
             Route::Component(_) | Route::Metrics if !caller.details => refused(
-                if caller.identity.is_some() {
+                if caller.identity.is_none() && access.details_need_key() {
+                    Refusal::Unauthenticated("details need an API key")
+                } else if caller.identity.is_some() {
                     Refusal::Forbidden("this API key may not see details")
                 } else {
-                    Refusal::Unauthenticated("details need an API key")
+                    // No key could unlock them: asking again with one would not help.
+                    Refusal::Forbidden("details are not shown")
                 },
                 access.bearer(),
             ),
@@ -224,7 +227,14 @@ async fn report(
     if caller.details {
         report.caller = caller.identity.as_ref().map(|identity| CallerSummary {
             name: identity.name.clone(),
-            attributes: identity.attributes.clone(),
+            attributes: identity
+                .attributes
+                .iter()
+                .filter(|(k, _)| {
+                    !matches!(k.as_str(), "name" | "requests_in_window" | "window_ends")
+                })
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             requests_in_window: caller.requests_in_window,
             window_ends: caller.window_ends,
         });

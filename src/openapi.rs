@@ -205,6 +205,7 @@ struct Facts<'a> {
     details: bool,
     /// Some callers do not.
     redacted: bool,
+    visibility: Visibility,
     /// Named formats with a media type of their own, and whether any
     /// format besides the built-in ones is registered.
     custom_media_types: Vec<String>,
@@ -242,6 +243,7 @@ impl<'a> Facts<'a> {
             keys,
             details,
             redacted,
+            visibility,
             custom_media_types,
             custom_formats,
         }
@@ -284,7 +286,9 @@ impl<'a> Facts<'a> {
 
     /// Refusals decided from the key, before any work.
     fn access(&self, endpoint: Endpoint) -> Vec<Outcome> {
-        if self.keys.is_none() {
+        // Open probes answer every caller: unusable or permission-less keys
+        // and failed lookups are served as anonymous.
+        if self.keys.is_none() || (endpoint == Endpoint::Probes && !self.required(endpoint)) {
             return Vec::new();
         }
         let mut out = Vec::new();
@@ -312,18 +316,22 @@ impl<'a> Facts<'a> {
     /// Refusals of resources that are details (components, metrics).
     fn details_refusals(&self) -> Vec<Outcome> {
         let mut out = Vec::new();
-        if self.redacted {
-            if self.keys.is_none() || !self.required(Endpoint::Report) {
-                out.push(self.unauthorized("Details need an API key with the details permission."));
-            }
-            if self.keys.is_some() {
-                out.push(Outcome::error(
-                    StatusCode::FORBIDDEN,
-                    "forbidden",
-                    "The API key may not see details.",
-                ));
-            }
+        if !self.redacted {
+            return out;
         }
+        let key_unlocks = self.keys.is_some() && self.visibility == Visibility::WhenAuthorized;
+        if key_unlocks && !self.required(Endpoint::Report) {
+            out.push(self.unauthorized("Details need an API key with the details permission."));
+        }
+        out.push(Outcome::error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            if key_unlocks {
+                "The API key may not see details."
+            } else {
+                "Details are not shown to anyone."
+            },
+        ));
         out
     }
 

@@ -354,10 +354,16 @@ async fn missing_unknown_and_forbidden_keys() {
         true,
     );
 
-    // A valid key without the status permission: 403, on every route.
-    for path in ["/status", "/status/db", "/status/live", "/status/ready"] {
+    // A valid key without the status permission: 403 where a key is needed...
+    for path in ["/status", "/status/db"] {
         assert_forbidden(&get(&layer, path, &[("x-api-key", b"none")]).await);
         assert_forbidden(&get(&layer, path, &[("authorization", b"Bearer none")]).await);
+    }
+    // ...while open probes serve it as they serve anyone: only the status.
+    for path in ["/status/live", "/status/ready"] {
+        let res = get(&layer, path, &[("x-api-key", b"none")]).await;
+        assert_eq!(res.status, StatusCode::OK, "{res:?}");
+        assert_eq!(keys(&res.json()), set(&["status", "timestamp"]), "{res:?}");
     }
 
     // HEAD gets the same status and headers, without a body.

@@ -121,7 +121,10 @@ impl Identity {
         self
     }
 
-    /// Adds an attribute (`"tier"`, `"limit"`, ...).
+    /// Adds an attribute (`"tier"`, `"limit"`, ...). In the report's
+    /// `caller` section, attributes named like its own fields (`name`,
+    /// `requests_in_window`, `window_ends`) are left out; formats still see
+    /// them on the identity.
     #[must_use]
     pub fn attribute(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
         self.attributes.insert(key.into(), value.into());
@@ -414,6 +417,11 @@ impl Access {
         })
     }
 
+    /// Whether a key could ever unlock details for this caller.
+    pub(crate) fn details_need_key(&self) -> bool {
+        self.keys.is_some() && self.visibility() == Visibility::WhenAuthorized
+    }
+
     /// Whether a Bearer challenge goes with a 401.
     pub(crate) fn bearer(&self) -> bool {
         self.keys.as_ref().is_some_and(|k| k.bearer)
@@ -445,16 +453,22 @@ impl Access {
                         Ok(None) => {
                             return Err(Refusal::Unauthenticated("the API key is not valid"))
                         }
+                        // Open probes answer whatever happens to the lookup.
+                        Err(_) if lenient => None,
                         Err(why) => return Err(Refusal::Unavailable(why)),
                     },
                 }
             }
         };
-        if let Some(identity) = &identity {
-            if !identity.permissions.status() {
-                return Err(Refusal::Forbidden("this API key may not see the status"));
+        let open = !required && endpoint == Endpoint::Probes;
+        let identity = match identity {
+            // An open probe serves a key without the permission as it serves anyone.
+            Some(identity) if !identity.permissions.status() && open => None,
+            Some(identity) if !identity.permissions.status() => {
+                return Err(Refusal::Forbidden("this API key may not see the status"))
             }
-        }
+            identity => identity,
+        };
         let details = match self.visibility() {
             Visibility::Never => false,
             Visibility::Always => true,
