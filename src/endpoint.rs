@@ -218,7 +218,12 @@ async fn report(
     };
     let selection = Selection {
         only_critical: false,
-        exclude: query.exclude,
+        // Only for callers who see components: for anyone else it would confirm guessed names.
+        exclude: if caller.details {
+            query.exclude
+        } else {
+            Vec::new()
+        },
     };
     let mut report = report::collect(shared, &selection, &caller).await;
     let code = shared.config.code(report.status);
@@ -286,7 +291,7 @@ fn refused(refusal: Refusal, bearer: bool) -> Response<Full<Bytes>> {
 async fn ready(shared: &Shared, query: Query, details: bool) -> Response<Full<Bytes>> {
     let selection = Selection {
         only_critical: true,
-        exclude: query.exclude,
+        exclude: if details { query.exclude } else { Vec::new() },
     };
     let report = report::collect(shared, &selection, &Caller::full()).await;
     let (status, reason) = if report.status == Status::Maintenance {

@@ -710,7 +710,12 @@ fn routes(facts: &Facts<'_>) -> Vec<(String, Route)> {
         "minLength": 1,
         "not": { "enum": facts.reserved_names() }
     });
-    let examples = facts.component_names();
+    // The document is public: names are details unless everyone sees them.
+    let examples = if facts.redacted {
+        Vec::new()
+    } else {
+        facts.component_names()
+    };
     if !examples.is_empty() {
         name["examples"] = json!(examples);
     }
@@ -842,7 +847,18 @@ fn full_report_schema(facts: &Facts<'_>) -> Value {
         .map(|e| e.spec.name.as_str())
         .collect();
     sections.extend(config.caller_sections.iter().map(|(name, _)| name.as_str()));
-    if !sections.is_empty() {
+    if !sections.is_empty() && facts.redacted {
+        // The document is public: section names are details here.
+        properties.insert(
+            "sections".into(),
+            json!({
+                "type": "object",
+                "description": "Custom sections by name (any JSON).",
+                "additionalProperties": true
+            }),
+        );
+        required.push("sections");
+    } else if !sections.is_empty() {
         let each: Map<String, Value> = sections
             .iter()
             .map(|name| ((*name).to_owned(), json!({})))

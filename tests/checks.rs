@@ -241,7 +241,9 @@ async fn concurrent_status_requests_share_one_run() {
         "{statuses:?}"
     );
     assert_eq!(statuses.len(), 100);
-    assert!(took < Duration::from_secs(1), "took {took:?}");
+    // One run is 200 ms; 100 serial runs would be 20 s. The margin is for a
+    // loaded 2-core machine.
+    assert!(took < Duration::from_secs(2), "took {took:?}");
     assert!(
         took >= Duration::from_millis(190),
         "took {took:?}: did not wait for the check"
