@@ -27,8 +27,10 @@ use tower_status::{Status, StatusLayer};
 
 /// A report body stays under this, whatever the checks return.
 const MAX_BODY: usize = 64 * 1024;
-/// A passed-through request must answer within this while checks misbehave.
-const PASSTHROUGH_BOUND: Duration = Duration::from_millis(100);
+/// A passed-through request must answer within this while checks misbehave:
+/// below the 200 ms the slowest checks take, so it proves `/` never waits
+/// on them, with room for a loaded 2-core machine.
+const PASSTHROUGH_BOUND: Duration = Duration::from_millis(150);
 
 /// Runs every time a status request needs it.
 fn always() -> Freshness {
