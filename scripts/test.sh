@@ -119,6 +119,13 @@ cargo clippy --all-targets --all-features -- -D warnings
 section "cargo test --all-features"
 cargo test --all-features
 
+# In CI, or when FUZZ_SECONDS is set: a short libFuzzer run of the request
+# fuzzer (cargo-fuzz on stable via RUSTC_BOOTSTRAP=1; see RELIABILITY.md).
+if [ "${CI:-}" = "true" ] || [ -n "${FUZZ_SECONDS:-}" ]; then
+    section "scripts/fuzz.sh (FUZZ_SECONDS=${FUZZ_SECONDS:-20})"
+    FUZZ_SECONDS=${FUZZ_SECONDS:-20} scripts/fuzz.sh
+fi
+
 section "cargo doc --no-deps --all-features (RUSTDOCFLAGS=-D warnings)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
 
