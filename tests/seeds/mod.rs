@@ -1,0 +1,492 @@
+//! Helpers for the seed tests (`tests/seed_*.rs`): build an example once,
+//! run it as a child process on a free port, drive it with a real HTTP
+//! client, open and close real TCP dependencies, and validate bodies against
+//! the JSON Schemas in `tests/schemas/`. Every wait is bounded.
+
+// Each test file uses only some of these.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::task::JoinHandle;
+
+/// Upper bound for one request or one short wait.
+pub const STEP: Duration = Duration::from_secs(5);
+
+/// Variables the examples read: cleared so the caller's shell never leaks in.
+const EXAMPLE_VARS: &[&str] = &[
+    "STATUS_ADDR",
+    "APP_ENV",
+    "DEPENDENCY_ADDR",
+    "OPTIONAL_DEPENDENCY_ADDR",
+    "INTEGRATIONS",
+    "STATUS_API_KEY",
+];
+
+/// Builds `examples/NAME.rs` in release mode (once per test binary) and
+/// returns the executable's path, as cargo reports it.
+///
+/// Cargo takes its own lock on the release directory, so concurrent builds
+/// (other test binaries, other people's `cargo run`) wait for each other.
+pub fn example(name: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, path)) = built.iter().find(|(n, _)| n == name) {
+        return path.clone();
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let started = Instant::now();
+    let out = Command::new(cargo)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["build", "--release", "--example", name])
+        .arg("--message-format=json-render-diagnostics")
+        .stdin(Stdio::null())
+        .output()
+        .expect("running cargo build");
+    assert!(
+        out.status.success(),
+        "cargo build --release --example {name} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .unwrap_or_else(|| panic!("cargo reported no executable for example {name}"));
+    eprintln!(
+        "built example {name} in {:.1} s (cargo build --release --example {name})",
+        started.elapsed().as_secs_f64()
+    );
+    built.push((name.to_owned(), path.clone()));
+    path
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("binding an ephemeral port")
+        .port()
+}
+
+/// A running example; killed (and reaped) when dropped.
+pub struct App {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl App {
+    /// Starts example `name` on a free port with `env` (on top of a clean
+    /// set of the examples' variables) and waits until it accepts
+    /// connections.
+    pub async fn start(name: &str, env: &[(&str, &str)]) -> App {
+        let exe = example(name);
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let mut cmd = Command::new(&exe);
+        for var in EXAMPLE_VARS {
+            cmd.env_remove(var);
+        }
+        cmd.env("STATUS_ADDR", addr.to_string())
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        let child = cmd.spawn().expect("starting the example");
+        let mut app = App { child, addr };
+        let started = Instant::now();
+        loop {
+            if let Some(status) = app.child.try_wait().expect("polling the example") {
+                panic!("example {name} exited at start: {status}");
+            }
+            if TcpStream::connect(addr).await.is_ok() {
+                return app;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "example {name} did not listen on {addr} within 15 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `http://ADDR` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs example `name` with `env` expecting it to exit by itself within
+/// 10 s; returns its exit code (None when killed by a signal) and stderr.
+pub fn run_to_exit(name: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let exe = example(name);
+    let mut cmd = Command::new(&exe);
+    for var in EXAMPLE_VARS {
+        cmd.env_remove(var);
+    }
+    let mut child = cmd
+        .env("STATUS_ADDR", format!("127.0.0.1:{}", free_port()))
+        .env("RUST_BACKTRACE", "1")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting the example");
+    let started = Instant::now();
+    while child.try_wait().expect("polling the example").is_none() {
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("example {name} with {env:?} kept running instead of exiting");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().expect("collecting output");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A TCP dependency on loopback: accepts and closes every connection until
+/// closed. Reopening binds the same port again.
+pub struct Dependency {
+    pub addr: SocketAddr,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Dependency {
+    /// Listens on a fresh loopback port.
+    pub async fn open() -> Dependency {
+        Self::open_at("127.0.0.1:0".parse().unwrap()).await
+    }
+
+    /// Listens on `addr` (a port used before, to bring a dependency back).
+    pub async fn open_at(addr: SocketAddr) -> Dependency {
+        let listener = bounded("binding a dependency", async {
+            loop {
+                // The port was just closed: retry briefly if the OS still holds it.
+                match TcpListener::bind(addr).await {
+                    Ok(l) => break l,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            }
+        })
+        .await;
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                drop(stream);
+            }
+        });
+        Dependency {
+            addr,
+            task: Some(task),
+        }
+    }
+
+    /// `host:port` for the example's environment.
+    pub fn addr_string(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Stops listening: connections are refused from now on.
+    pub async fn close(mut self) -> SocketAddr {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+        // Refused at once: the listener is gone.
+        assert!(
+            TcpStream::connect(self.addr).await.is_err(),
+            "closed dependency {} still accepts",
+            self.addr
+        );
+        self.addr
+    }
+}
+
+impl Drop for Dependency {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// A TCP dependency that never completes a connection: a listener with a
+/// full accept queue, so new connects hang until they time out. `None`
+/// where the OS completes them anyway.
+pub struct Blackhole {
+    pub addr: SocketAddr,
+    _listener: TcpListener,
+    _fillers: Vec<TcpStream>,
+}
+
+impl Blackhole {
+    pub async fn open() -> Option<Blackhole> {
+        let socket = TcpSocket::new_v4().ok()?;
+        socket.bind("127.0.0.1:0".parse().unwrap()).ok()?;
+        let listener = socket.listen(1).ok()?;
+        let addr = listener.local_addr().ok()?;
+        let mut fillers = Vec::new();
+        for _ in 0..8 {
+            match tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(addr)).await {
+                Ok(Ok(s)) => fillers.push(s),
+                // Hangs: the queue is full.
+                Err(_) => {
+                    return Some(Blackhole {
+                        addr,
+                        _listener: listener,
+                        _fillers: fillers,
+                    })
+                }
+                Ok(Err(_)) => return None,
+            }
+        }
+        None
+    }
+}
+
+/// Runs `fut`, failing the test if it takes longer than [`STEP`].
+pub async fn bounded<F: Future>(what: &str, fut: F) -> F::Output {
+    match tokio::time::timeout(STEP, fut).await {
+        Ok(out) => out,
+        Err(_) => panic!("timed out after {STEP:?}: {what}"),
+    }
+}
+
+/// A response: status, headers and whole body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    /// The body as JSON, showing it when it is not.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): {:?}",
+                String::from_utf8_lossy(&self.body[..self.body.len().min(500)])
+            )
+        })
+    }
+
+    /// A header as text ("" when absent).
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+/// Sends `method url` with `headers` and reads the whole response.
+pub async fn send(method: Method, url: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut req = Request::builder().method(method.clone()).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(Full::default()).expect("valid request");
+    // A real HTTP/1.1 client (hyper-util's legacy client), fresh per call:
+    // its pool is tied to the runtime that made it, and each test has its own.
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let what = format!("{method} {url}");
+    let res = bounded(&what, client.request(req))
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let (parts, body) = res.into_parts();
+    let body = bounded(&what, body.collect())
+        .await
+        .unwrap_or_else(|e| panic!("{what}: body: {e}"))
+        .to_bytes();
+    Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+/// `GET url` with `headers`.
+pub async fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
+    send(Method::GET, url, headers).await
+}
+
+/// Polls `GET url` until `cond` holds on the reply (bounded), returning it.
+pub async fn get_until(
+    what: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    cond: impl Fn(&Reply) -> bool,
+) -> Reply {
+    let started = Instant::now();
+    loop {
+        let reply = get(url, headers).await;
+        if cond(&reply) {
+            return reply;
+        }
+        assert!(
+            started.elapsed() < STEP,
+            "{what}: not within {STEP:?}; last reply {} {}",
+            reply.status,
+            String::from_utf8_lossy(&reply.body)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A JSON Schema from `tests/schemas/`, with format validation on.
+pub struct Schema {
+    name: String,
+    doc: Value,
+}
+
+impl Schema {
+    pub fn load(file: &str) -> Schema {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/schemas")
+            .join(file);
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        let doc: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()));
+        Schema {
+            name: file.to_owned(),
+            doc,
+        }
+    }
+
+    /// The schema document.
+    pub fn doc(&self) -> &Value {
+        &self.doc
+    }
+
+    fn errors_against(&self, schema: &Value, instance: &Value) -> Vec<String> {
+        let validator = jsonschema::options()
+            .should_validate_formats(true)
+            .build(schema)
+            .unwrap_or_else(|e| panic!("{} is not a valid schema: {e}", self.name));
+        validator
+            .iter_errors(instance)
+            .map(|e| format!("{} at {}", e, e.instance_path))
+            .collect()
+    }
+
+    /// The schema of the definition `def` (`$defs/DEF`), sharing `$defs`.
+    fn def(&self, def: &str) -> Value {
+        assert!(
+            self.doc["$defs"].get(def).is_some(),
+            "{} has no $defs/{def}",
+            self.name
+        );
+        serde_json::json!({
+            "$schema": self.doc["$schema"],
+            "$defs": self.doc["$defs"],
+            "$ref": format!("#/$defs/{def}"),
+        })
+    }
+
+    /// Errors of `instance` against the whole schema (empty when valid).
+    pub fn errors(&self, instance: &Value) -> Vec<String> {
+        self.errors_against(&self.doc, instance)
+    }
+
+    /// Errors of `instance` against `$defs/DEF` (empty when valid).
+    pub fn def_errors(&self, def: &str, instance: &Value) -> Vec<String> {
+        self.errors_against(&self.def(def), instance)
+    }
+
+    /// Fails unless `instance` is valid against the whole schema.
+    pub fn assert_valid(&self, instance: &Value) {
+        let errors = self.errors(instance);
+        assert!(
+            errors.is_empty(),
+            "body does not match {}:\n  {}\nbody: {instance}",
+            self.name,
+            errors.join("\n  ")
+        );
+    }
+
+    /// Fails unless `instance` is valid against `$defs/DEF`.
+    pub fn assert_valid_def(&self, def: &str, instance: &Value) {
+        let errors = self.def_errors(def, instance);
+        assert!(
+            errors.is_empty(),
+            "body does not match {}#/$defs/{def}:\n  {}\nbody: {instance}",
+            self.name,
+            errors.join("\n  ")
+        );
+    }
+}
+
+/// Milliseconds between an RFC 3339 timestamp and now (absolute).
+pub fn age_ms(timestamp: &str) -> u128 {
+    let t = humantime::parse_rfc3339(timestamp)
+        .unwrap_or_else(|e| panic!("`{timestamp}` is not RFC 3339: {e}"));
+    let now = std::time::SystemTime::now();
+    match now.duration_since(t) {
+        Ok(d) => d.as_millis(),
+        Err(e) => e.duration().as_millis(),
+    }
+}
+
+/// Checks the crate's answers to methods other than GET/HEAD: 405,
+/// `Allow: GET, HEAD`, a JSON error body; returns the bodies.
+pub async fn assert_methods_not_allowed(url: &str, headers: &[(&str, &str)]) -> Vec<Value> {
+    let mut bodies = Vec::new();
+    for method in [
+        Method::POST,
+        Method::OPTIONS,
+        Method::PUT,
+        Method::DELETE,
+        Method::from_bytes(b"PURGE").unwrap(),
+    ] {
+        let r = send(method.clone(), url, headers).await;
+        assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {url}");
+        assert_eq!(r.header("allow"), "GET, HEAD", "{method} {url}");
+        assert_eq!(r.header("content-type"), "application/json", "{method}");
+        let body = r.json();
+        assert_eq!(body["code"], "method_not_allowed", "{method}: {body}");
+        assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()));
+        bodies.push(body);
+    }
+    bodies
+}
+
+/// Checks `HEAD url`: `expected` status, the GET's headers, no body.
+pub async fn assert_head(url: &str, headers: &[(&str, &str)], expected: StatusCode) {
+    let r = send(Method::HEAD, url, headers).await;
+    assert_eq!(r.status, expected, "HEAD {url}");
+    assert!(r.body.is_empty(), "HEAD {url} has a body");
+    assert_eq!(r.header("content-type"), "application/json");
+    assert_eq!(r.header("cache-control"), "no-store");
+    let len: usize = r
+        .header("content-length")
+        .parse()
+        .expect("HEAD has a Content-Length");
+    assert!(len > 0, "HEAD {url}: Content-Length 0");
+}
