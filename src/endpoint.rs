@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::auth::{Caller, Endpoint, Refusal};
 use crate::body::StatusBody;
-use crate::format::{Format, FormatContext, Rendered};
+use crate::format::{Format, FormatContext, Rendered, StatusError};
 use crate::future::StatusFuture;
 use crate::layer::Shared;
 use crate::report::{self, CallerSummary, Component, Notice, Selection, Status, Timestamp};
@@ -110,7 +110,7 @@ pub(crate) fn respond(shared: Arc<Shared>, route: Route, parts: Parts) -> Status
     Box::pin(async move {
         let head = parts.method == Method::HEAD;
         if parts.method != Method::GET && !head {
-            return method_not_allowed().map(StatusBody::from);
+            return finish(&shared, method_not_allowed(), false);
         }
         // Optional resources that are off are just component names.
         let route = match route {
@@ -121,7 +121,7 @@ pub(crate) fn respond(shared: Arc<Shared>, route: Route, parts: Parts) -> Status
             // The document holds no health data: open like the probes' schema is.
             Route::OpenApi => {
                 let doc = crate::openapi::document(&shared.config);
-                return finish(json(StatusCode::OK, &doc), head);
+                return finish(&shared, json(StatusCode::OK, &doc), head);
             }
             route => route,
         };
@@ -133,7 +133,7 @@ pub(crate) fn respond(shared: Arc<Shared>, route: Route, parts: Parts) -> Status
         let access = &shared.config.access;
         let caller = match access.authorize(group, &parts.headers).await {
             Ok(caller) => caller,
-            Err(refusal) => return finish(refused(refusal, access.bearer()), head),
+            Err(refusal) => return finish(&shared, refused(refusal, access.bearer()), head),
         };
         shared.recorder.ensure_ticker();
         let query = Query::parse(parts.uri.query());
@@ -158,12 +158,31 @@ pub(crate) fn respond(shared: Arc<Shared>, route: Route, parts: Parts) -> Status
             Route::Metrics => metrics(&shared, query, caller, &parts.headers).await,
             Route::OpenApi | Route::Unknown => not_found("no such status resource"),
         };
-        finish(res, head)
+        finish(&shared, res, head)
     })
 }
 
-fn finish(res: Response<Full<Bytes>>, head: bool) -> Response<StatusBody> {
+fn finish(shared: &Shared, res: Response<Full<Bytes>>, head: bool) -> Response<StatusBody> {
+    let res = match (
+        &shared.config.error_format,
+        res.extensions().get::<StatusError>(),
+    ) {
+        (Some(shape), Some(err)) => reshape(res.headers(), shape.0.render(err)),
+        _ => res,
+    };
     if head { without_body(res) } else { res }.map(StatusBody::from)
+}
+
+/// An error rendered by the user's error format, keeping the endpoint's
+/// own headers (`Allow`, `WWW-Authenticate`, `Retry-After`).
+fn reshape(original: &http::HeaderMap, r: Rendered) -> Response<Full<Bytes>> {
+    let mut res = rendered(r);
+    for name in [ALLOW, WWW_AUTHENTICATE, RETRY_AFTER] {
+        if let Some(v) = original.get(&name) {
+            res.headers_mut().entry(name).or_insert(v.clone());
+        }
+    }
+    res
 }
 
 /// `/status/watch`: Server-Sent Events of status changes.
@@ -290,7 +309,8 @@ fn refused(refusal: Refusal, bearer: bool) -> Response<Full<Bytes>> {
 
 async fn ready(shared: &Shared, query: Query, details: bool) -> Response<Full<Bytes>> {
     let selection = Selection {
-        only_critical: true,
+        // A custom aggregation rule decides over every component.
+        only_critical: shared.config.aggregation.is_none(),
         exclude: if details { query.exclude } else { Vec::new() },
     };
     let report = report::collect(shared, &selection, &Caller::full()).await;
@@ -413,13 +433,20 @@ struct ErrorBody<'a> {
 }
 
 pub(crate) fn error(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>> {
-    json(
+    let mut res = json(
         status,
         &ErrorBody {
             error: message,
             code,
         },
-    )
+    );
+    // Carried to `finish`, where an error format may shape it.
+    res.extensions_mut().insert(StatusError {
+        status,
+        code: code.to_owned(),
+        message: message.to_owned(),
+    });
+    res
 }
 
 fn method_not_allowed() -> Response<Full<Bytes>> {

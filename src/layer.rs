@@ -1,5 +1,6 @@
 //! [`StatusLayer`]: configuration, and the state every service it builds shares.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -9,10 +10,10 @@ use tower_layer::Layer;
 
 use crate::auth::{Access, ApiKeys, CallerCounter, Endpoint, Visibility};
 use crate::check::{Check, Checks, HealthCheck, TrafficRule};
-use crate::format::{Format, Formats, Registered};
+use crate::format::{ErrorFormat, Format, Formats, Registered};
 use crate::handle::{Lifecycle, StatusHandle};
 use crate::recorder::Recorder;
-use crate::report::Status;
+use crate::report::{Component, Status};
 use crate::section::CallerSection;
 use crate::service::StatusService;
 use crate::watch::{StatusWatch, Watcher};
@@ -47,7 +48,28 @@ pub(crate) struct Config {
     pub(crate) watch_keepalive: Duration,
     pub(crate) serve_metrics: bool,
     pub(crate) serve_openapi: bool,
+    pub(crate) error_format: Option<Hook<dyn ErrorFormat>>,
+    /// Decides the overall status from the components, when not the default rule.
+    pub(crate) aggregation: Option<Hook<Aggregation>>,
 }
+
+/// User code held by the configuration; shown as `..` in `Debug`.
+pub(crate) struct Hook<T: ?Sized>(pub(crate) Arc<T>);
+
+impl<T: ?Sized> Clone for Hook<T> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<T: ?Sized> std::fmt::Debug for Hook<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("..")
+    }
+}
+
+/// A custom rule for the overall status.
+pub(crate) type Aggregation = dyn Fn(&BTreeMap<String, Component>) -> Status + Send + Sync;
 
 /// Sections that need the caller, by name.
 #[derive(Clone, Default)]
@@ -156,6 +178,8 @@ impl StatusLayer {
                     watch_keepalive: Duration::from_secs(15),
                     serve_metrics: false,
                     serve_openapi: false,
+                    error_format: None,
+                    aggregation: None,
                 },
                 recorder: Arc::new(Recorder::new()),
                 lifecycle: Arc::new(Lifecycle::default()),
@@ -290,6 +314,54 @@ impl StatusLayer {
     pub fn default_format(self, format: impl Format) -> Self {
         let format: Arc<dyn Format> = Arc::new(format);
         self.config(|c| c.formats.default = format)
+    }
+
+    /// Shapes the endpoint's error bodies (400, 401, 403, 404, 405, 503
+    /// from a failed key lookup); by default `{"error", "code"}`.
+    #[must_use]
+    pub fn error_format(self, format: impl ErrorFormat) -> Self {
+        let format: Arc<dyn ErrorFormat> = Arc::new(format);
+        self.config(|c| c.error_format = Some(Hook(format)))
+    }
+
+    /// Removes the built-in named formats (`json`, `ietf`), so `?format=`
+    /// and `Accept` reach only the default and formats registered after
+    /// this call: for a contract that must be the only shape served.
+    #[must_use]
+    pub fn without_builtin_formats(self) -> Self {
+        self.config(|c| {
+            c.formats.by_name.remove(crate::format::DEFAULT);
+            c.formats.by_name.remove("ietf");
+        })
+    }
+
+    /// Replaces the rule that turns components into the overall status
+    /// (by default the worst critical component wins and a failing
+    /// non-critical one only degrades; see [`report::aggregate`](crate::report::aggregate)).
+    /// Maintenance still wins over the rule. Readiness (which then covers
+    /// every component, not only critical ones), watchers and the gRPC
+    /// bridge follow it too.
+    ///
+    /// ```
+    /// use tower_status::{report::aggregate, Status, StatusLayer};
+    ///
+    /// // Down only when every component is down.
+    /// let layer = StatusLayer::new().aggregation(|components| {
+    ///     if !components.is_empty() && components.values().all(|c| c.status == Status::Down) {
+    ///         Status::Down
+    ///     } else {
+    ///         aggregate(components.values())
+    ///     }
+    /// });
+    /// # let _ = layer;
+    /// ```
+    #[must_use]
+    pub fn aggregation(
+        self,
+        rule: impl Fn(&BTreeMap<String, Component>) -> Status + Send + Sync + 'static,
+    ) -> Self {
+        let rule: Arc<Aggregation> = Arc::new(rule);
+        self.config(|c| c.aggregation = Some(Hook(rule)))
     }
 
     /// Registers `format` under `name` (for `?format=NAME`) and, when

@@ -53,7 +53,7 @@ use crate::report::Status;
 
 pub use runner::MAX_ERROR_LEN;
 pub(crate) use runner::{truncate_error, Checks};
-pub use tcp::TcpCheck;
+pub use tcp::{InvalidAddr, TcpCheck};
 pub use traffic::TrafficRule;
 
 #[cfg(feature = "http-check")]

@@ -347,7 +347,9 @@ impl NatsCheck {
             match js.streams().try_collect().await {
                 Ok(all) => all,
                 Err(e) => {
-                    stats.problems.push(format!("listing JetStream streams: {e}"));
+                    stats
+                        .problems
+                        .push(format!("listing JetStream streams: {e}"));
                     Vec::new()
                 }
             }

@@ -31,6 +31,39 @@ impl TcpCheck {
         }
     }
 
+    /// Checks `addr` after making sure it is `host:port` (IPv6 hosts in
+    /// brackets), so a bad address from configuration is an error at start,
+    /// not a failing check.
+    ///
+    /// ```
+    /// use tower_status::check::TcpCheck;
+    ///
+    /// assert!(TcpCheck::parse("db.internal:5432").is_ok());
+    /// assert!(TcpCheck::parse("[::1]:6379").is_ok());
+    /// let err = TcpCheck::parse("localhost").unwrap_err();
+    /// assert_eq!(err.to_string(), "`localhost` is not host:port");
+    /// ```
+    pub fn parse(addr: &str) -> Result<Self, InvalidAddr> {
+        let invalid = || InvalidAddr(addr.to_owned());
+        let (host, port) = addr.rsplit_once(':').ok_or_else(invalid)?;
+        let host_ok = match host.strip_prefix('[') {
+            Some(v6) => v6
+                .strip_suffix(']')
+                .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok()),
+            None => {
+                !host.is_empty()
+                    && !host.contains(':')
+                    && host
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+            }
+        };
+        match port.parse::<u16>() {
+            Ok(p) if p > 0 && host_ok => Ok(Self::new(addr)),
+            _ => Err(invalid()),
+        }
+    }
+
     /// How long the connect may take.
     #[must_use]
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
@@ -62,5 +95,43 @@ impl Check for TcpCheck {
                 )),
             }
         })
+    }
+}
+
+/// An address that is not `host:port`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidAddr(String);
+
+impl std::fmt::Display for InvalidAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}` is not host:port", self.0)
+    }
+}
+
+impl std::error::Error for InvalidAddr {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses() {
+        for ok in ["127.0.0.1:1", "a-b.c_d:65535", "[::1]:80", "[fe80::1]:443"] {
+            assert!(TcpCheck::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            ":80",
+            "host",
+            "host:",
+            "host:0",
+            "host:70000",
+            "::1:80",
+            "[::1]",
+            "a b:1",
+            "[zz]:1",
+        ] {
+            assert!(TcpCheck::parse(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -249,3 +249,46 @@ impl Formats {
         Ok(Arc::clone(&self.default))
     }
 }
+
+/// An error the status endpoint answers with (400, 401, 403, 404, 405,
+/// 503 from a failed key lookup), for [`ErrorFormat`]s.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StatusError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// Machine-readable code (`unauthorized`, `method_not_allowed`, ...).
+    pub code: String,
+    /// Human-readable message.
+    pub message: String,
+}
+
+/// Shapes the endpoint's error bodies, which are `{"error", "code"}` by
+/// default. The endpoint keeps its own `Allow`, `WWW-Authenticate` and
+/// `Retry-After` headers.
+///
+/// Implemented by closures `Fn(&StatusError) -> Rendered`.
+///
+/// ```
+/// use serde_json::json;
+/// use tower_status::format::{Rendered, StatusError};
+/// use tower_status::StatusLayer;
+///
+/// let layer = StatusLayer::new().error_format(|err: &StatusError| {
+///     Rendered::json(err.status, &json!({ "error": err.message, "service": "all-services" }))
+/// });
+/// # let _ = layer;
+/// ```
+pub trait ErrorFormat: Send + Sync + 'static {
+    /// Renders `error`.
+    fn render(&self, error: &StatusError) -> Rendered;
+}
+
+impl<F> ErrorFormat for F
+where
+    F: Fn(&StatusError) -> Rendered + Send + Sync + 'static,
+{
+    fn render(&self, error: &StatusError) -> Rendered {
+        self(error)
+    }
+}

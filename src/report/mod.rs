@@ -271,7 +271,10 @@ pub(crate) async fn collect(
     let status = if notice.is_some() {
         Status::Maintenance
     } else {
-        aggregate(components.values())
+        match &config.aggregation {
+            Some(rule) => (rule.0)(&components),
+            None => aggregate(components.values()),
+        }
     };
     Report {
         status,
