@@ -41,10 +41,14 @@
 //! 2. an interleaved table: `ROUNDS` rounds; in each, every variant runs
 //!    `REQUESTS` requests on one thread, then every variant runs `REQUESTS`
 //!    requests on each of two threads sharing one service (the variant
-//!    order rotates every round). The median per variant is printed with
-//!    its delta over its group's `bare` and the ratios of that delta to the
-//!    group's floor delta and axum-prometheus delta. For two threads, the figure is the time per
-//!    request seen by each thread (the mean of both threads) while both run.
+//!    order rotates every round). A run is timed in batches of 500
+//!    requests and its figure is the median batch's time per request, so
+//!    batches interrupted by other processes drop out. The median over
+//!    rounds per variant is printed with its delta over its group's `bare`
+//!    and the ratios of that delta to the group's floor delta and
+//!    axum-prometheus delta. For two threads, the figure is the time per
+//!    request seen by each thread (the mean of both threads' figures) while
+//!    both run.
 //!
 //! Environment: `OVERHEAD_ROUNDS` (default 15), `OVERHEAD_REQUESTS` (default
 //! 200000), `OVERHEAD_CRITERION=0` skips the criterion part,
@@ -122,24 +126,36 @@ where
     });
 }
 
-/// Runs `n` requests on this thread; returns the elapsed time.
+/// Requests per timed batch: short enough (tens of microseconds) that most
+/// batches run without being preempted on a busy machine.
+const BATCH: u64 = 500;
+
+/// Runs `n` requests on this thread, timed in batches of [`BATCH`]; returns
+/// the median batch's time per request, in nanoseconds. The median of short
+/// batches drops the batches that other processes interrupted.
 #[inline(never)]
-fn run<S, B>(svc: &S, n: u64) -> Duration
+fn run<S, B>(svc: &S, n: u64) -> f64
 where
     S: Service<Req, Response = Response<B>> + Clone,
     S::Error: Debug,
     B: Body<Data = Bytes>,
     B::Error: Debug,
 {
-    let start = Instant::now();
-    for _ in 0..n {
-        one_request(svc);
+    let batch = BATCH.min(n).max(1);
+    let mut per_request = Vec::with_capacity((n / batch) as usize);
+    for _ in 0..n / batch {
+        let start = Instant::now();
+        for _ in 0..batch {
+            one_request(svc);
+        }
+        per_request.push(ns_per(start.elapsed(), batch));
     }
-    start.elapsed()
+    median(&mut per_request)
 }
 
 /// Runs `n` requests on each of two threads sharing `svc`, started together;
-/// returns the mean, over both threads, of each thread's time per request.
+/// returns the mean, over both threads, of each thread's median time per
+/// request (see [`run`]).
 fn run_two<S, B>(svc: &S, n: u64) -> f64
 where
     S: Service<Req, Response = Response<B>> + Clone + Sync,
@@ -148,7 +164,7 @@ where
     B::Error: Debug,
 {
     let barrier = Barrier::new(2);
-    let times: Vec<Duration> = std::thread::scope(|s| {
+    let times: Vec<f64> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..2)
             .map(|_| {
                 s.spawn(|| {
@@ -165,7 +181,7 @@ where
             .map(|w| w.join().expect("worker panicked"))
             .collect()
     });
-    times.iter().map(|t| ns_per(*t, n)).sum::<f64>() / times.len() as f64
+    times.iter().sum::<f64>() / times.len() as f64
 }
 
 fn ns_per(t: Duration, n: u64) -> f64 {
@@ -333,7 +349,7 @@ struct Variant {
     group: &'static str,
     /// `bare`, `status`, `floor`, ...: compared within its group.
     kind: &'static str,
-    one: Box<dyn Fn(u64) -> Duration>,
+    one: Box<dyn Fn(u64) -> f64>,
     two: Box<dyn Fn(u64) -> f64>,
     criterion: Box<dyn Fn(&mut criterion::Bencher<'_>)>,
 }
@@ -373,7 +389,10 @@ fn status_layer() -> StatusLayer {
         .check("queue", || async { true })
 }
 
-/// The hello-world handler as an axum route, at `/hello`.
+/// The hello-world handler as an axum route, at `/hello`. Callers apply
+/// their layer, then `with_state(())`, which turns handlers into routes once
+/// as `axum::serve` does (without it axum re-applies the layers to the
+/// handler on every request).
 fn router() -> axum::Router {
     axum::Router::new().route(
         "/hello",
@@ -409,17 +428,23 @@ fn variants() -> Vec<Variant> {
         ),
         // The same layers applied with `Router::layer`, as an application
         // does: axum boxes the layered route and the new response body.
-        variant("axum", "bare", router()),
-        variant("axum", "status", router().layer(status_layer())),
+        variant("axum", "bare", router().with_state(())),
+        variant(
+            "axum",
+            "status",
+            router().layer(status_layer()).with_state(()),
+        ),
         variant(
             "axum",
             "floor",
-            router().layer(FloorLayer(Arc::new(FloorCounters::default()))),
+            router()
+                .layer(FloorLayer(Arc::new(FloorCounters::default())))
+                .with_state(()),
         ),
         variant(
             "axum",
             "prometheus",
-            router().layer(PrometheusMetricLayer::new()),
+            router().layer(PrometheusMetricLayer::new()).with_state(()),
         ),
     ]
 }
@@ -541,7 +566,7 @@ fn table_part(variants: &[Variant], rounds: usize, n: u64) {
             .map(|i| (i + round) % variants.len())
             .collect();
         for &i in &order {
-            one[i].push(ns_per((variants[i].one)(n), n));
+            one[i].push((variants[i].one)(n));
             prometheus_upkeep();
         }
         for &i in &order {

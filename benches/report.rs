@@ -11,9 +11,11 @@
 //! (recorder snapshot, window, memory figures, components) and rendering
 //! the default JSON, plus draining the body. Requests are sent with
 //! `oneshot` on a clone of the service, awaited on a current-thread tokio
-//! runtime (criterion's `to_async`). A last group, `report/hello`, is the
-//! same layered service answering a passed-through hello-world request, for
-//! scale. `cargo bench --bench report -- --test` runs each once.
+//! runtime (criterion's `to_async`). `report/memory` times one
+//! `Memory::current()` (the process memory figures every report includes),
+//! and `report/hello` the same layered service answering a passed-through
+//! hello-world request, for scale. `cargo bench --bench report -- --test`
+//! runs each once.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -100,6 +102,14 @@ fn main() {
             b.to_async(&rt).iter(|| send(svc, status_request()));
         });
     }
+    group.finish();
+
+    // One reading of the process memory figures, which every report
+    // includes: a large share of the answer's cost (see BENCHMARKS.md).
+    let mut group = c.benchmark_group("report/memory");
+    group.bench_function("Memory::current", |b| {
+        b.iter(tower_status::report::Memory::current);
+    });
     group.finish();
 
     let mut group = c.benchmark_group("report/hello");

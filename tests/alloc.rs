@@ -278,4 +278,98 @@ fn passed_through_requests_allocate_nothing_more_than_the_bare_service() {
     });
     let report = compare("gRPC, grpc-status 14", grpc, grpc_post, Drive::Drain);
     assert_eq!(report.requests.errors, RECORDED);
+
+    axum_routes_allocate_what_any_body_wrapping_layer_does();
+}
+
+// ---------------------------------------------------------------------------
+// Under axum.
+//
+// `Router::layer` boxes the layered route (cloned per request, and its
+// future boxed per call) and, when a layer changes the response body type as
+// every body-observing layer must, `into_response` boxes the new body: axum
+// adds three allocations per request around any such layer. The layer
+// itself must add nothing on top of those, so it is compared with the most
+// trivial layer that wraps the response body.
+
+pin_project_lite::pin_project! {
+    /// A response body forwarded unchanged.
+    struct Wrapped<B> {
+        #[pin]
+        inner: B,
+    }
+}
+
+impl<B: Body> Body for Wrapped<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
+        self.project().inner.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+type AxumResponse = Response<axum::body::Body>;
+
+/// The most trivial body-wrapping layer: `res.map(Wrapped)`.
+#[derive(Clone)]
+struct WrapBodyLayer;
+
+impl<S> Layer<S> for WrapBodyLayer {
+    type Service =
+        tower::util::MapResponse<S, fn(AxumResponse) -> Response<Wrapped<axum::body::Body>>>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        tower::util::MapResponse::new(inner, |res: AxumResponse| {
+            res.map(|inner| Wrapped { inner })
+        })
+    }
+}
+
+fn axum_routes_allocate_what_any_body_wrapping_layer_does() {
+    // `with_state(())` turns handlers into routes once, as `axum::serve`
+    // does (`into_make_service`); without it axum re-applies the layers
+    // to the handler on every request.
+    fn router() -> axum::Router {
+        axum::Router::new().route("/hello", axum::routing::get(|| async { "hello" }))
+    }
+    let rt = runtime();
+    let (bare, wrapped, layered) = rt.block_on(async {
+        let (bare, wrapped, layered) = (
+            router().with_state(()),
+            router().layer(WrapBodyLayer).with_state(()),
+            router().layer(layer()).with_state(()),
+        );
+        // Twice, interleaved; the second measurements are compared.
+        measure(&bare, get, Drive::Drain).await;
+        measure(&wrapped, get, Drive::Drain).await;
+        measure(&layered, get, Drive::Drain).await;
+        (
+            measure(&bare, get, Drive::Drain).await,
+            measure(&wrapped, get, Drive::Drain).await,
+            measure(&layered, get, Drive::Drain).await,
+        )
+    });
+    for (name, (n, bytes)) in [
+        ("axum route, bare", bare),
+        ("axum, body-wrapping", wrapped),
+        ("axum, StatusLayer", layered),
+    ] {
+        println!("{name:<22} {n} allocations ({bytes} bytes) per {REQUESTS} requests");
+    }
+    assert_eq!(
+        layered.0, wrapped.0,
+        "under axum, StatusLayer must allocate as often as a trivial body-wrapping layer"
+    );
 }
