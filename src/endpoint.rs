@@ -107,6 +107,7 @@ impl Query {
 /// Answers a request on the status path.
 pub(crate) fn respond(shared: Arc<Shared>, route: Route, parts: Parts) -> StatusFuture {
     shared.recorder.count_status_request();
+    let started = std::time::Instant::now();
     Box::pin(async move {
         let head = parts.method == Method::HEAD;
         if parts.method != Method::GET && !head {
@@ -138,7 +139,7 @@ pub(crate) fn respond(shared: Arc<Shared>, route: Route, parts: Parts) -> Status
         shared.recorder.ensure_ticker();
         let query = Query::parse(parts.uri.query());
         let res = match route {
-            Route::Report => report(&shared, query, caller, &parts.headers).await,
+            Route::Report => report(&shared, query, caller, &parts.headers, started).await,
             Route::Live => probe(&shared, Status::Ok, None, None),
             Route::Ready => ready(&shared, query, caller.details).await,
             Route::Watch => return watch(&shared, &caller, head),
@@ -217,6 +218,7 @@ async fn metrics(
         query: &query.pairs,
         headers,
         code: StatusCode::OK,
+        started: std::time::Instant::now(),
     };
     rendered(crate::format::PrometheusFormat.render(&report, &ctx))
 }
@@ -226,6 +228,7 @@ async fn report(
     query: Query,
     caller: Caller,
     headers: &http::HeaderMap,
+    started: std::time::Instant,
 ) -> Response<Full<Bytes>> {
     // Chosen before any check runs: a bad request costs no work.
     let Ok(format) = shared.config.formats.choose(&query.pairs, headers) else {
@@ -271,6 +274,7 @@ async fn report(
         query: &query.pairs,
         headers,
         code,
+        started,
     };
     let mut res = rendered(format.render(&report, &ctx));
     retry_after(&mut res, notice.as_ref());

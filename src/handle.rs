@@ -91,6 +91,7 @@ impl ComponentOptions {
 #[derive(Clone)]
 pub struct StatusHandle {
     pub(crate) lifecycle: Arc<Lifecycle>,
+    pub(crate) counter: Option<Arc<crate::auth::CallerCounter>>,
 }
 
 impl std::fmt::Debug for StatusHandle {
@@ -155,6 +156,15 @@ impl StatusHandle {
     /// Ends maintenance.
     pub fn clear_maintenance(&self) {
         *lock(&self.lifecycle.maintenance) = None;
+    }
+
+    /// Requests counted for the caller `name` in the current window, and
+    /// when the window ends, when the layer counts requests per key
+    /// ([`count_requests_per_key`](crate::StatusLayer::count_requests_per_key),
+    /// set before taking the handle); for enforcing a limit in the application.
+    #[must_use]
+    pub fn requests_of(&self, name: &str) -> Option<(u64, std::time::SystemTime)> {
+        self.counter.as_ref().map(|c| c.get(name))
     }
 
     /// The maintenance notice in force.

@@ -465,6 +465,7 @@ impl StatusLayer {
     pub fn handle(&self) -> StatusHandle {
         StatusHandle {
             lifecycle: Arc::clone(&self.shared.lifecycle),
+            counter: self.shared.config.access.counter.clone(),
         }
     }
 

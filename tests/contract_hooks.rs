@@ -142,3 +142,45 @@ async fn builtin_formats_can_be_turned_off() {
         serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
     assert_eq!(body, json!({ "state": "ok" }));
 }
+
+#[tokio::test]
+async fn the_application_reads_a_callers_count_and_formats_their_own_time() {
+    use tower_status::auth::{ApiKeys, Identity};
+    let layer = StatusLayer::new()
+        .api_keys(ApiKeys::new().key("k1", Identity::new("acme")))
+        .count_requests_per_key(Duration::from_secs(3600))
+        .section("slow", || async {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            1
+        })
+        .default_format(|_report: &Report, ctx: &FormatContext<'_>| {
+            Rendered::json(
+                ctx.status_code(),
+                &json!({ "ms": ctx.elapsed().as_secs_f64() * 1000.0 }),
+            )
+        });
+    let handle = layer.handle();
+    let svc = layer.layer(service_fn(|_req: Request<Full<Bytes>>| async {
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+    }));
+    for _ in 0..3 {
+        let req = Request::get("/")
+            .header("x-api-key", "k1")
+            .body(Full::default())
+            .unwrap();
+        svc.clone().oneshot(req).await.unwrap();
+    }
+    let req = Request::get("/status")
+        .header("x-api-key", "k1")
+        .body(Full::default())
+        .unwrap();
+    let res = svc.clone().oneshot(req).await.unwrap();
+    let body: Value =
+        serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    // The status call's own time includes its 30 ms section.
+    assert!(body["ms"].as_f64().unwrap() >= 30.0, "{body}");
+    let (count, ends) = handle.requests_of("acme").unwrap();
+    assert_eq!(count, 4);
+    assert!(ends > std::time::SystemTime::now());
+    assert_eq!(handle.requests_of("nobody").unwrap().0, 0);
+}

@@ -37,7 +37,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use http::header::HeaderName;
@@ -500,12 +500,6 @@ impl Access {
                 let _ = counter.count(&identity.name);
             }
         }
-    }
-
-    /// Requests of `name` in the current window and when the window ends.
-    #[allow(dead_code)]
-    pub(crate) fn window_of(&self, name: &str) -> Option<(u64, SystemTime)> {
-        self.counter.as_ref().map(|c| c.get(name))
     }
 }
 

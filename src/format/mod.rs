@@ -116,6 +116,7 @@ pub struct FormatContext<'a> {
     /// The request's headers.
     pub headers: &'a HeaderMap,
     pub(crate) code: StatusCode,
+    pub(crate) started: std::time::Instant,
 }
 
 impl FormatContext<'_> {
@@ -130,6 +131,13 @@ impl FormatContext<'_> {
     #[must_use]
     pub fn details(&self) -> bool {
         self.caller.details
+    }
+
+    /// Time since the status request arrived (checks and sections
+    /// included): the status call's own response time.
+    #[must_use]
+    pub fn elapsed(&self) -> std::time::Duration {
+        self.started.elapsed()
     }
 
     /// The first value of a query parameter.
