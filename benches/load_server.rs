@@ -1,44 +1,59 @@
-//! A hello-world axum server for `scripts/load.sh`, bare or behind
-//! `StatusLayer`.
+//! A hello-world axum server for `scripts/load.sh`, bare or behind a layer.
 //!
 //! ```text
 //! cargo bench --no-run --bench load_server
-//! load_server <bare|layered> <ADDR> [WORKERS]
+//! load_server <MODE> <ADDR> [WORKERS]
 //! ```
 //!
-//! - `GET /` answers `Hello, World!`;
-//! - `layered` wraps the router in `StatusLayer` with 20 checks
-//!   (`|| async { true }`, `Freshness::OnDemand { ttl: 1 h }`), so `/status`
-//!   answers from cached results after its first request;
-//! - `WORKERS` is the number of tokio worker threads: 1 (the default) runs
-//!   a current-thread runtime, so the server uses one core.
+//! `GET /` answers `Hello, World!`. Modes:
 //!
-//! It prints `listening on ADDR` once bound and serves until killed.
-//! (A `[[bench]]` target with `harness = false`: it is not a benchmark by
-//! itself, `cargo bench` runs it with `--bench` and it returns at once.)
+//! - `bare`: the router alone;
+//! - `layered`: `Router::layer(StatusLayer)`, as applications do, with 20
+//!   checks (`|| async { true }`, `Freshness::OnDemand { ttl: 1 h }`), so
+//!   `/status` answers from cached results after its first request;
+//! - `outer`: the same `StatusLayer` wrapped around the whole router
+//!   instead (`StatusLayer.layer(router)`, body turned back into axum's by
+//!   `into_response`), which spares axum's per-route boxing;
+//! - `floor`: `Router::layer` with a minimal layer (two `Instant` reads and
+//!   three relaxed adds on shared counters, no body wrapper): what any
+//!   layer costs under axum.
+//!
+//! `WORKERS` is the number of tokio worker threads: 1 (the default) runs a
+//! current-thread runtime, so the server uses one core. It prints
+//! `listening on ADDR` once bound and serves until killed. (A `[[bench]]`
+//! target with `harness = false`: `cargo bench` runs it with `--bench`,
+//! and then it returns at once.)
 
+use std::future::Future;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use tower::{Layer, Service, ServiceExt};
 use tower_status::check::{Freshness, HealthCheck};
 use tower_status::StatusLayer;
 
-/// Checks registered in `layered` mode.
+/// Checks registered on the `StatusLayer`.
 const CHECKS: usize = 20;
 
 fn usage() -> ! {
-    eprintln!("usage: load_server <bare|layered> <ADDR> [WORKERS]");
+    eprintln!("usage: load_server <bare|layered|outer|floor> <ADDR> [WORKERS]");
     std::process::exit(2);
 }
 
-fn app(layered: bool) -> Router {
-    let router = Router::new().route("/", get(|| async { "Hello, World!" }));
-    if !layered {
-        return router;
-    }
-    let layer = (0..CHECKS).fold(
+fn router() -> Router {
+    Router::new().route("/", get(|| async { "Hello, World!" }))
+}
+
+fn status_layer() -> StatusLayer {
+    (0..CHECKS).fold(
         StatusLayer::new().service_name("load-server"),
         |layer, i| {
             layer.health_check(
@@ -49,8 +64,103 @@ fn app(layered: bool) -> Router {
                 ),
             )
         },
-    );
-    router.layer(layer)
+    )
+}
+
+// --- the floor layer --------------------------------------------------------
+
+#[derive(Default)]
+struct Counters {
+    requests: AtomicU64,
+    ok: AtomicU64,
+    total_ns: AtomicU64,
+}
+
+#[derive(Clone, Default)]
+struct FloorLayer(Arc<Counters>);
+
+#[derive(Clone)]
+struct Floor<S> {
+    inner: S,
+    counters: Arc<Counters>,
+}
+
+impl<S> Layer<S> for FloorLayer {
+    type Service = Floor<S>;
+
+    fn layer(&self, inner: S) -> Floor<S> {
+        Floor {
+            inner,
+            counters: Arc::clone(&self.0),
+        }
+    }
+}
+
+impl<S> Service<Request> for Floor<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = FloorFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        FloorFuture {
+            start: Instant::now(),
+            counters: Arc::clone(&self.counters),
+            inner: self.inner.call(req),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    struct FloorFuture<F> {
+        #[pin]
+        inner: F,
+        start: Instant,
+        counters: Arc<Counters>,
+    }
+}
+
+impl<F, E> Future for FloorFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let out = std::task::ready!(this.inner.poll(cx));
+        let ok = matches!(&out, Ok(res) if !res.status().is_server_error());
+        this.counters.requests.fetch_add(1, Relaxed);
+        this.counters.ok.fetch_add(u64::from(ok), Relaxed);
+        this.counters
+            .total_ns
+            .fetch_add(this.start.elapsed().as_nanos() as u64, Relaxed);
+        Poll::Ready(out)
+    }
+}
+
+// --- main -----------------------------------------------------------------------
+
+async fn serve(mode: &str, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    match mode {
+        "bare" => axum::serve(listener, router()).await,
+        "layered" => axum::serve(listener, router().layer(status_layer())).await,
+        "floor" => axum::serve(listener, router().layer(FloorLayer::default())).await,
+        "outer" => {
+            let svc = ServiceExt::<Request>::map_response(
+                status_layer().layer(router()),
+                IntoResponse::into_response,
+            );
+            axum::serve(listener, tower::make::Shared::new(svc)).await
+        }
+        _ => usage(),
+    }
 }
 
 fn main() {
@@ -59,11 +169,10 @@ fn main() {
     if args.is_empty() || args.iter().any(|a| a == "--bench" || a == "--test") {
         return;
     }
-    let layered = match args[0].as_str() {
-        "bare" => false,
-        "layered" => true,
-        _ => usage(),
-    };
+    let mode = args[0].clone();
+    if !["bare", "layered", "outer", "floor"].contains(&mode.as_str()) {
+        usage();
+    }
     let addr: SocketAddr = args
         .get(1)
         .and_then(|a| a.parse().ok())
@@ -89,11 +198,10 @@ fn main() {
             .await
             .unwrap_or_else(|e| panic!("cannot bind {addr}: {e}"));
         println!(
-            "listening on {} ({}, {workers} worker thread{})",
+            "listening on {} ({mode}, {workers} worker thread{})",
             listener.local_addr().expect("bound address"),
-            if layered { "layered" } else { "bare" },
             if workers == 1 { "" } else { "s" }
         );
-        axum::serve(listener, app(layered)).await.expect("server");
+        serve(&mode, listener).await.expect("server");
     });
 }

@@ -10,6 +10,8 @@
 #   4. cargo test --release --test memory -- --nocapture
 #                                      RSS before/after 10 million requests
 #   5. scripts/load.sh                 wrk throughput, bare vs layered, and /status
+#      (LOAD_MODES="layered floor outer" adds the pass-through comparison of
+#      bare with a minimal layer and with StatusLayer around the whole router)
 #
 # Full logs go to target/bench-logs/ (LOG_DIR). A failing step is reported
 # and the others still run; the exit status is non-zero if any failed.
@@ -54,6 +56,10 @@ run report cargo bench --bench report
 run alloc cargo test --release --test alloc -- --nocapture
 run memory cargo test --release --test memory -- --nocapture
 run load scripts/load.sh
+for mode in ${LOAD_MODES:-layered}; do
+    [ "$mode" = layered ] && continue
+    run "load-$mode" env LAYERED_MODE="$mode" PHASES=pass-through scripts/load.sh
+done
 
 # --- summary --------------------------------------------------------------
 
@@ -78,16 +84,19 @@ if log report; then
 fi
 if log alloc; then
     printf '\n-- allocations (tests/alloc.rs)\n'
-    grep -E 'bare:|test result' "$LOG_DIR/alloc.log" || true
+    grep -E 'allocations|test result' "$LOG_DIR/alloc.log" || true
 fi
 if log memory; then
     printf '\n-- memory (tests/memory.rs)\n'
     grep -E 'recorder_size_bytes|requests in|test result' "$LOG_DIR/memory.log" || true
 fi
-if log load; then
-    printf '\n-- wrk (scripts/load.sh)\n'
-    grep -E '^RESULT|^targets' "$LOG_DIR/load.log" || true
-fi
+for name in "${ORDER[@]}"; do
+    case $name in load*) ;; *) continue ;; esac
+    if log "$name"; then
+        printf '\n-- wrk (scripts/load.sh, %s)\n' "$name"
+        grep -E '^RESULT|^targets' "$LOG_DIR/$name.log" || true
+    fi
+done
 printf '\nlogs: %s/\n' "$LOG_DIR"
 
 for name in "${ORDER[@]}"; do

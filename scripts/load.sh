@@ -20,7 +20,11 @@
 #
 # Settings (environment): ROUNDS (5), DURATION seconds per wrk run (5),
 # CONNECTIONS (32), THREADS wrk threads (1), PORT_BARE (38081),
-# PORT_LAYERED (38082), SERVER_CORE (0), WRK_CORE (1). Only 127.0.0.1 is used.
+# PORT_LAYERED (38082), SERVER_CORE (0), WRK_CORE (1), PHASES
+# ("pass-through status"), LAYERED_MODE (layered): the load_server mode of
+# the second server, e.g. `LAYERED_MODE=outer` (StatusLayer around the whole
+# router) or `LAYERED_MODE=floor PHASES=pass-through` (a minimal layer: what
+# any layer costs under axum). Only 127.0.0.1 is used.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -33,6 +37,8 @@ PORT_BARE=${PORT_BARE:-38081}
 PORT_LAYERED=${PORT_LAYERED:-38082}
 SERVER_CORE=${SERVER_CORE:-0}
 WRK_CORE=${WRK_CORE:-1}
+PHASES=${PHASES:-pass-through status}
+LAYERED_MODE=${LAYERED_MODE:-layered}
 
 command -v wrk >/dev/null 2>&1 || { echo "load.sh: wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 
@@ -102,7 +108,7 @@ start_server() { # start_server MODE PORT
 }
 
 start_server bare "$PORT_BARE"
-start_server layered "$PORT_LAYERED"
+start_server "$LAYERED_MODE" "$PORT_LAYERED"
 
 # --- measuring ------------------------------------------------------------
 
@@ -131,12 +137,12 @@ phase() {
     local bare layered ratio r
     local bare_all=() layered_all=() ratio_all=()
     echo
-    echo "== $name: bare $bare_path vs layered $layered_path," \
+    echo "== $name: bare $bare_path vs $LAYERED_MODE $layered_path," \
         "$ROUNDS rounds x ${DURATION}s, wrk -t$THREADS -c$CONNECTIONS (load: $(cut -d' ' -f1-3 /proc/loadavg))"
     # Warm-up, not counted: connections, caches, the first /status run of the checks.
     wrk_rps "$PORT_BARE" "$bare_path" 1 >/dev/null
     wrk_rps "$PORT_LAYERED" "$layered_path" 1 >/dev/null
-    printf '%-6s %14s %14s %8s\n' round "bare req/s" "layered req/s" ratio
+    printf '%-6s %14s %14s %8s\n' round "bare req/s" "$LAYERED_MODE req/s" ratio
     for r in $(seq 1 "$ROUNDS"); do
         if [ $((r % 2)) -eq 1 ]; then
             bare=$(wrk_rps "$PORT_BARE" "$bare_path" "$DURATION")
@@ -156,11 +162,20 @@ phase() {
     ml=$(printf '%s\n' "${layered_all[@]}" | median)
     mr=$(printf '%s\n' "${ratio_all[@]}" | median)
     printf '%-6s %14s %14s %8s\n' median "$mb" "$ml" "$mr"
-    echo "RESULT $name: median bare ${mb} req/s, layered ${ml} req/s, median ratio ${mr} (min..max $(printf '%s\n' "${ratio_all[@]}" | sort -g | sed -n '1p;$p' | paste -sd' ' - | sed 's/ /../'))"
+    echo "RESULT $name ($LAYERED_MODE): median bare ${mb} req/s, $LAYERED_MODE ${ml} req/s, median ratio ${mr} (min..max $(printf '%s\n' "${ratio_all[@]}" | sort -g | sed -n '1p;$p' | paste -sd' ' - | sed 's/ /../'))"
 }
 
 echo "machine: $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
-phase pass-through / /
-phase status / /status
+if awk -v l="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN {exit !(l > 0.5)}'; then
+    echo "WARNING: the machine is busy (1-minute load average above 0.5): other processes"
+    echo "         share the cores the servers and wrk are pinned to; the figures will be noisy."
+fi
+for p in $PHASES; do
+    case $p in
+        pass-through) phase pass-through / / ;;
+        status) phase status / /status ;;
+        *) echo "load.sh: unknown phase $p" >&2; exit 2 ;;
+    esac
+done
 echo
 echo "targets: pass-through ratio >= 0.98; status ratio >= 0.5"
