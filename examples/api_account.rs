@@ -4,7 +4,7 @@
 //! maintenance notice.
 //!
 //! ```sh
-//! cargo run --example api_account
+//! cargo run --release --example api_account
 //! curl -H 'X-Api-Key: dev-key' localhost:3000/v1/status
 //! curl -H 'X-Api-Key: dev-key' localhost:3000/v1/ping   # counts too
 //! echo '{"message": "Scheduled maintenance in progress",
@@ -24,11 +24,18 @@
 //!   `{"message", "estimated_completion"}` (polled every 500 ms);
 //! - `DATACENTER` (default `local`), `APP_ENV` (default `development`).
 //!
+//! A malformed `API_KEYS` entry or an address that is not `host:port`
+//! (checked by `TcpCheck::parse`) stops the example at start with a
+//! one-line message (exit status 2).
+//!
 //! How the seed's words come from the crate's report:
 //!
 //! - `storage` and `search` are non-critical checks, so one of them down
-//!   only degrades the report. Both down is `critical` with 503: the crate
-//!   has no "all of these" rule, so the format maps it (see `seed_status`);
+//!   only degrades the report. Both down is `critical` with 503: that rule
+//!   is the layer's aggregation (`both_dependencies_down_is_down`), so the
+//!   report, readiness (`/v1/status/ready`) and `/v1/status/watch` agree,
+//!   and the format only maps the overall status to the seed's words
+//!   (`seed_word`) and answers the layer's HTTP status;
 //! - `api` is the `traffic` component, from rules on the API's own recorded
 //!   traffic (error rate above 5 %, p99 above 1 s: degraded);
 //! - `maintenance` is answered 200, as the seed's client reads the notice
@@ -37,8 +44,16 @@
 //!   status call included (`count_requests_per_key`); `remaining` is the
 //!   limit less that count, `reset_time` the end of the window;
 //! - `performance.response_time_ms` is the mean response time of the API's
-//!   requests over the recorder's last minute (status calls excluded).
+//!   requests over the recorder's last minute (status calls excluded); with
+//!   no such request in that window, it is this status call's own time;
+//! - errors of the endpoint (401 without a valid key, 405 for another
+//!   method, 400 for `?format=`, 404 below the status path) have the shape
+//!   of the seed's error response, `{"success": false, "message", "code",
+//!   "status_code", "suggestion"}` (`seed_error`). The seed's body is the
+//!   only one served: the crate's own formats are off, so `?format=json` is
+//!   such a 400.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
@@ -49,8 +64,8 @@ use serde_json::{json, Value};
 use tower_status::auth::ApiKeys;
 use tower_status::auth::Identity;
 use tower_status::check::{HealthCheck, TcpCheck, TrafficRule};
-use tower_status::format::{FormatContext, Rendered};
-use tower_status::report::{Component, Notice, TRAFFIC_COMPONENT};
+use tower_status::format::{FormatContext, Rendered, StatusError};
+use tower_status::report::{aggregate, Component, Notice, TRAFFIC_COMPONENT};
 use tower_status::{Report, Status, StatusHandle, StatusLayer};
 
 const STATUS_PATH: &str = "/v1/status";
@@ -65,17 +80,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .filter(|v| !v.trim().is_empty())
             .unwrap_or_else(|| default.to_owned())
     };
-    let keys = parse_keys(&var("API_KEYS", "dev-key:standard:1000"))?;
+    let keys = parse_keys(&var("API_KEYS", "dev-key:standard:1000"))
+        .unwrap_or_else(|e| invalid("API_KEYS", e));
     let datacenter = var("DATACENTER", "local");
 
-    let check = |name: &str, addr: String| {
-        HealthCheck::new(
-            name,
-            TcpCheck::new(addr).connect_timeout(Duration::from_millis(500)),
-        )
-        .component_type("datastore")
-        .critical(false)
+    let check = |name: &str, var_name: &str, default: &str| {
+        let tcp =
+            TcpCheck::parse(var(var_name, default).trim()).unwrap_or_else(|e| invalid(var_name, e));
+        HealthCheck::new(name, tcp.connect_timeout(Duration::from_millis(500)))
+            .component_type("datastore")
+            .critical(false)
     };
+    let storage = check("storage", "STORAGE_ADDR", "127.0.0.1:9000");
+    let search = check("search", "SEARCH_ADDR", "127.0.0.1:9200");
     let layer = StatusLayer::new()
         .path(STATUS_PATH)
         .service_name("api")
@@ -83,8 +100,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // `X-Api-Key` only: no `Authorization: Bearer`.
         .api_keys(keys.bearer(false))
         .count_requests_per_key(Duration::from_secs(3600))
-        .health_check(check("storage", var("STORAGE_ADDR", "127.0.0.1:9000")))
-        .health_check(check("search", var("SEARCH_ADDR", "127.0.0.1:9200")))
+        .health_check(storage)
+        .health_check(search)
+        .aggregation(both_dependencies_down_is_down)
         .traffic_rule(TrafficRule::error_rate_above(0.05, Status::Degraded))
         .traffic_rule(TrafficRule::p99_above(
             Duration::from_secs(1),
@@ -93,7 +111,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .http_status(Status::Maintenance, StatusCode::OK)
         .default_format(move |report: &Report, ctx: &FormatContext<'_>| {
             seed_body(report, ctx, &datacenter)
-        });
+        })
+        .without_builtin_formats()
+        .error_format(seed_error);
 
     if let Ok(path) = std::env::var("MAINTENANCE_FILE") {
         if !path.trim().is_empty() {
@@ -122,6 +142,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// Stops the example on bad configuration: one line, exit status 2.
+fn invalid(name: &str, why: impl std::fmt::Display) -> ! {
+    eprintln!("api_account: invalid {name}: {why}");
+    std::process::exit(2)
+}
+
 /// `key:tier:limit,...` as API keys; each key is its own account, with its
 /// tier and hourly limit as identity attributes.
 fn parse_keys(spec: &str) -> Result<ApiKeys, String> {
@@ -131,13 +157,13 @@ fn parse_keys(spec: &str) -> Result<ApiKeys, String> {
         let (Some(key), Some(tier), Some(limit), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err(format!("API_KEYS entry {} is not key:tier:limit", i + 1));
+            return Err(format!("entry {} is not key:tier:limit", i + 1));
         };
         let limit: u64 = limit
             .parse()
-            .map_err(|_| format!("API_KEYS entry {}: limit {limit:?} is not a number", i + 1))?;
+            .map_err(|_| format!("entry {}: limit {limit:?} is not a number", i + 1))?;
         if key.is_empty() || tier.is_empty() {
-            return Err(format!("API_KEYS entry {}: empty key or tier", i + 1));
+            return Err(format!("entry {}: empty key or tier", i + 1));
         }
         // Counted per identity name: one name per key, never the key itself.
         let identity = Identity::new(format!("account-{}", i + 1))
@@ -211,17 +237,27 @@ struct Metadata<'a> {
     datacenter: &'a str,
 }
 
+/// The seed's error response, fields in the seed's order.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    success: bool,
+    message: &'a str,
+    code: &'a str,
+    status_code: u16,
+    suggestion: &'a str,
+}
+
 /// The seed's 500 body.
 fn internal_error() -> Rendered {
     Rendered::json(
         StatusCode::INTERNAL_SERVER_ERROR,
-        &json!({
-            "success": false,
-            "message": "Unable to retrieve system status",
-            "code": "internal_error",
-            "status_code": 500,
-            "suggestion": "The API is experiencing temporary issues. Please try again in a few minutes or contact support if the problem persists."
-        }),
+        &ErrorBody {
+            success: false,
+            message: "Unable to retrieve system status",
+            code: "internal_error",
+            status_code: 500,
+            suggestion: "The API is experiencing temporary issues. Please try again in a few minutes or contact support if the problem persists.",
+        },
     )
 }
 
@@ -240,19 +276,28 @@ fn component_word(c: Option<&Component>) -> &'static str {
     }
 }
 
-/// The overall word and HTTP status. The crate's own aggregation says
-/// `degraded` when every dependency is down (they are non-critical);
-/// the seed calls that `critical`, with 503.
-fn seed_status(report: &Report, code: StatusCode) -> (&'static str, StatusCode) {
+/// The seed's rule as the layer's aggregation: the system is `down`
+/// (the seed's `critical`) when every dependency is down, else the crate's
+/// rule (the dependencies are non-critical: one down only degrades; the
+/// `traffic` component is critical).
+fn both_dependencies_down_is_down(components: &BTreeMap<String, Component>) -> Status {
     let all_down = DEPENDENCIES
         .iter()
-        .all(|name| report.components.get(*name).map(|c| c.status) == Some(Status::Down));
-    match report.status {
-        Status::Maintenance => ("maintenance", code),
-        Status::Down => ("critical", code),
-        _ if all_down => ("critical", StatusCode::SERVICE_UNAVAILABLE),
-        Status::Degraded => ("degraded", code),
-        Status::Ok => ("operational", code),
+        .all(|name| components.get(*name).map(|c| c.status) == Some(Status::Down));
+    if all_down {
+        Status::Down
+    } else {
+        aggregate(components.values())
+    }
+}
+
+/// The seed's word for the overall status.
+fn seed_word(status: Status) -> &'static str {
+    match status {
+        Status::Ok => "operational",
+        Status::Degraded => "degraded",
+        Status::Down => "critical",
+        Status::Maintenance => "maintenance",
     }
 }
 
@@ -270,13 +315,12 @@ fn seed_body(report: &Report, ctx: &FormatContext<'_>, datacenter: &str) -> Rend
     ) else {
         return internal_error();
     };
-    let (status, code) = seed_status(report, ctx.status_code());
     let get = |name: &str| report.components.get(name);
     let body = Envelope {
         success: true,
         message: "System status retrieved successfully",
         data: Data {
-            status,
+            status: seed_word(report.status),
             version: report.version.as_deref().unwrap_or("unknown"),
             timestamp: seconds(report.timestamp.0),
             components: Components {
@@ -293,7 +337,7 @@ fn seed_body(report: &Report, ctx: &FormatContext<'_>, datacenter: &str) -> Rend
                 },
             },
             performance: Performance {
-                response_time_ms: report.response_time_ms.mean,
+                response_time_ms: response_time_ms(report, ctx),
             },
             notice: report.notice.as_ref().map(|n: &Notice| SeedNotice {
                 kind: "maintenance",
@@ -307,9 +351,48 @@ fn seed_body(report: &Report, ctx: &FormatContext<'_>, datacenter: &str) -> Rend
         },
     };
     match serde_json::to_vec(&body) {
-        Ok(bytes) => Rendered::new(code, "application/json", bytes),
+        // 503 for `critical` (down), 200 otherwise, maintenance included.
+        Ok(bytes) => Rendered::new(ctx.status_code(), "application/json", bytes),
         Err(_) => internal_error(),
     }
+}
+
+/// `performance.response_time_ms`. The rule: the mean response time of the
+/// API's own requests over the recorder's window (`report.response_time_ms`,
+/// status calls excluded) while there are any; with none in the window (a
+/// fresh start, an idle API) there is no mean to show, and it is this status
+/// call's own time so far (`ctx.elapsed()`, checks included), which is the
+/// only response time measured. Milliseconds to the microsecond, as the
+/// recorder's figures.
+fn response_time_ms(report: &Report, ctx: &FormatContext<'_>) -> f64 {
+    if report.response_time_ms.count > 0 {
+        report.response_time_ms.mean
+    } else {
+        (ctx.elapsed().as_secs_f64() * 1_000_000.0).round() / 1_000.0
+    }
+}
+
+/// The seed's error response (documented for 500), for the endpoint's own
+/// errors: the crate's message and code, the HTTP status, and what to do.
+fn seed_error(err: &StatusError) -> Rendered {
+    let suggestion = match err.status {
+        StatusCode::UNAUTHORIZED => "Send a valid API key in the X-Api-Key header.",
+        StatusCode::FORBIDDEN => "This API key may not see the system status.",
+        StatusCode::METHOD_NOT_ALLOWED => "Use GET (or HEAD) on this endpoint.",
+        StatusCode::BAD_REQUEST => "Leave out the query parameters and try again.",
+        StatusCode::NOT_FOUND => "The status is served at /v1/status.",
+        _ => "The API is experiencing temporary issues. Please try again in a few minutes or contact support if the problem persists.",
+    };
+    Rendered::json(
+        err.status,
+        &ErrorBody {
+            success: false,
+            message: &err.message,
+            code: &err.code,
+            status_code: err.status.as_u16(),
+            suggestion,
+        },
+    )
 }
 
 // ---------------------------------------------------------------------------

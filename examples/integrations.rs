@@ -23,29 +23,38 @@
 //! - `INTEGRATIONS`: comma-separated `id=TYPE@host:port`. Each is a TCP check
 //!   named `id` of component type `TYPE`: healthy while a connection to
 //!   `host:port` opens within 1 s (rerun at most every 500 ms). A malformed
-//!   entry or a repeated id stops the example at start with a message
-//!   (exit status 2). Unset or empty: no integrations.
+//!   entry (the address is checked by `TcpCheck::parse`) or a repeated id
+//!   stops the example at start with a one-line message (exit status 2).
+//!   Unset or empty: no integrations.
 //!
 //! Aggregation, as the seed words it: `ok` when all integrations are healthy
 //! (200), `degraded` when some are not (200), `unhealthy` when none is (503).
-//! The same rule gives each type's `status`. With no integrations nothing
-//! is failing: `ok`, counts 0 and `healthy_percentage` 100.0 (so that
+//! That rule is the layer's own (`.aggregation(..)`): every integration is a
+//! non-critical check, so one down only degrades, and all of them down is
+//! `down`. The format maps the overall status to the seed's words and
+//! answers the layer's HTTP status, so `/status`, readiness
+//! (`/status/ready`, 503 when all are down) and `/status/watch` agree. The
+//! same words give each type's `status`. With no integrations nothing is
+//! failing: `ok`, counts 0 and `healthy_percentage` 100.0 (so that
 //! `healthy_percentage < 100` always means something is down).
 //! Percentages are rounded to two decimals (2 of 3 is 66.67). Integrations
 //! and types are listed in the order `INTEGRATIONS` gives them.
 //!
 //! An integration id must not contain `/`, `=`, `@` or spaces: the crate
 //! also serves each one alone at `/status/{id}` (with its error text).
+//!
+//! The seed's body is the only one served: the crate's own formats are off,
+//! so `?format=json` is a `400` (`{"error", "code": "unknown_format"}`).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use axum::{routing::get, Router};
-use http::StatusCode;
 use serde::Serialize;
 use tower_status::auth::{ApiKeys, Identity};
 use tower_status::check::{Freshness, HealthCheck, TcpCheck};
 use tower_status::format::{FormatContext, Rendered};
+use tower_status::report::{aggregate, Component};
 use tower_status::{Report, Status, StatusLayer};
 
 /// One configured integration.
@@ -53,7 +62,7 @@ use tower_status::{Report, Status, StatusLayer};
 struct Integration {
     id: String,
     kind: String,
-    addr: String,
+    check: TcpCheck,
 }
 
 /// Parses `INTEGRATIONS`: `id=TYPE@host:port`, comma-separated.
@@ -83,35 +92,41 @@ fn parse_integrations(spec: &str) -> Result<Vec<Integration>, String> {
         if kind.is_empty() || kind.contains(char::is_whitespace) {
             return Err(at(format!("`{kind}` is not a type (non-empty, no spaces)")));
         }
-        check_addr(addr).map_err(at)?;
+        let check = TcpCheck::parse(addr).map_err(|e| at(e.to_string()))?;
         if !seen.insert(id.to_owned()) {
             return Err(at(format!("id `{id}` is given twice")));
         }
         out.push(Integration {
             id: id.to_owned(),
             kind: kind.to_owned(),
-            addr: addr.to_owned(),
+            check,
         });
     }
     Ok(out)
 }
 
-/// `host:port` (or `[v6]:port`) with a port from 1 to 65535.
-fn check_addr(addr: &str) -> Result<(), String> {
-    let (host, port) = addr
-        .rsplit_once(':')
-        .ok_or_else(|| format!("`{addr}` is not host:port"))?;
-    let bracketed = host.starts_with('[') && host.ends_with(']') && host.len() > 2;
-    if host.is_empty() || host.contains(char::is_whitespace) || (host.contains(':') && !bracketed) {
-        return Err(format!("`{addr}`: `{host}` is not a host name or address"));
-    }
-    match port.parse::<u16>() {
-        Ok(p) if p != 0 => Ok(()),
-        _ => Err(format!("`{addr}`: `{port}` is not a port number (1-65535)")),
+/// The seed's rule as the layer's aggregation: `down` when every
+/// integration is down, else the crate's rule (all checks are non-critical,
+/// so any down only degrades).
+fn all_down_is_down(components: &BTreeMap<String, Component>) -> Status {
+    if !components.is_empty() && components.values().all(|c| c.status == Status::Down) {
+        Status::Down
+    } else {
+        aggregate(components.values())
     }
 }
 
-/// The seed's status word for `healthy` of `total`.
+/// The seed's word for the overall status. Nothing here sets maintenance;
+/// were it set, the service would be out of service: `unhealthy`.
+fn overall_word(status: Status) -> &'static str {
+    match status {
+        Status::Ok => "ok",
+        Status::Degraded => "degraded",
+        Status::Down | Status::Maintenance => "unhealthy",
+    }
+}
+
+/// The seed's status word for `healthy` of `total` of one type.
 fn word(healthy: usize, total: usize) -> &'static str {
     if healthy == total {
         "ok"
@@ -216,20 +231,12 @@ fn seed_001(order: &[String], report: &Report, ctx: &FormatContext<'_>) -> Rende
             (kind, stats)
         })
         .collect();
-    let status = word(healthy, total);
-    // Every check is non-critical (one down integration must only degrade),
-    // so the crate's own status is at worst `degraded` and its code 200; the
-    // seed's "all integrations down" rule has no counterpart in the crate's
-    // aggregation, so the 503 is decided here.
-    let code = if status == "unhealthy" {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        ctx.status_code()
-    };
+    // The overall status is the layer's (`all_down_is_down`), over the same
+    // components as the list, and so is the HTTP status: 503 for `down`.
     Rendered::json(
-        code,
+        ctx.status_code(),
         &Body {
-            status,
+            status: overall_word(report.status),
             data: Data {
                 integrations,
                 healthy_integrations_count: healthy,
@@ -265,20 +272,19 @@ async fn main() {
                 .no_header()
                 .key(key, Identity::new("status-client")),
         )
+        .aggregation(all_down_is_down)
         .default_format(move |report: &Report, ctx: &FormatContext<'_>| {
             seed_001(&order, report, ctx)
-        });
+        })
+        .without_builtin_formats();
     for i in integrations {
         layer = layer.health_check(
-            HealthCheck::new(
-                i.id,
-                TcpCheck::new(i.addr).connect_timeout(Duration::from_secs(1)),
-            )
-            .component_type(i.kind)
-            .critical(false)
-            .freshness(Freshness::OnDemand {
-                ttl: Duration::from_millis(500),
-            }),
+            HealthCheck::new(i.id, i.check.connect_timeout(Duration::from_secs(1)))
+                .component_type(i.kind)
+                .critical(false)
+                .freshness(Freshness::OnDemand {
+                    ttl: Duration::from_millis(500),
+                }),
         );
     }
 

@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! nats-server -js &
-//! cargo run --example job_queue
+//! cargo run --release --example job_queue
 //! curl -H 'X-API-Key: dev-key' localhost:3000/health/status
 //! curl -H 'Authorization: Bearer dev-key' localhost:3000/health/status
 //! ```
@@ -34,9 +34,13 @@
 //! for: `nats`, `streams` and `kv_buckets` by the crate's `NatsCheck`,
 //! `jobs` by the `jobs` section from the bucket's records.
 //!
-//! Error bodies follow the seed (`{"error", "details", "code": 401}`); the
-//! crate answers 401/403 itself as `{"error", "code": "unauthorized"}`, so
-//! a middleware outside the layer reshapes them (see `seed_errors`).
+//! Error bodies follow the seed (`{"error", "details", "code": 401}`): the
+//! layer answers 401/403 (and 400/404/405) itself, shaped by its error
+//! format (`seed_error`), with its own headers (`WWW-Authenticate`,
+//! `Allow`); `HEAD` gets the same status and headers, with the
+//! `Content-Length` of that body. The seed's body is the only one served:
+//! the crate's own formats are off, so `?format=json` is a 400 in the
+//! seed's error shape.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -44,20 +48,15 @@ use std::time::Duration;
 
 use async_nats::connection::State;
 use async_nats::jetstream::{self, consumer::pull, kv, stream, AckKind};
-use axum::body::Body;
-use axum::extract::Request;
-use axum::middleware::{self, Next};
-use axum::response::Response;
 use axum::{routing::get, Router};
 use futures_util::StreamExt;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use http::{HeaderValue, Method, StatusCode};
+use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::OnceCell;
 use tower_status::auth::{ApiKeys, Identity, Permissions};
 use tower_status::check::{HealthCheck, NatsCheck};
-use tower_status::format::{FormatContext, Rendered};
+use tower_status::format::{FormatContext, Rendered, StatusError};
 use tower_status::report::Component;
 use tower_status::{Report, Status, StatusLayer};
 
@@ -114,15 +113,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
         })
-        .default_format(seed_format);
+        .default_format(seed_format)
+        .without_builtin_formats()
+        .error_format(seed_error);
 
     let app = Router::new()
         .route(
             "/",
             get(|| async { "job-queue demo; status at /health/status\n" }),
         )
-        .layer(layer)
-        .layer(middleware::from_fn(seed_errors));
+        .layer(layer);
 
     let addr = var("STATUS_ADDR", "127.0.0.1:3000");
     let listener = tokio::net::TcpListener::bind(&addr).await?;
@@ -264,74 +264,33 @@ fn go_duration(secs: u64) -> String {
 // ---------------------------------------------------------------------------
 // Error bodies.
 
-/// API gap workaround: the layer answers 401/403 (and 400/404/405) itself
-/// with `{"error": "<reason>", "code": "unauthorized"}` and has no hook to
-/// shape them, while seed 003 wants `{"error", "details", "code": 401}`.
-/// This middleware, outside the layer, rewrites those bodies on the status
-/// path and keeps their headers (`WWW-Authenticate`, `Allow`).
-async fn seed_errors(mut req: Request, next: Next) -> Response {
-    let path = req.uri().path();
-    let ours = path == STATUS_PATH || path.starts_with(&format!("{STATUS_PATH}/"));
-    // A HEAD answer must announce the length of the body GET would get, and
-    // that is the rewritten body: ask with GET and drop the body here.
-    let head = ours && req.method() == Method::HEAD;
-    if head {
-        *req.method_mut() = Method::GET;
-    }
-    let res = next.run(req).await;
-    if !ours {
-        return res;
-    }
-    let res = reshape_error(res).await;
-    if !head {
-        return res;
-    }
-    let (mut parts, body) = res.into_parts();
-    let len = axum::body::to_bytes(body, 1 << 20)
-        .await
-        .map_or(0, |b| b.len());
-    parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
-    Response::from_parts(parts, Body::empty())
+/// The seed's error body, fields in the seed's order.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    /// A description of the error that occurred.
+    error: &'a str,
+    /// Additional details about the error: the crate's own reason.
+    details: &'a str,
+    /// The error code: the HTTP status, as in the seed's example (500).
+    code: u16,
 }
 
-/// The crate's own error body, when `res` carries one.
-#[derive(Deserialize)]
-struct CrateError {
-    error: String,
-    code: String,
-}
-
-async fn reshape_error(res: Response) -> Response {
-    let status = res.status();
-    if !status.is_client_error() && !status.is_server_error() {
-        return res;
-    }
-    let (mut parts, body) = res.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
-        return Response::from_parts(parts, Body::empty());
+/// The endpoint's errors in the seed's shape, with the seed's words for
+/// its documented 401 and 403 and the HTTP reason phrase for the others.
+fn seed_error(err: &StatusError) -> Rendered {
+    let error = match err.status {
+        StatusCode::UNAUTHORIZED => "Unauthorized - API key required.",
+        StatusCode::FORBIDDEN => "Forbidden - Insufficient permissions.",
+        other => other.canonical_reason().unwrap_or(err.code.as_str()),
     };
-    // The 503 status report is not an error body: it goes out unchanged.
-    let Ok(crate_error) = serde_json::from_slice::<CrateError>(&bytes) else {
-        return Response::from_parts(parts, Body::from(bytes));
-    };
-    let error = match status {
-        StatusCode::UNAUTHORIZED => "Unauthorized - API key required.".to_owned(),
-        StatusCode::FORBIDDEN => "Forbidden - Insufficient permissions.".to_owned(),
-        other => other
-            .canonical_reason()
-            .unwrap_or(crate_error.code.as_str())
-            .to_owned(),
-    };
-    let seed = json!({
-        "error": error,
-        "details": crate_error.error,
-        "code": status.as_u16(),
-    });
-    parts.headers.remove(CONTENT_LENGTH);
-    parts
-        .headers
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    Response::from_parts(parts, Body::from(seed.to_string()))
+    Rendered::json(
+        err.status,
+        &ErrorBody {
+            error,
+            details: &err.message,
+            code: err.status.as_u16(),
+        },
+    )
 }
 
 // ---------------------------------------------------------------------------

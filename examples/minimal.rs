@@ -19,7 +19,9 @@
 //!   operational, as the document's enum allows.
 //!
 //! Both are rerun at most every 500 ms, so the status recovers as soon as the
-//! dependency is back.
+//! dependency is back. An address that is not `host:port` (checked by
+//! `TcpCheck::parse`) stops the example at start with a one-line message
+//! (exit status 2).
 //!
 //! Why `503` for `down`: the document says "A 200 response indicates the
 //! service is operational and ready to serve requests", and the endpoint is
@@ -29,9 +31,11 @@
 //! schema); the document lists no 503, which is an omission of the document
 //! rather than a code a client can rely on being absent.
 //!
-//! Errors are the document's `{"error", "code"}` object: `?format=nope` is a
-//! 400 (`unknown_format`), a method other than GET/HEAD a 405 with
-//! `Allow: GET, HEAD`, all produced by the crate.
+//! Errors are the document's `{"error", "code"}` object, which is the
+//! crate's own error body: `?format=nope` is a 400 (`unknown_format`), a
+//! method other than GET/HEAD a 405 with `Allow: GET, HEAD`, all produced by
+//! the crate. The document's body is the only one served: the crate's own
+//! formats are off, so `?format=json` is a 400 (`unknown_format`) as well.
 
 use std::time::Duration;
 
@@ -48,41 +52,26 @@ struct Body {
     timestamp: tower_status::report::Timestamp,
 }
 
-/// `host:port` (or `[v6]:port`) with a port from 1 to 65535.
-fn check_addr(addr: &str) -> Result<(), String> {
-    let (host, port) = addr
-        .rsplit_once(':')
-        .ok_or_else(|| format!("`{addr}` is not host:port"))?;
-    let bracketed = host.starts_with('[') && host.ends_with(']') && host.len() > 2;
-    if host.is_empty() || host.contains(char::is_whitespace) || (host.contains(':') && !bracketed) {
-        return Err(format!("`{addr}`: `{host}` is not a host name or address"));
-    }
-    match port.parse::<u16>() {
-        Ok(p) if p != 0 => Ok(()),
-        _ => Err(format!("`{addr}`: `{port}` is not a port number (1-65535)")),
-    }
-}
-
 /// A TCP check of the address in `var`, when set; exits on a malformed one.
 fn dependency(var: &str, name: &str, critical: bool) -> Option<HealthCheck> {
     let addr = std::env::var(var).ok()?.trim().to_owned();
     if addr.is_empty() {
         return None;
     }
-    if let Err(e) = check_addr(&addr) {
-        eprintln!("minimal: invalid {var}: {e}");
-        std::process::exit(2);
-    }
+    let tcp = match TcpCheck::parse(&addr) {
+        Ok(tcp) => tcp,
+        Err(e) => {
+            eprintln!("minimal: invalid {var}: {e}");
+            std::process::exit(2);
+        }
+    };
     Some(
-        HealthCheck::new(
-            name,
-            TcpCheck::new(addr).connect_timeout(Duration::from_secs(1)),
-        )
-        .component_type("tcp")
-        .critical(critical)
-        .freshness(Freshness::OnDemand {
-            ttl: Duration::from_millis(500),
-        }),
+        HealthCheck::new(name, tcp.connect_timeout(Duration::from_secs(1)))
+            .component_type("tcp")
+            .critical(critical)
+            .freshness(Freshness::OnDemand {
+                ttl: Duration::from_millis(500),
+            }),
     )
 }
 
@@ -105,7 +94,10 @@ async fn main() {
                     timestamp: report.timestamp,
                 },
             )
-        });
+        })
+        // The document's body is the only one served: `?format=json` and
+        // `?format=ietf` are a 400 like any unknown format.
+        .without_builtin_formats();
     if let Some(check) = dependency("DEPENDENCY_ADDR", "dependency", true) {
         layer = layer.health_check(check);
     }

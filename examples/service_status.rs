@@ -17,19 +17,32 @@
 //!   connection to it is refused or times out (1 s), `status` is
 //!   `unhealthy` and the answer is `503` with the same object; the check is
 //!   rerun at most every 500 ms, so the service recovers as soon as the
-//!   dependency is back. `GET /status/dependency` shows the error text.
+//!   dependency is back. `GET /status/dependency` shows the error text. An
+//!   address that is not `host:port` (checked by `TcpCheck::parse`) stops
+//!   the example at start with a one-line message (exit status 2).
 //!
 //! `HEAD /status` answers the same headers without a body; any other method
 //! gets `405` with `Allow: GET, HEAD` (both done by the crate). The only
-//! code here is the check and the format: there is no handler for `/status`.
+//! code here is the check and the two formats: there is no handler for
+//! `/status`.
+//!
+//! Errors of the endpoint (`405`, `404` for an unknown resource below
+//! `/status`, `400` for `?format=`) are the seed's "Error Response Example",
+//! `{"error", "timestamp", "service"}`, shaped by the layer's error format.
+//! The seed's body is the only one served: the crate's own formats are off,
+//! so `?format=json` is a `400` in that error shape too.
 
 use std::time::Duration;
 
 use axum::{routing::get, Router};
 use serde::Serialize;
 use tower_status::check::{Freshness, HealthCheck, TcpCheck};
-use tower_status::format::{FormatContext, Rendered};
+use tower_status::format::{FormatContext, Rendered, StatusError};
+use tower_status::report::Timestamp;
 use tower_status::{Report, Status, StatusLayer};
+
+/// The seed's service identifier.
+const SERVICE: &str = "all-services";
 
 /// Bytes in the seed's "MB": Node's `Math.round(bytes / 1024 / 1024)`.
 const MB: u64 = 1024 * 1024;
@@ -43,7 +56,7 @@ fn mb(bytes: u64) -> u64 {
 struct Body<'a> {
     status: &'static str,
     service: Option<&'a str>,
-    timestamp: tower_status::report::Timestamp,
+    timestamp: Timestamp,
     environment: &'a str,
     version: Option<&'a str>,
     uptime: u64,
@@ -86,46 +99,53 @@ fn seed_000(report: &Report, ctx: &FormatContext<'_>) -> Rendered {
     )
 }
 
-/// `host:port` (or `[v6]:port`) with a port from 1 to 65535.
-fn check_addr(addr: &str) -> Result<(), String> {
-    let (host, port) = addr
-        .rsplit_once(':')
-        .ok_or_else(|| format!("`{addr}` is not host:port"))?;
-    let bracketed = host.starts_with('[') && host.ends_with(']') && host.len() > 2;
-    if host.is_empty() || host.contains(char::is_whitespace) || (host.contains(':') && !bracketed) {
-        return Err(format!("`{addr}`: `{host}` is not a host name or address"));
-    }
-    match port.parse::<u16>() {
-        Ok(p) if p != 0 => Ok(()),
-        _ => Err(format!("`{addr}`: `{port}` is not a port number (1-65535)")),
-    }
+/// The seed's "Error Response Example", fields in its order.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    timestamp: Timestamp,
+    service: &'static str,
+}
+
+/// The endpoint's errors in the seed's shape; the status code and the
+/// endpoint's headers (`Allow`) stay the crate's.
+fn seed_000_error(err: &StatusError) -> Rendered {
+    Rendered::json(
+        err.status,
+        &ErrorBody {
+            error: &err.message,
+            timestamp: Timestamp::now(),
+            service: SERVICE,
+        },
+    )
 }
 
 #[tokio::main]
 async fn main() {
     let mut layer = StatusLayer::new()
-        .service_name("all-services")
+        .service_name(SERVICE)
         .version(tower_status::app_version!())
-        .default_format(seed_000);
+        .default_format(seed_000)
+        .without_builtin_formats()
+        .error_format(seed_000_error);
 
     if let Some(addr) = std::env::var("DEPENDENCY_ADDR")
         .ok()
         .filter(|a| !a.trim().is_empty())
     {
-        let addr = addr.trim().to_owned();
-        if let Err(e) = check_addr(&addr) {
-            eprintln!("service_status: invalid DEPENDENCY_ADDR: {e}");
-            std::process::exit(2);
-        }
+        let tcp = match TcpCheck::parse(addr.trim()) {
+            Ok(tcp) => tcp,
+            Err(e) => {
+                eprintln!("service_status: invalid DEPENDENCY_ADDR: {e}");
+                std::process::exit(2);
+            }
+        };
         layer = layer.health_check(
-            HealthCheck::new(
-                "dependency",
-                TcpCheck::new(addr).connect_timeout(Duration::from_secs(1)),
-            )
-            .component_type("tcp")
-            .freshness(Freshness::OnDemand {
-                ttl: Duration::from_millis(500),
-            }),
+            HealthCheck::new("dependency", tcp.connect_timeout(Duration::from_secs(1)))
+                .component_type("tcp")
+                .freshness(Freshness::OnDemand {
+                    ttl: Duration::from_millis(500),
+                }),
         );
     }
 

@@ -1,7 +1,8 @@
 //! Seed 004: `examples/api_account.rs` as a child process, with its two
 //! dependencies (storage, search) played by TCP listeners of the test.
 //!
-//! The example is built with `cargo build --release --example api_account`.
+//! The example is built with `cargo build --example api_account` (a debug
+//! build; users run it with `--release`).
 //! Every body is validated against `tests/schemas/seed_004.json`, and the
 //! seed's own Python client (`tests/seed_clients/seed_004_client.py`, run
 //! through `run_seed_004.py`, which substitutes only the URL and the key)
@@ -118,6 +119,26 @@ impl App {
         harness::send(&self.http, method, &url, headers).await
     }
 
+    /// Waits until readiness (open without a key) answers `code` with the
+    /// crate's `status` word, and a `/v1/status/watch` event says the same.
+    async fn assert_layer_agrees(&self, code: StatusCode, status: &str) {
+        let what = format!("readiness {code} {status}");
+        harness::wait_for(&what, Duration::from_secs(10), || async {
+            let reply = self.request(Method::GET, "/v1/status/ready", &[]).await;
+            (reply.status == code && reply.json()["status"] == status).then_some(())
+        })
+        .await;
+        let url = format!("{}/v1/status/watch", self.base);
+        harness::watch_until(
+            &self.http,
+            &url,
+            &[("x-api-key", "std-key")],
+            Duration::from_secs(10),
+            |e| e["status"] == status,
+        )
+        .await;
+    }
+
     async fn status(&self, key: &str) -> Reply {
         self.request(Method::GET, "/v1/status", &[("x-api-key", key)])
             .await
@@ -206,6 +227,33 @@ fn run_seed_client(base: &str, key: &str) -> Vec<String> {
         .lines()
         .map(str::to_owned)
         .collect()
+}
+
+/// An error reply of the endpoint: `code`, the seed's error envelope with
+/// its fields in the seed's order.
+fn assert_error(reply: &Reply, code: StatusCode, error_code: &str) -> Value {
+    assert_eq!(reply.status, code, "{reply:?}");
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    let body = reply.json();
+    harness::validate(SCHEMA, "ErrorEnvelope", &body);
+    assert_eq!(body["code"], error_code, "{body}");
+    assert_eq!(body["status_code"], code.as_u16(), "{body}");
+    assert_seed_order(reply);
+    body
+}
+
+/// `success`, `message`, `code`, `status_code`, `suggestion`, in that order.
+fn assert_seed_order(reply: &Reply) {
+    let text = String::from_utf8_lossy(&reply.body);
+    let at = |field: &str| {
+        text.find(&format!("\"{field}\":"))
+            .unwrap_or_else(|| panic!("no {field} in {text}"))
+    };
+    let fields = ["success", "message", "code", "status_code", "suggestion"];
+    assert!(
+        fields.windows(2).all(|w| at(w[0]) < at(w[1])),
+        "fields not in the seed's order: {text}"
+    );
 }
 
 fn rfc3339_secs(text: &str) -> u64 {
@@ -300,6 +348,9 @@ async fn account_rate_limits_and_the_http_contract() {
     assert!(data.get("notice").is_none());
     assert_eq!(first["metadata"]["environment"], "staging");
     assert_eq!(first["metadata"]["datacenter"], "test-dc");
+    // No API request yet: the response time is the status call's own.
+    let own = data["performance"]["response_time_ms"].as_f64().unwrap();
+    assert!(own > 0.0 && own < 5_000.0, "{data}");
 
     // reset_time is the top of the hour after the report's timestamp.
     let at = rfc3339_secs(data["timestamp"].as_str().unwrap());
@@ -340,15 +391,24 @@ async fn account_rate_limits_and_the_http_contract() {
     assert_eq!(remaining(&pro), 4999);
 
     // X-Api-Key only: no key, an unknown key, or Bearer are 401.
+    // The body is the seed's error envelope.
     for headers in [
         &[][..],
         &[("x-api-key", "nope")][..],
         &[("authorization", "Bearer std-key")][..],
     ] {
         let reply = app.request(Method::GET, "/v1/status", headers).await;
-        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{headers:?}");
+        assert_error(&reply, StatusCode::UNAUTHORIZED, "unauthorized");
         assert!(reply.header("www-authenticate").is_none());
     }
+    let head = app.request(Method::HEAD, "/v1/status", &[]).await;
+    let get = app.request(Method::GET, "/v1/status", &[]).await;
+    assert_eq!(head.status, StatusCode::UNAUTHORIZED);
+    assert!(head.body.is_empty());
+    assert_eq!(
+        head.header("content-length"),
+        Some(get.body.len().to_string().as_str())
+    );
 
     // HEAD: the headers of GET, no body; it is a request with the key too.
     let head = app
@@ -363,10 +423,36 @@ async fn account_rate_limits_and_the_http_contract() {
         let reply = app
             .request(method, "/v1/status", &[("x-api-key", "std-key")])
             .await;
-        assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_error(&reply, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
         assert_eq!(reply.header("allow"), Some("GET, HEAD"));
     }
     assert_eq!(remaining(&app.body("std-key").await.1), 992);
+
+    // The seed's body is the only one served: the crate's own formats are
+    // off, so asking for them is a 400 in the seed's error shape.
+    for query in ["json", "ietf", "nope"] {
+        let path = format!("/v1/status?format={query}");
+        let reply = app
+            .request(Method::GET, &path, &[("x-api-key", "pro-key")])
+            .await;
+        assert_error(&reply, StatusCode::BAD_REQUEST, "unknown_format");
+    }
+    let reply = app
+        .request(
+            Method::GET,
+            "/v1/status",
+            &[
+                ("x-api-key", "pro-key"),
+                ("accept", "application/health+json"),
+            ],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    harness::validate(SCHEMA, "StatusEnvelope", &reply.json());
+    let reply = app
+        .request(Method::GET, "/v1/status/a/b", &[("x-api-key", "pro-key")])
+        .await;
+    assert_error(&reply, StatusCode::NOT_FOUND, "not_found");
     drop(app);
 }
 
@@ -388,6 +474,8 @@ async fn one_dependency_down_degrades_both_down_is_critical() {
     assert_eq!(components["storage"], "unavailable");
     assert_eq!(components["search"], "operational");
     assert_eq!(components["api"], "operational");
+    // Readiness and the watch follow the layer's rule: degraded, still ready.
+    app.assert_layer_agrees(StatusCode::OK, "degraded").await;
 
     app.search.down().await;
     let critical = app
@@ -403,6 +491,9 @@ async fn one_dependency_down_degrades_both_down_is_critical() {
         app.seed_client("std-key").await,
         ["API is currently unavailable (Service status: critical)"]
     );
+    // The rule is the layer's: readiness fails and the watch says down.
+    app.assert_layer_agrees(StatusCode::SERVICE_UNAVAILABLE, "down")
+        .await;
 
     app.storage.up().await;
     app.search.up().await;
@@ -410,6 +501,7 @@ async fn one_dependency_down_degrades_both_down_is_critical() {
         code == StatusCode::OK && b["data"]["status"] == "operational"
     })
     .await;
+    app.assert_layer_agrees(StatusCode::OK, "ok").await;
     drop(app);
 }
 
@@ -502,9 +594,48 @@ async fn untrackable_caller_gets_the_seed_500() {
     let body = reply.json();
     harness::validate(SCHEMA, "InternalError", &body);
     assert_eq!(body["message"], "Unable to retrieve system status");
+    assert_seed_order(&reply);
     // Tracked callers are still served.
     let (code, body) = app.body("k0").await;
     assert_eq!(code, StatusCode::OK);
     assert_eq!(remaining(&body), 8);
     let _ = &app.example;
+}
+
+/// Variables of the example's configuration, cleared for `run_to_exit`.
+const CONFIG_VARS: &[&str] = &[
+    "API_KEYS",
+    "STORAGE_ADDR",
+    "SEARCH_ADDR",
+    "MAINTENANCE_FILE",
+    "DATACENTER",
+    "APP_ENV",
+];
+
+#[test]
+fn bad_configuration_stops_the_example_with_one_line() {
+    for (var, bad, why) in [
+        ("STORAGE_ADDR", "storage", "`storage` is not host:port"),
+        ("STORAGE_ADDR", "storage:0", "`storage:0` is not host:port"),
+        ("SEARCH_ADDR", ":9200", "`:9200` is not host:port"),
+        (
+            "SEARCH_ADDR",
+            "search:http",
+            "`search:http` is not host:port",
+        ),
+        ("API_KEYS", "k:tier", "entry 1 is not key:tier:limit"),
+        (
+            "API_KEYS",
+            "k:t:1,k2:t:many",
+            "entry 2: limit \"many\" is not a number",
+        ),
+    ] {
+        let (code, stderr) = harness::run_to_exit("api_account", CONFIG_VARS, &[(var, bad)]);
+        assert_eq!(code, Some(2), "{var}={bad}: {stderr}");
+        assert_eq!(
+            stderr,
+            format!("api_account: invalid {var}: {why}\n"),
+            "{var}={bad}"
+        );
+    }
 }

@@ -7,8 +7,8 @@ mod seeds;
 
 use http::{Method, StatusCode};
 use seeds::{
-    assert_head, assert_methods_not_allowed, get, get_until, run_to_exit, send, App, Dependency,
-    Reply, Schema,
+    assert_head, assert_head_like_get, assert_methods_not_allowed, get, get_until, run_to_exit,
+    send, watch_until, App, Dependency, Reply, Schema,
 };
 use serde_json::{json, Value};
 
@@ -66,6 +66,26 @@ fn check(r: &Reply, code: StatusCode) -> Value {
         .sum();
     assert_eq!(typed as usize, list.len(), "{body}");
     body
+}
+
+/// The layer's own view of the overall status: readiness (open without a
+/// key) and the first matching `/status/watch` event (with the key) must
+/// say `status` (the crate's word), readiness with `code`.
+async fn assert_layer_agrees(app: &App, code: StatusCode, status: &str) {
+    get_until(
+        &format!("readiness {code} {status}"),
+        &app.url("/status/ready"),
+        &[],
+        |r| r.status == code && r.json()["status"] == status,
+    )
+    .await;
+    watch_until("the watch", &app.url("/status/watch"), &[BEARER], |e| {
+        e["status"] == status
+    })
+    .await;
+    // And still the seed's body says the same.
+    let r = get(&app.url("/status"), &[BEARER]).await;
+    assert_eq!(r.status, code, "{}", String::from_utf8_lossy(&r.body));
 }
 
 /// `id=TYPE@addr` entries.
@@ -188,6 +208,8 @@ async fn some_down_is_degraded_with_200_and_per_type_stats() {
             }
         })
     );
+    // Readiness and the watch follow the same rule: degraded, still ready.
+    assert_layer_agrees(&app, StatusCode::OK, "degraded").await;
     // The crate's own view agrees: non-critical components down, with the
     // connect error text.
     let c = get(&app.url("/status/mj-2"), &[BEARER]).await;
@@ -273,11 +295,14 @@ async fn all_down_is_503_unhealthy_and_recovers() {
         })
     );
     assert_head(&url, &[BEARER], StatusCode::SERVICE_UNAVAILABLE).await;
+    // The rule is the layer's: readiness fails and the watch says down.
+    assert_layer_agrees(&app, StatusCode::SERVICE_UNAVAILABLE, "down").await;
 
     // One back: degraded, 200.
     let _mj = Dependency::open_at(mj_addr).await;
     let r = get_until("degraded", &url, &[BEARER], |r| r.status == StatusCode::OK).await;
     assert_eq!(check(&r, StatusCode::OK)["status"], "degraded");
+    assert_layer_agrees(&app, StatusCode::OK, "degraded").await;
     // Both back: ok.
     let _dalle = Dependency::open_at(dalle_addr).await;
     let r = get_until("ok", &url, &[BEARER], |r| r.json()["status"] == "ok").await;
@@ -285,6 +310,7 @@ async fn all_down_is_503_unhealthy_and_recovers() {
         check(&r, StatusCode::OK)["data"]["healthy_percentage"],
         json!(100.0)
     );
+    assert_layer_agrees(&app, StatusCode::OK, "ok").await;
 }
 
 #[tokio::test]
@@ -364,14 +390,32 @@ async fn default_key_head_and_other_methods() {
     let s = schema();
     for body in assert_methods_not_allowed(&url, &[BEARER]).await {
         s.assert_valid_def("error", &body);
+        assert_eq!(body["code"], "method_not_allowed", "{body}");
     }
     // Refused before auth or not: 405 either way.
     for body in assert_methods_not_allowed(&url, &[]).await {
         s.assert_valid_def("error", &body);
+        assert_eq!(body["code"], "method_not_allowed", "{body}");
     }
-    let r = get(&app.url("/status?format=nope"), &[BEARER]).await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    s.assert_valid_def("error", &r.json());
+    // An unknown format, and the crate's own formats, which are off: the
+    // seed's body is the only one served.
+    for query in ["format=nope", "format=json", "format=ietf"] {
+        let r = get(&app.url(&format!("/status?{query}")), &[BEARER]).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}");
+        let body = r.json();
+        s.assert_valid_def("error", &body);
+        assert_eq!(body["code"], "unknown_format", "{query}");
+    }
+    assert_head_like_get(
+        &app.url("/status?format=json"),
+        &[BEARER],
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    for accept in ["application/json", "application/health+json"] {
+        let r = get(&url, &[BEARER, ("accept", accept)]).await;
+        assert_eq!(check(&r, StatusCode::OK)["status"], "ok", "{accept}");
+    }
 }
 
 #[test]
@@ -399,4 +443,11 @@ fn malformed_integrations_stop_the_example_with_a_message() {
         assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
+    // Addresses are checked by `TcpCheck::parse`, whose reason is shown.
+    let (code, stderr) = run_to_exit(NAME, &[("INTEGRATIONS", "1=MJ@127.0.0.1:1,2=X@db:0")]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(
+        stderr,
+        "integrations: invalid INTEGRATIONS: entry 2 `2=X@db:0`: `db:0` is not host:port\n"
+    );
 }

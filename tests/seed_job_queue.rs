@@ -1,7 +1,7 @@
 //! Seed 003: `examples/job_queue.rs` against a real `nats-server -js`.
 //!
-//! The example is built with `cargo build --release --example job_queue`
-//! and run as a child process; `nats-server` must be on `PATH`
+//! The example is built with `cargo build --example job_queue` (a debug
+//! build; users run it with `--release`) and run as a child process; `nats-server` must be on `PATH`
 //! (`scripts/test.sh` installs it). Every body is validated against
 //! `tests/schemas/seed_003.json`, and the figures are compared with what
 //! the test reads from JetStream itself.
@@ -60,6 +60,12 @@ impl App {
 
     async fn get(&self, headers: &[(&str, &str)]) -> Reply {
         harness::send(&self.http, Method::GET, &self.url, headers).await
+    }
+
+    /// `method` on the status path + `rest` (`?format=json`, `/a/b`).
+    async fn at(&self, method: Method, rest: &str, headers: &[(&str, &str)]) -> Reply {
+        let url = format!("{}{rest}", self.url);
+        harness::send(&self.http, method, &url, headers).await
     }
 
     /// Waits until the worker is done with every job it will finish
@@ -130,12 +136,42 @@ async fn read_jetstream(url: &str) -> (Value, Value, Value) {
     (stream, bucket, counts)
 }
 
+/// An error reply: `code`, the seed's error body with its fields in the
+/// seed's order (`error`, `details`, `code`).
 fn assert_error(reply: &Reply, code: StatusCode) -> Value {
     assert_eq!(reply.status, code, "{:?}", reply.body);
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
     let body = reply.json();
     harness::validate(SCHEMA, "ErrorBody", &body);
     assert_eq!(body["code"], code.as_u16());
+    let text = String::from_utf8_lossy(&reply.body);
+    let at = |field: &str| {
+        text.find(&format!("\"{field}\":"))
+            .unwrap_or_else(|| panic!("no {field} in {text}"))
+    };
+    assert!(
+        at("error") < at("details") && at("details") < at("code"),
+        "fields not in the seed's order: {text}"
+    );
     body
+}
+
+/// `HEAD` answers the status and headers of `GET`, with the length of the
+/// body `GET` gets (the seed's error body, shaped by the layer).
+async fn assert_head_like_get(app: &App, rest: &str, headers: &[(&str, &str)], code: StatusCode) {
+    let get = app.at(Method::GET, rest, headers).await;
+    let head = app.at(Method::HEAD, rest, headers).await;
+    assert_eq!((get.status, head.status), (code, code), "{rest}");
+    assert!(head.body.is_empty());
+    assert_eq!(
+        head.header("content-length"),
+        Some(get.body.len().to_string().as_str()),
+        "{rest}"
+    );
+    for name in ["content-type", "www-authenticate", "allow"] {
+        assert_eq!(head.header(name), get.header(name), "{rest}: {name}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -213,8 +249,44 @@ async fn figures_come_from_jetstream_and_keys_are_enforced() {
     assert_eq!(head.status, StatusCode::OK);
     assert!(head.body.is_empty());
     let post = harness::send(&app.http, Method::POST, &app.url, &[("x-api-key", KEY)]).await;
-    assert_error(&post, StatusCode::METHOD_NOT_ALLOWED);
+    let body = assert_error(&post, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(body["error"], "Method Not Allowed");
+    assert_eq!(
+        body["details"],
+        "only GET and HEAD are allowed on the status endpoint"
+    );
     assert_eq!(post.header("allow"), Some("GET, HEAD"));
+    assert_head_like_get(&app, "", &[("x-api-key", LIMITED)], StatusCode::FORBIDDEN).await;
+
+    // The seed's body is the only one served: the crate's own formats are
+    // off, so asking for them is a 400 in the seed's error shape.
+    for query in ["?format=json", "?format=ietf", "?format=nope"] {
+        let reply = app.at(Method::GET, query, &[("x-api-key", KEY)]).await;
+        let body = assert_error(&reply, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"], "Bad Request", "{query}");
+    }
+    assert_head_like_get(
+        &app,
+        "?format=json",
+        &[("x-api-key", KEY)],
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    let reply = app
+        .at(
+            Method::GET,
+            "",
+            &[("x-api-key", KEY), ("accept", "application/health+json")],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    harness::validate(SCHEMA, "StatusBody", &reply.json());
+    // Below the status path: 404 in the seed's shape.
+    let reply = app.at(Method::GET, "/a/b", &[("x-api-key", KEY)]).await;
+    assert_eq!(
+        assert_error(&reply, StatusCode::NOT_FOUND)["error"],
+        "Not Found"
+    );
     app.example.assert_running();
 }
 

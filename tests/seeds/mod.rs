@@ -35,10 +35,14 @@ const EXAMPLE_VARS: &[&str] = &[
     "STATUS_API_KEY",
 ];
 
-/// Builds `examples/NAME.rs` in release mode (once per test binary) and
-/// returns the executable's path, as cargo reports it.
+/// Builds `examples/NAME.rs` with `cargo build --example NAME` (once per
+/// test binary) and returns the executable's path, as cargo reports it.
 ///
-/// Cargo takes its own lock on the release directory, so concurrent builds
+/// A debug build: it reuses the dependencies `cargo test` has just compiled,
+/// so only the example itself is compiled (a release build would compile
+/// every dependency again, optimized). Users run the examples with
+/// `cargo run --release --example NAME`; the tests only need a binary.
+/// Cargo takes its own lock on the build directory, so concurrent builds
 /// (other test binaries, other people's `cargo run`) wait for each other.
 pub fn example(name: &str) -> PathBuf {
     static BUILT: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
@@ -48,16 +52,16 @@ pub fn example(name: &str) -> PathBuf {
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let started = Instant::now();
-    let out = Command::new(cargo)
+    let out = as_outer_cargo(&mut Command::new(cargo))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["build", "--release", "--example", name])
+        .args(["build", "--example", name])
         .arg("--message-format=json-render-diagnostics")
         .stdin(Stdio::null())
         .output()
         .expect("running cargo build");
     assert!(
         out.status.success(),
-        "cargo build --release --example {name} failed:\n{}",
+        "cargo build --example {name} failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let path = String::from_utf8_lossy(&out.stdout)
@@ -67,11 +71,41 @@ pub fn example(name: &str) -> PathBuf {
         .find_map(|m| m["executable"].as_str().map(PathBuf::from))
         .unwrap_or_else(|| panic!("cargo reported no executable for example {name}"));
     eprintln!(
-        "built example {name} in {:.1} s (cargo build --release --example {name})",
+        "built example {name} in {:.1} s (cargo build --example {name})",
         started.elapsed().as_secs_f64()
     );
     built.push((name.to_owned(), path.clone()));
     path
+}
+
+/// Removes from `cmd` the variables cargo sets for a test process
+/// (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`, ...), so the nested `cargo build`
+/// runs in the environment of the `cargo test` that started this test.
+/// Build scripts that read one of them (ring's reads `CARGO_MANIFEST_DIR`)
+/// would otherwise count as changed, and the dependencies `cargo test` has
+/// just compiled would be compiled again, in both directions, every time.
+fn as_outer_cargo(cmd: &mut Command) -> &mut Command {
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        let set_by_cargo = name.starts_with("CARGO_PKG_")
+            || matches!(
+                name,
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_TARGET_TMPDIR"
+                    | "CARGO_RUSTC_CURRENT_DIR"
+                    | "OUT_DIR"
+            );
+        if set_by_cargo {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
 }
 
 /// A port nobody listens on right now.
@@ -455,7 +489,9 @@ pub fn age_ms(timestamp: &str) -> u128 {
 }
 
 /// Checks the crate's answers to methods other than GET/HEAD: 405,
-/// `Allow: GET, HEAD`, a JSON error body; returns the bodies.
+/// `Allow: GET, HEAD`, a JSON error body with a non-empty `error`; returns
+/// the bodies, whose shape (the crate's or the example's error format) the
+/// caller checks.
 pub async fn assert_methods_not_allowed(url: &str, headers: &[(&str, &str)]) -> Vec<Value> {
     let mut bodies = Vec::new();
     for method in [
@@ -469,9 +505,12 @@ pub async fn assert_methods_not_allowed(url: &str, headers: &[(&str, &str)]) -> 
         assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {url}");
         assert_eq!(r.header("allow"), "GET, HEAD", "{method} {url}");
         assert_eq!(r.header("content-type"), "application/json", "{method}");
+        assert_eq!(r.header("cache-control"), "no-store", "{method}");
         let body = r.json();
-        assert_eq!(body["code"], "method_not_allowed", "{method}: {body}");
-        assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()));
+        assert!(
+            body["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{method}: {body}"
+        );
         bodies.push(body);
     }
     bodies
@@ -489,4 +528,86 @@ pub async fn assert_head(url: &str, headers: &[(&str, &str)], expected: StatusCo
         .parse()
         .expect("HEAD has a Content-Length");
     assert!(len > 0, "HEAD {url}: Content-Length 0");
+}
+
+/// Checks that `HEAD url` answers `expected` with the headers of `GET url`
+/// and no body, its `Content-Length` being the length of the GET's body
+/// (for error bodies, whose length does not change between calls).
+pub async fn assert_head_like_get(url: &str, headers: &[(&str, &str)], expected: StatusCode) {
+    let got = get(url, headers).await;
+    assert_eq!(got.status, expected, "GET {url}");
+    let head = send(Method::HEAD, url, headers).await;
+    assert_eq!(head.status, expected, "HEAD {url}");
+    assert!(head.body.is_empty(), "HEAD {url} has a body");
+    assert_eq!(
+        head.header("content-length"),
+        got.body.len().to_string(),
+        "HEAD {url}"
+    );
+    for name in ["content-type", "cache-control", "allow", "www-authenticate"] {
+        assert_eq!(head.header(name), got.header(name), "HEAD {url}: {name}");
+    }
+}
+
+/// Opens `GET url` (a `/watch` resource: Server-Sent Events) and reads
+/// `event: status` events until `cond` holds on one's data, which it
+/// returns; bounded by [`STEP`].
+pub async fn watch_until(
+    what: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    cond: impl Fn(&Value) -> bool,
+) -> Value {
+    let mut req = Request::builder().method(Method::GET).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(Full::default()).expect("valid request");
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let res = bounded(what, client.request(req))
+        .await
+        .unwrap_or_else(|e| panic!("{what}: GET {url}: {e}"));
+    assert_eq!(res.status(), StatusCode::OK, "{what}: GET {url}");
+    assert_eq!(
+        res.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("text/event-stream"),
+        "{what}"
+    );
+    let mut body = res.into_body();
+    let mut text = String::new();
+    let mut seen = Vec::new();
+    let found = tokio::time::timeout(STEP, async {
+        loop {
+            let frame = match body.frame().await {
+                Some(Ok(frame)) => frame,
+                Some(Err(e)) => panic!("{what}: reading events: {e}"),
+                None => panic!("{what}: the event stream ended"),
+            };
+            if let Ok(data) = frame.into_data() {
+                text.push_str(&String::from_utf8_lossy(&data));
+            }
+            // Whole events end with a blank line.
+            while let Some(end) = text.find("\n\n") {
+                let event: String = text.drain(..end + 2).collect();
+                if !event.starts_with("event: status\n") {
+                    continue; // a keep-alive comment
+                }
+                let data = event
+                    .lines()
+                    .find_map(|l| l.strip_prefix("data: "))
+                    .unwrap_or_else(|| panic!("{what}: an event without data: {event:?}"));
+                let value: Value = serde_json::from_str(data)
+                    .unwrap_or_else(|e| panic!("{what}: event data is not JSON ({e}): {data}"));
+                if cond(&value) {
+                    return value;
+                }
+                seen.push(value);
+            }
+        }
+    })
+    .await;
+    found.unwrap_or_else(|_| panic!("{what}: not within {STEP:?}; events seen: {seen:?}"))
 }
