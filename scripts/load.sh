@@ -10,7 +10,11 @@
 # cores are there). Each phase runs ROUNDS rounds; a round measures both
 # sides back to back, in alternating order, and the ratio of the round is
 # layered / bare. The medians of the throughputs and of the per-round ratios
-# are printed, with lines starting `RESULT` for scripts.
+# are printed, with lines starting `RESULT` for scripts. Each run also
+# reads the server's CPU time (/proc/PID/stat) and prints CPU microseconds
+# per request, and the ratio bare / layered of those: the same measure as
+# the throughput ratio while the server's core is saturated, and steadier
+# when other processes share the machine.
 #
 # Phases:
 #   1. pass-through: wrk on / of each server (target: median ratio >= 0.98);
@@ -93,9 +97,11 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-start_server() { # start_server MODE PORT
+SERVER_PID=
+start_server() { # start_server MODE PORT; sets SERVER_PID
     "${PIN_SERVER[@]}" "$BIN" "$1" "127.0.0.1:$2" &
-    PIDS+=("$!")
+    SERVER_PID=$!
+    PIDS+=("$SERVER_PID")
     local i
     for i in $(seq 1 100); do
         if (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null; then
@@ -108,21 +114,43 @@ start_server() { # start_server MODE PORT
 }
 
 start_server bare "$PORT_BARE"
+PID_BARE=$SERVER_PID
 start_server "$LAYERED_MODE" "$PORT_LAYERED"
+PID_LAYERED=$SERVER_PID
 
 # --- measuring ------------------------------------------------------------
 
-# wrk_rps PORT PATH SECONDS -> requests per second
-wrk_rps() {
-    local out rps errors
+CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+
+# cpu_ticks PID -> user + system CPU time of the process, in clock ticks
+cpu_ticks() {
+    # Fields after the parenthesized command name: utime and stime are the 12th and 13th.
+    sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
+}
+
+# wrk_run PORT PATH SECONDS PID -> "REQ_PER_S CPU_US_PER_REQUEST"
+# The second figure is the server's CPU time (user + system) per request
+# over the run: unlike throughput, it does not move when other processes
+# take turns on the server's core, so it is the steadier figure on a busy
+# machine.
+wrk_run() {
+    local out rps requests errors t0 t1
+    t0=$(cpu_ticks "$4")
     out=$("${PIN_WRK[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$3"s "http://127.0.0.1:$1$2")
+    t1=$(cpu_ticks "$4")
     errors=$(printf '%s\n' "$out" | grep -E 'Non-2xx|Socket errors' || true)
     if [ -n "$errors" ]; then
         echo "load.sh: wrk reported errors on $2: $errors" >&2
     fi
     rps=$(printf '%s\n' "$out" | awk '/^Requests\/sec:/ {print $2}')
-    [ -n "$rps" ] || { echo "load.sh: no throughput from wrk:" >&2; printf '%s\n' "$out" >&2; exit 1; }
-    printf '%s\n' "$rps"
+    requests=$(printf '%s\n' "$out" | awk '/ requests in / {print $1}')
+    if [ -z "$rps" ] || [ -z "$requests" ] || [ "$requests" -eq 0 ]; then
+        echo "load.sh: no throughput from wrk:" >&2
+        printf '%s\n' "$out" >&2
+        exit 1
+    fi
+    awk -v rps="$rps" -v n="$requests" -v t="$((t1 - t0))" -v hz="$CLK_TCK" \
+        'BEGIN {printf "%s %.3f\n", rps, t / hz * 1e6 / n}'
 }
 
 median() { # median < numbers
@@ -131,38 +159,56 @@ median() { # median < numbers
         if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
+range() { # range < numbers -> "min..max"
+    sort -g | sed -n '1p;$p' | paste -sd' ' - | sed 's/ /../'
+}
+
 # phase NAME BARE_PATH LAYERED_PATH: ROUNDS rounds, prints the table and RESULT line
 phase() {
     local name=$1 bare_path=$2 layered_path=$3
-    local bare layered ratio r
-    local bare_all=() layered_all=() ratio_all=()
+    local b l r ratio cpu_ratio
+    local bare_all=() layered_all=() ratio_all=() cpu_bare_all=() cpu_layered_all=() cpu_ratio_all=()
     echo
     echo "== $name: bare $bare_path vs $LAYERED_MODE $layered_path," \
         "$ROUNDS rounds x ${DURATION}s, wrk -t$THREADS -c$CONNECTIONS (load: $(cut -d' ' -f1-3 /proc/loadavg))"
     # Warm-up, not counted: connections, caches, the first /status run of the checks.
-    wrk_rps "$PORT_BARE" "$bare_path" 1 >/dev/null
-    wrk_rps "$PORT_LAYERED" "$layered_path" 1 >/dev/null
-    printf '%-6s %14s %14s %8s\n' round "bare req/s" "$LAYERED_MODE req/s" ratio
+    wrk_run "$PORT_BARE" "$bare_path" 1 "$PID_BARE" >/dev/null
+    wrk_run "$PORT_LAYERED" "$layered_path" 1 "$PID_LAYERED" >/dev/null
+    printf '%-6s %12s %12s %7s %10s %10s %7s\n' round "bare req/s" "$LAYERED_MODE req/s" ratio \
+        "bare CPU" "$LAYERED_MODE CPU" "ratio"
+    printf '%-6s %12s %12s %7s %10s %10s %7s\n' "" "" "" "" "us/req" "us/req" "CPU"
     for r in $(seq 1 "$ROUNDS"); do
         if [ $((r % 2)) -eq 1 ]; then
-            bare=$(wrk_rps "$PORT_BARE" "$bare_path" "$DURATION")
-            layered=$(wrk_rps "$PORT_LAYERED" "$layered_path" "$DURATION")
+            b=$(wrk_run "$PORT_BARE" "$bare_path" "$DURATION" "$PID_BARE")
+            l=$(wrk_run "$PORT_LAYERED" "$layered_path" "$DURATION" "$PID_LAYERED")
         else
-            layered=$(wrk_rps "$PORT_LAYERED" "$layered_path" "$DURATION")
-            bare=$(wrk_rps "$PORT_BARE" "$bare_path" "$DURATION")
+            l=$(wrk_run "$PORT_LAYERED" "$layered_path" "$DURATION" "$PID_LAYERED")
+            b=$(wrk_run "$PORT_BARE" "$bare_path" "$DURATION" "$PID_BARE")
         fi
-        ratio=$(awk -v a="$layered" -v b="$bare" 'BEGIN {printf "%.4f", a / b}')
-        bare_all+=("$bare")
-        layered_all+=("$layered")
+        set -- $b $l
+        ratio=$(awk -v a="$3" -v b="$1" 'BEGIN {printf "%.4f", a / b}')
+        # CPU per request, bare over layered: like the throughput ratio when
+        # the server is the bottleneck (1.0 = no cost, 0.5 = twice the CPU).
+        cpu_ratio=$(awk -v a="$4" -v b="$2" 'BEGIN {printf "%.4f", b / a}')
+        bare_all+=("$1")
+        layered_all+=("$3")
         ratio_all+=("$ratio")
-        printf '%-6s %14s %14s %8s\n' "$r" "$bare" "$layered" "$ratio"
+        cpu_bare_all+=("$2")
+        cpu_layered_all+=("$4")
+        cpu_ratio_all+=("$cpu_ratio")
+        printf '%-6s %12s %12s %7s %10s %10s %7s\n' "$r" "$1" "$3" "$ratio" "$2" "$4" "$cpu_ratio"
     done
-    local mb ml mr
+    local mb ml mr mcb mcl mcr
     mb=$(printf '%s\n' "${bare_all[@]}" | median)
     ml=$(printf '%s\n' "${layered_all[@]}" | median)
     mr=$(printf '%s\n' "${ratio_all[@]}" | median)
-    printf '%-6s %14s %14s %8s\n' median "$mb" "$ml" "$mr"
-    echo "RESULT $name ($LAYERED_MODE): median bare ${mb} req/s, $LAYERED_MODE ${ml} req/s, median ratio ${mr} (min..max $(printf '%s\n' "${ratio_all[@]}" | sort -g | sed -n '1p;$p' | paste -sd' ' - | sed 's/ /../'))"
+    mcb=$(printf '%s\n' "${cpu_bare_all[@]}" | median)
+    mcl=$(printf '%s\n' "${cpu_layered_all[@]}" | median)
+    mcr=$(printf '%s\n' "${cpu_ratio_all[@]}" | median)
+    printf '%-6s %12s %12s %7s %10s %10s %7s\n' median "$mb" "$ml" "$mr" "$mcb" "$mcl" "$mcr"
+    echo "RESULT $name ($LAYERED_MODE): median throughput bare ${mb} req/s, $LAYERED_MODE ${ml} req/s;" \
+        "median throughput ratio ${mr} ($(printf '%s\n' "${ratio_all[@]}" | range));" \
+        "median CPU-per-request ratio ${mcr} ($(printf '%s\n' "${cpu_ratio_all[@]}" | range); bare ${mcb} us, $LAYERED_MODE ${mcl} us)"
 }
 
 echo "machine: $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
