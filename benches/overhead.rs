@@ -27,7 +27,9 @@
 //!   boxes a layered route (a second `BoxCloneSyncService`, cloned per
 //!   request) and re-boxes a response body whose type the layer changed, so
 //!   these deltas include what axum adds around any layer. Compared within
-//!   their group (delta over `axum/bare`).
+//!   their group (delta over `axum/bare`). `axum/status-outer` is
+//!   `StatusLayer` wrapped around the whole router instead, which spares
+//!   the per-route boxing.
 //!
 //! Every request is driven as axum drives a route's service: the service is
 //! cloned, `oneshot` (`poll_ready` + `call`) is polled to its response,
@@ -445,6 +447,16 @@ fn variants() -> Vec<Variant> {
             "axum",
             "prometheus",
             router().layer(PrometheusMetricLayer::new()).with_state(()),
+        ),
+        // StatusLayer around the whole router instead (no per-route boxing;
+        // `into_response` still boxes the body), as `load_server outer`.
+        variant(
+            "axum",
+            "status-outer",
+            ServiceExt::<Request<axum::body::Body>>::map_response(
+                status_layer().layer(router().with_state(())),
+                axum::response::IntoResponse::into_response,
+            ),
         ),
     ]
 }
