@@ -167,6 +167,8 @@ pub(crate) struct Recorder {
     status_requests: AtomicU64,
     pub(crate) window: Window,
     ticker: AtomicBool,
+    /// Process memory for reports, read at most once a second.
+    pub(crate) memory: crate::report::MemoryCache,
 }
 
 static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
@@ -197,6 +199,7 @@ impl Recorder {
             status_requests: AtomicU64::new(0),
             window: Window::new(),
             ticker: AtomicBool::new(false),
+            memory: crate::report::MemoryCache::default(),
         }
     }
 

@@ -1,8 +1,35 @@
 //! Process memory, read from the operating system.
 
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use serde::{Deserialize, Serialize};
 
-/// Memory of the process, as the operating system accounts it.
+/// How long a reading is reused: reading `/proc` costs a few microseconds,
+/// a status endpoint may be polled thousands of times a second.
+pub(crate) const MEMORY_REFRESH: Duration = Duration::from_secs(1);
+
+/// The last reading and when it was made.
+#[derive(Default)]
+pub(crate) struct MemoryCache(Mutex<Option<(Instant, Option<Memory>)>>);
+
+impl MemoryCache {
+    /// The current figures, read again when the last reading is older than [`MEMORY_REFRESH`].
+    pub(crate) fn get(&self) -> Option<Memory> {
+        let mut last = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match *last {
+            Some((at, memory)) if at.elapsed() < MEMORY_REFRESH => memory,
+            _ => {
+                let memory = Memory::current();
+                *last = Some((Instant::now(), memory));
+                memory
+            }
+        }
+    }
+}
+
+/// Memory of the process, as the operating system accounts it. In the
+/// report the figures are at most a second old.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Memory {
     /// Resident set size: bytes of physical memory the process occupies now

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 pub use component::{aggregate, Component, Notice};
 pub use memory::Memory;
+pub(crate) use memory::MemoryCache;
 pub use traffic::{Latency, LatencyHistogram, Traffic, HISTOGRAM_BOUNDS};
 
 /// Overall health, from best to worst (`maintenance` is set by the operator).
@@ -283,7 +284,7 @@ pub(crate) async fn collect(
         environment: config.environment.clone(),
         timestamp: Timestamp::now(),
         uptime_seconds: shared.started.elapsed().as_secs(),
-        memory: Memory::current(),
+        memory: recorder.memory.get(),
         requests,
         response_time_ms,
         status_requests: recorder.status_requests(),
