@@ -86,11 +86,22 @@ impl Checks {
         selected: impl Iterator<Item = &'a Arc<Entry>>,
     ) -> Vec<(String, Component)> {
         let deadline = self.deadline.map(|d| tokio::time::Instant::now() + d);
-        let runs = selected.map(|entry| async move {
-            let result = entry.result(self.limit.clone());
+        // Fresh cached results are taken at once; only runs are awaited.
+        let mut done = Vec::new();
+        let mut waiting = Vec::new();
+        for entry in selected {
+            match entry.ready(&self.limit) {
+                Ok(component) => done.push((entry.spec.name.clone(), component)),
+                Err(flight) => waiting.push((entry, flight)),
+            }
+        }
+        if waiting.is_empty() {
+            return done;
+        }
+        let runs = waiting.into_iter().map(|(entry, flight)| async move {
             let component = match deadline {
-                None => result.await,
-                Some(at) => match tokio::time::timeout_at(at, result).await {
+                None => flight.await,
+                Some(at) => match tokio::time::timeout_at(at, flight).await {
                     Ok(c) => c,
                     Err(_) => entry.component(
                         CheckResult::down(format!(
@@ -104,7 +115,8 @@ impl Checks {
             };
             (entry.spec.name.clone(), component)
         });
-        join_all(runs).await
+        done.extend(join_all(runs).await);
+        done
     }
 }
 
@@ -116,7 +128,10 @@ impl Entry {
 
     /// The result to report now: cached while fresh, else from a run
     /// (shared with every concurrent caller).
-    pub(crate) async fn result(self: &Arc<Self>, limit: Option<Arc<Semaphore>>) -> Component {
+    /// The cached result when it may be served now, else the run to wait
+    /// for (shared with every concurrent caller).
+    fn ready(self: &Arc<Self>, limit: &Option<Arc<Semaphore>>) -> Result<Component, Flight> {
+        let limit = limit.clone();
         let flight = {
             let mut state = self.lock();
             let now = Instant::now();
@@ -124,25 +139,25 @@ impl Entry {
                 self.ensure_poller(&mut state, every, limit.clone());
             }
             match (self.spec.freshness, &state.last) {
-                (Freshness::Background { .. }, Some((_, c))) => return c.clone(),
+                (Freshness::Background { .. }, Some((_, c))) => return Ok(c.clone()),
                 (Freshness::Background { .. }, None) => {}
                 (Freshness::OnDemand { ttl }, Some((at, c))) => {
                     let age = now.saturating_duration_since(*at);
                     if age < ttl {
-                        return c.clone();
+                        return Ok(c.clone());
                     }
                     if age < ttl + self.spec.serve_stale {
                         let c = c.clone();
                         // The run is its own task: it goes on without this request.
                         let _refresh = self.start_flight(&mut state, limit);
-                        return c;
+                        return Ok(c);
                     }
                 }
                 (Freshness::OnDemand { .. }, None) => {}
             }
             self.start_flight(&mut state, limit)
         };
-        flight.await
+        Err(flight)
     }
 
     /// Joins the run in progress or starts one. A run is its own task when
