@@ -1,100 +1,38 @@
 //! The traffic recorder: what the layer writes on every passed-through request.
 //!
-//! The hot path is a clock read when the request starts, one relaxed atomic
-//! add, then a clock read and a few relaxed atomic adds when it ends. Counters
-//! live in cache-padded shards, one per thread (round-robin when there are
-//! more threads than shards), so cores never fight over a cache line. A
-//! request keeps an `Arc` of its own shard, whose count is touched only by
-//! that thread, never the layer's shared `Arc`.
+//! The hot path is a TSC read and one counter add when the request starts,
+//! then a TSC read and a few counter adds when it ends. Counters live in
+//! per-thread shards that only their own thread writes, with plain loads and
+//! stores (see [`shards`]); a request's guard points at them without any
+//! reference counting.
 //!
 //! Readers sum the shards into a [`Snapshot`]. The recent window is the
 //! difference between the current snapshot and one taken about
-//! [`WINDOW`] ago (see [`window`]), so the hot path never rotates buckets.
+//! [`WINDOW`](window::WINDOW) ago (see [`window`]), so the hot path never
+//! rotates buckets.
 
 pub(crate) mod histogram;
+mod shards;
 mod window;
 
-use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::StatusCode;
 
+use shards::{Block, OUTCOMES};
 pub(crate) use window::Window;
 
-/// How a request ended. The first five are the response status classes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    /// A response was produced; the index is its class (0 = 1xx .. 4 = 5xx, 5 = other).
-    Class(usize),
-    /// The inner service's future returned an error: no response at all.
-    ServiceError,
-    /// The future or the body was dropped before the request finished.
-    Aborted,
-}
+/// Outcome slots 0..6 are the response classes (1xx .. 5xx, other).
+const SERVICE_ERROR: u8 = 6;
+const ABORTED: u8 = 7;
 
-/// Slots of [`Shard::outcomes`]: six classes, service errors, aborted.
-pub(crate) const OUTCOMES: usize = 8;
-const SERVICE_ERROR: usize = 6;
-const ABORTED: usize = 7;
-
-impl Outcome {
-    fn slot(self) -> usize {
-        match self {
-            Outcome::Class(c) => c,
-            Outcome::ServiceError => SERVICE_ERROR,
-            Outcome::Aborted => ABORTED,
-        }
-    }
-
-    /// Class slot of a response status (1xx..5xx, anything else "other").
-    #[inline]
-    pub(crate) fn of(status: StatusCode) -> Self {
-        let class = (status.as_u16() / 100) as usize;
-        Outcome::Class(if (1..=5).contains(&class) {
-            class - 1
-        } else {
-            5
-        })
-    }
-}
-
-/// One thread's counters. Aligned so two shards never share a cache line.
-#[repr(align(128))]
-pub(crate) struct Shard {
-    started: AtomicU64,
-    outcomes: [AtomicU64; OUTCOMES],
-    errors: AtomicU64,
-    sum_ns: AtomicU64,
-    max_ns: AtomicU64,
-    buckets: [AtomicU64; histogram::BUCKETS],
-}
-
-impl Shard {
-    fn new() -> Self {
-        Self {
-            started: AtomicU64::new(0),
-            outcomes: std::array::from_fn(|_| AtomicU64::new(0)),
-            errors: AtomicU64::new(0),
-            sum_ns: AtomicU64::new(0),
-            max_ns: AtomicU64::new(0),
-            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
-        }
-    }
-
-    #[inline]
-    fn record(&self, outcome: Outcome, error: bool, ns: u64) {
-        self.outcomes[outcome.slot()].fetch_add(1, Relaxed);
-        self.buckets[histogram::index(ns)].fetch_add(1, Relaxed);
-        self.sum_ns.fetch_add(ns, Relaxed);
-        // A plain load first: the read-modify-write is only needed for a new maximum.
-        if ns > self.max_ns.load(Relaxed) {
-            self.max_ns.fetch_max(ns, Relaxed);
-        }
-        if error {
-            self.errors.fetch_add(1, Relaxed);
-        }
+/// Outcome slot of a response status: 1xx..5xx, anything else "other".
+#[inline]
+fn class_of(status: StatusCode) -> u8 {
+    match status.as_u16() / 100 {
+        class @ 1..=5 => class as u8 - 1,
+        _ => 5,
     }
 }
 
@@ -128,13 +66,13 @@ impl Snapshot {
 
     /// Requests dropped before they finished.
     pub(crate) fn aborted(&self) -> u64 {
-        self.outcomes[ABORTED]
+        self.outcomes[usize::from(ABORTED)]
     }
 
     /// Requests whose inner future failed without a response.
     #[cfg(test)]
     pub(crate) fn service_errors(&self) -> u64 {
-        self.outcomes[SERVICE_ERROR]
+        self.outcomes[usize::from(SERVICE_ERROR)]
     }
 
     /// Count of responses per class: 1xx, 2xx, 3xx, 4xx, 5xx, other.
@@ -160,9 +98,9 @@ impl Snapshot {
     }
 }
 
-/// The fixed-size set of shards shared by every service a layer builds.
+/// The fixed-size counters shared by every service a layer builds.
 pub(crate) struct Recorder {
-    shards: Box<[Arc<Shard>]>,
+    block: &'static Block,
     /// Requests answered by the status endpoint itself (cold path).
     status_requests: AtomicU64,
     pub(crate) window: Window,
@@ -171,31 +109,10 @@ pub(crate) struct Recorder {
     pub(crate) memory: crate::report::MemoryCache,
 }
 
-static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    /// This thread's shard number, assigned round-robin on first use.
-    static THREAD_SLOT: Cell<usize> = const { Cell::new(usize::MAX) };
-}
-
-#[inline]
-fn thread_slot() -> usize {
-    THREAD_SLOT.with(|slot| {
-        let mut s = slot.get();
-        if s == usize::MAX {
-            s = NEXT_THREAD.fetch_add(1, Relaxed);
-            slot.set(s);
-        }
-        s
-    })
-}
-
 impl Recorder {
     pub(crate) fn new() -> Self {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let shards = cores.clamp(1, 64).next_power_of_two();
         Self {
-            shards: (0..shards).map(|_| Arc::new(Shard::new())).collect(),
+            block: shards::acquire(),
             status_requests: AtomicU64::new(0),
             window: Window::new(),
             ticker: AtomicBool::new(false),
@@ -205,20 +122,19 @@ impl Recorder {
 
     /// Size of the recorder's counters in bytes: fixed at creation.
     pub(crate) fn size_bytes(&self) -> usize {
-        self.shards.len() * std::mem::size_of::<Shard>() + std::mem::size_of::<Self>()
+        self.block.size_bytes() + std::mem::size_of::<Self>()
     }
 
     /// Starts timing a passed-through request.
     #[inline]
     pub(crate) fn start(&self) -> RequestGuard {
-        let shard = &self.shards[thread_slot() & (self.shards.len() - 1)];
-        shard.started.fetch_add(1, Relaxed);
+        self.block.writer().start();
         RequestGuard {
-            shard: Some(Arc::clone(shard)),
-            start: quanta::Instant::now(),
+            block: Some(self.block),
+            start: self.block.clock.raw(),
+            outcome: SERVICE_ERROR,
             grpc: false,
             error: false,
-            class: None,
         }
     }
 
@@ -262,7 +178,7 @@ impl Recorder {
     /// Sums every shard.
     pub(crate) fn snapshot(&self) -> Snapshot {
         let mut snap = Snapshot::zero();
-        for shard in self.shards.iter() {
+        for shard in self.block.shards() {
             // Finished counts are read before starts so in-flight never goes negative.
             for (acc, c) in snap.outcomes.iter_mut().zip(&shard.outcomes) {
                 *acc += c.load(Relaxed);
@@ -274,29 +190,37 @@ impl Recorder {
                 *acc += c.load(Relaxed);
             }
         }
-        snap.started = self.shards.iter().map(|s| s.started.load(Relaxed)).sum();
+        snap.started = self.block.shards().map(|s| s.started.load(Relaxed)).sum();
         snap
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        shards::release(self.block);
     }
 }
 
 /// Times one passed-through request and records it exactly once: when it is
 /// finished explicitly, or as aborted when dropped before that.
 pub(crate) struct RequestGuard {
-    shard: Option<Arc<Shard>>,
-    start: quanta::Instant,
+    /// Taken when the request is recorded.
+    block: Option<&'static Block>,
+    /// Raw clock reading at the start.
+    start: u64,
+    /// Outcome slot: the response class once its head arrived.
+    outcome: u8,
     /// The request is gRPC: a non-zero `grpc-status` is an error.
     pub(crate) grpc: bool,
     /// An error was seen (5xx, grpc-status) before the request finished.
     pub(crate) error: bool,
-    /// Class of the response, once its head arrived.
-    pub(crate) class: Option<Outcome>,
 }
 
 impl RequestGuard {
     /// Notes the response head; a 5xx or non-zero `grpc-status` is an error.
     #[inline]
     pub(crate) fn response_head(&mut self, status: StatusCode, headers: &http::HeaderMap) {
-        self.class = Some(Outcome::of(status));
+        self.outcome = class_of(status);
         if status.is_server_error() || (self.grpc && grpc_failed(headers)) {
             self.error = true;
         }
@@ -309,33 +233,29 @@ impl RequestGuard {
         }
     }
 
-    /// Records the request as finished normally (or with an error).
+    /// Records the request as finished normally (or with an error); without
+    /// a response head it is a service error.
     #[inline]
     pub(crate) fn finish(mut self, error: bool) {
-        let outcome = self.class.unwrap_or(Outcome::ServiceError);
-        let error = error || self.error || outcome == Outcome::ServiceError;
-        self.record(outcome, error);
+        let error = error || self.error || self.outcome == SERVICE_ERROR;
+        self.record(self.outcome, error);
+        // Recorded: nothing is left for `Drop` to do.
+        std::mem::forget(self);
     }
 
     #[inline]
-    fn record(&mut self, outcome: Outcome, error: bool) {
-        if let Some(shard) = self.shard.take() {
-            let ns = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            shard.record(outcome, error, ns);
+    fn record(&mut self, outcome: u8, error: bool) {
+        if let Some(block) = self.block.take() {
+            let ns = block.clock.delta_as_nanos(self.start, block.clock.raw());
+            block.writer().finish(usize::from(outcome), error, ns);
         }
-    }
-
-    /// Time since the request started.
-    #[allow(dead_code)]
-    pub(crate) fn elapsed(&self) -> Duration {
-        self.start.elapsed()
     }
 }
 
 impl Drop for RequestGuard {
     fn drop(&mut self) {
-        // Only reached with the shard still present when nobody called `finish`.
-        self.record(Outcome::Aborted, false);
+        // Only reached with the block still present when nobody called `finish`.
+        self.record(ABORTED, false);
     }
 }
 
@@ -399,6 +319,70 @@ mod tests {
         let s = rec.snapshot();
         assert_eq!(s.errors, 2);
         assert_eq!(s.classes()[1], 3);
+    }
+
+    #[test]
+    fn exact_across_threads_slots_and_spill() {
+        // More threads than slots, a third of the requests finished on
+        // another thread than the one that started them.
+        let rec = Arc::new(Recorder::new());
+        let (tx, rx) = std::sync::mpsc::channel::<RequestGuard>();
+        let finisher = std::thread::spawn(move || {
+            for mut g in rx {
+                g.response_head(StatusCode::OK, &http::HeaderMap::new());
+                g.finish(false);
+            }
+        });
+        let workers: Vec<_> = (0..24)
+            .map(|t| {
+                let rec = Arc::clone(&rec);
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    for i in 0..3_000u32 {
+                        let mut g = rec.start();
+                        match (i + t) % 3 {
+                            0 => tx.send(g).unwrap(),
+                            1 => {
+                                g.response_head(StatusCode::BAD_GATEWAY, &http::HeaderMap::new());
+                                g.finish(false);
+                            }
+                            _ => drop(g),
+                        }
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        for w in workers {
+            w.join().unwrap();
+        }
+        finisher.join().unwrap();
+        let s = rec.snapshot();
+        assert_eq!(s.started, 72_000);
+        assert_eq!(s.finished(), 72_000);
+        assert_eq!(s.classes()[1], 24_000);
+        assert_eq!(s.classes()[4], 24_000);
+        assert_eq!(s.aborted(), 24_000);
+        assert_eq!(s.errors, 24_000);
+        assert_eq!(s.buckets.iter().sum::<u64>(), 72_000);
+    }
+
+    #[test]
+    fn counters_outlive_their_recorder_until_requests_end() {
+        // A request still running when its layer is dropped is recorded into
+        // counters nobody else reuses; a new recorder always starts at zero.
+        for _ in 0..50 {
+            let rec = Recorder::new();
+            rec.start().finish(false);
+            let pending = rec.start();
+            drop(rec);
+            let next = Recorder::new();
+            assert_eq!(next.snapshot(), Snapshot::zero());
+            next.start().finish(false);
+            drop(pending);
+            assert_eq!(next.snapshot().finished(), 1);
+            assert_eq!(next.snapshot().aborted(), 0);
+        }
     }
 
     #[test]
