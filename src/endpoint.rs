@@ -247,24 +247,30 @@ async fn report(
             Vec::new()
         },
     };
+    if shared.config.formats.is_builtin_json(&format) {
+        // The default JSON is written straight from the collected parts,
+        // each cached component's JSON spliced in: no typed report.
+        let parts = report::collect_parts(shared, &selection, &caller).await;
+        let code = shared.config.code(parts.status);
+        let r = if caller.details {
+            let summary = caller_summary(&caller);
+            let body = parts.to_json(summary.as_ref());
+            #[cfg(any(test, debug_assertions))]
+            parts.assert_json(summary.as_ref(), &body);
+            Rendered::new(code, "application/json", body)
+        } else {
+            crate::format::json::minimal(code, parts.status, parts.timestamp)
+        };
+        let mut res = rendered(r);
+        retry_after(&mut res, parts.notice.as_ref());
+        return res;
+    }
     let mut report = report::collect(shared, &selection, &caller).await;
     let code = shared.config.code(report.status);
     // Kept before redaction: Retry-After is for every caller.
     let notice = report.notice.clone();
     if caller.details {
-        report.caller = caller.identity.as_ref().map(|identity| CallerSummary {
-            name: identity.name.clone(),
-            attributes: identity
-                .attributes
-                .iter()
-                .filter(|(k, _)| {
-                    !matches!(k.as_str(), "name" | "requests_in_window" | "window_ends")
-                })
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            requests_in_window: caller.requests_in_window,
-            window_ends: caller.window_ends,
-        });
+        report.caller = caller_summary(&caller);
     } else {
         // Only the overall status reaches the format: no names, errors, versions or traffic.
         report = report.redacted();
@@ -279,6 +285,21 @@ async fn report(
     let mut res = rendered(format.render(&report, &ctx));
     retry_after(&mut res, notice.as_ref());
     res
+}
+
+/// The caller's own section of the report, when it carried a valid key.
+fn caller_summary(caller: &Caller) -> Option<CallerSummary> {
+    caller.identity.as_ref().map(|identity| CallerSummary {
+        name: identity.name.clone(),
+        attributes: identity
+            .attributes
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "name" | "requests_in_window" | "window_ends"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        requests_in_window: caller.requests_in_window,
+        window_ends: caller.window_ends,
+    })
 }
 
 /// A format's output as a response, with `Cache-Control: no-store` always.
@@ -385,7 +406,7 @@ async fn component(shared: &Shared, name: &str) -> Response<Full<Bytes>> {
                 .gather(std::iter::once(entry))
                 .await
                 .pop()
-                .map(|(_, c)| c),
+                .map(|(_, stored)| stored.component.clone()),
             None => None,
         },
     };
@@ -501,6 +522,118 @@ fn without_body(res: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::time::Duration;
+
+    /// `GET uri` on `layer` (through its service), with an API key: status and body.
+    fn get(layer: &crate::StatusLayer, uri: &str, key: Option<&str>) -> (StatusCode, Bytes) {
+        use http_body_util::BodyExt;
+        use tower::{Layer, ServiceExt};
+        let svc = layer.layer(tower::service_fn(
+            |_req: http::Request<Full<Bytes>>| async {
+                Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from_static(
+                    b"hi",
+                ))))
+            },
+        ));
+        let mut req = http::Request::get(uri).body(Full::default()).unwrap();
+        if let Some(key) = key {
+            req.headers_mut()
+                .insert("x-api-key", HeaderValue::from_str(key).unwrap());
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let res = svc.oneshot(req).await.unwrap();
+            let status = res.status();
+            (status, res.into_body().collect().await.unwrap().to_bytes())
+        })
+    }
+
+    /// The default JSON written from stored members (checked against the
+    /// typed report's serialization by `Collected::assert_json` in tests)
+    /// with every optional part of the report present.
+    #[test]
+    fn spliced_json_is_the_typed_reports() {
+        use crate::auth::{ApiKeys, Identity};
+        use crate::check::{CheckResult, Freshness, HealthCheck, TrafficRule};
+        use crate::handle::ComponentOptions;
+
+        let layer = crate::StatusLayer::new()
+            .version("1.2.3")
+            .check("z-last", || async { true })
+            .check("a \"quoted\" \u{e9}\n", || async {
+                CheckResult::degraded("slow \"disk\"")
+                    .with_details(serde_json::json!({"retries": 3, "x": [1.5, null]}))
+                    .with_observed(12.25, "ms")
+            })
+            .health_check(
+                HealthCheck::new("pushed-over", || async { false })
+                    .component_type("datastore")
+                    .critical(false)
+                    .freshness(Freshness::OnDemand {
+                        ttl: Duration::from_secs(3600),
+                    }),
+            )
+            .traffic_rule(TrafficRule::error_rate_above(0.5, Status::Degraded))
+            .section("jobs", || async { serde_json::json!({"total": 100}) })
+            .api_keys(
+                ApiKeys::new().key(
+                    "k",
+                    Identity::new("ops")
+                        .attribute("tier", "gold")
+                        .attribute("limit", 10),
+                ),
+            );
+        let handle = layer.handle();
+        for uri in ["/status", "/status?exclude=z-last"] {
+            let (status, body) = get(&layer, uri, Some("k"));
+            assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        }
+        handle.set_component("pushed-over", CheckResult::ok());
+        handle.set_component_with(
+            "m-pushed",
+            CheckResult::down("gone"),
+            ComponentOptions::new().critical(false),
+        );
+        handle.start_draining();
+        handle.set_maintenance(
+            crate::report::Notice::new("upgrade")
+                .estimated_completion(std::time::SystemTime::now() + Duration::from_secs(60)),
+        );
+        let (status, body) = get(&layer, "/status", Some("k"));
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        let text = String::from_utf8_lossy(&body);
+        for part in [
+            "\"notice\"",
+            "\"draining\":true",
+            "\"caller\"",
+            "\"sections\"",
+            "\"m-pushed\"",
+        ] {
+            assert!(text.contains(part), "{part} in {text}");
+        }
+        // Without details: the minimal body, as `JsonFormat` renders it.
+        let (_, body) = get(&layer, "/status", None);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v.as_object().unwrap().len(), 2, "{v}");
+
+        // A custom aggregation rule sees the typed components.
+        let layer = crate::StatusLayer::new()
+            .check("b", || async { false })
+            .check("a", || async { true })
+            .aggregation(|components| {
+                assert_eq!(components.keys().collect::<Vec<_>>(), ["a", "b"]);
+                Status::Ok
+            });
+        let (status, body) = get(&layer, "/status", None);
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        // Nothing at all beside the head.
+        let (_, body) = get(&crate::StatusLayer::new(), "/status", None);
+        assert!(body.ends_with(b"}"));
+    }
 
     #[test]
     fn matches_the_path_with_or_without_slash() {

@@ -9,13 +9,13 @@ use futures_util::future::{join_all, FutureExt, Shared};
 use tokio::sync::Semaphore;
 
 use super::{BoxFuture, CheckResult, Freshness, HealthCheck};
-use crate::report::{Component, Status, Timestamp};
+use crate::report::{Component, Status, Stored, Timestamp};
 
 /// Longest error message kept from a check, in bytes; longer ones are cut
 /// at a character boundary and end with `…`.
 pub const MAX_ERROR_LEN: usize = 1024;
 
-type Flight = Shared<BoxFuture<'static, Component>>;
+type Flight = Shared<BoxFuture<'static, Arc<Stored>>>;
 
 /// A registered check and its last result.
 pub(crate) struct Entry {
@@ -28,7 +28,7 @@ pub(crate) struct Entry {
 #[derive(Default)]
 struct State {
     /// The last result and when it was made.
-    last: Option<(Instant, Component)>,
+    last: Option<(Instant, Arc<Stored>)>,
     /// The run in progress, shared by everyone waiting for it.
     flight: Option<Flight>,
     poller: bool,
@@ -80,24 +80,27 @@ impl Checks {
             .all(|e| e.ever_ok.load(Ordering::Relaxed))
     }
 
-    /// Results of the selected checks, run concurrently within the deadline.
+    /// Results of the selected checks, run concurrently within the deadline,
+    /// with the names they are registered under.
     pub(crate) async fn gather<'a>(
         &'a self,
         selected: impl Iterator<Item = &'a Arc<Entry>>,
-    ) -> Vec<(String, Component)> {
-        let deadline = self.deadline.map(|d| tokio::time::Instant::now() + d);
+    ) -> Vec<(&'a str, Arc<Stored>)> {
+        // One clock read for every cached result.
+        let now = Instant::now();
         // Fresh cached results are taken at once; only runs are awaited.
-        let mut done = Vec::new();
+        let mut done = Vec::with_capacity(selected.size_hint().0);
         let mut waiting = Vec::new();
         for entry in selected {
-            match entry.ready(&self.limit) {
-                Ok(component) => done.push((entry.spec.name.clone(), component)),
+            match entry.ready(now, &self.limit) {
+                Ok(stored) => done.push((entry.spec.name.as_str(), stored)),
                 Err(flight) => waiting.push((entry, flight)),
             }
         }
         if waiting.is_empty() {
             return done;
         }
+        let deadline = self.deadline.map(|d| tokio::time::Instant::now() + d);
         let runs = waiting.into_iter().map(|(entry, flight)| async move {
             let component = match deadline {
                 None => flight.await,
@@ -113,7 +116,7 @@ impl Checks {
                     ),
                 },
             };
-            (entry.spec.name.clone(), component)
+            (entry.spec.name.as_str(), component)
         });
         done.extend(join_all(runs).await);
         done
@@ -126,38 +129,35 @@ impl Entry {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The result to report now: cached while fresh, else from a run
-    /// (shared with every concurrent caller).
-    /// The cached result when it may be served now, else the run to wait
-    /// for (shared with every concurrent caller).
-    fn ready(self: &Arc<Self>, limit: &Option<Arc<Semaphore>>) -> Result<Component, Flight> {
-        let limit = limit.clone();
-        let flight = {
-            let mut state = self.lock();
-            let now = Instant::now();
-            if let Freshness::Background { every } = self.spec.freshness {
-                self.ensure_poller(&mut state, every, limit.clone());
-            }
-            match (self.spec.freshness, &state.last) {
-                (Freshness::Background { .. }, Some((_, c))) => return Ok(c.clone()),
-                (Freshness::Background { .. }, None) => {}
-                (Freshness::OnDemand { ttl }, Some((at, c))) => {
-                    let age = now.saturating_duration_since(*at);
-                    if age < ttl {
-                        return Ok(c.clone());
-                    }
-                    if age < ttl + self.spec.serve_stale {
-                        let c = c.clone();
-                        // The run is its own task: it goes on without this request.
-                        let _refresh = self.start_flight(&mut state, limit);
-                        return Ok(c);
-                    }
+    /// The cached result when it may be served at `now`, else the run to
+    /// wait for (shared with every concurrent caller).
+    fn ready(
+        self: &Arc<Self>,
+        now: Instant,
+        limit: &Option<Arc<Semaphore>>,
+    ) -> Result<Arc<Stored>, Flight> {
+        let mut state = self.lock();
+        if let Freshness::Background { every } = self.spec.freshness {
+            self.ensure_poller(&mut state, every, limit.clone());
+        }
+        match (self.spec.freshness, &state.last) {
+            (Freshness::Background { .. }, Some((_, c))) => return Ok(Arc::clone(c)),
+            (Freshness::Background { .. }, None) => {}
+            (Freshness::OnDemand { ttl }, Some((at, c))) => {
+                let age = now.saturating_duration_since(*at);
+                if age < ttl {
+                    return Ok(Arc::clone(c));
                 }
-                (Freshness::OnDemand { .. }, None) => {}
+                if age < ttl + self.spec.serve_stale {
+                    let c = Arc::clone(c);
+                    // The run is its own task: it goes on without this request.
+                    let _refresh = self.start_flight(&mut state, limit.clone());
+                    return Ok(c);
+                }
             }
-            self.start_flight(&mut state, limit)
-        };
-        Err(flight)
+            (Freshness::OnDemand { .. }, None) => {}
+        }
+        Err(self.start_flight(&mut state, limit.clone()))
     }
 
     /// Joins the run in progress or starts one. A run is its own task when
@@ -174,11 +174,11 @@ impl Entry {
             let component = entry.run(limit).await;
             reset.disarm();
             let mut state = entry.lock();
-            state.last = Some((Instant::now(), component.clone()));
+            state.last = Some((Instant::now(), Arc::clone(&component)));
             state.flight = None;
             component
         };
-        let fut: BoxFuture<'static, Component> = match tokio::runtime::Handle::try_current() {
+        let fut: BoxFuture<'static, Arc<Stored>> = match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
                 let task = rt.spawn(run);
                 let entry = Arc::clone(self);
@@ -235,7 +235,7 @@ impl Entry {
     }
 
     /// One run: waits for a slot, then the check under its timeout with panics caught.
-    async fn run(&self, limit: Option<Arc<Semaphore>>) -> Component {
+    async fn run(&self, limit: Option<Arc<Semaphore>>) -> Arc<Stored> {
         let _permit = match limit {
             Some(sem) => sem.acquire_owned().await.ok(),
             None => None,
@@ -263,19 +263,21 @@ impl Entry {
         self.component(result, started.elapsed(), at)
     }
 
+    /// The component of a result, with its report member rendered once.
     pub(crate) fn component(
         &self,
         result: CheckResult,
         took: Duration,
         at: Timestamp,
-    ) -> Component {
-        Component::from_result(
+    ) -> Arc<Stored> {
+        let component = Component::from_result(
             result,
             self.spec.component_type.clone(),
             self.spec.critical,
             took,
             at,
-        )
+        );
+        Stored::new(&self.spec.name, component)
     }
 }
 

@@ -21,13 +21,12 @@ impl Format for JsonFormat {
         if ctx.details() {
             Rendered::json(ctx.status_code(), report)
         } else {
-            Rendered::json(
-                ctx.status_code(),
-                &Minimal {
-                    status: report.status,
-                    timestamp: report.timestamp,
-                },
-            )
+            minimal(ctx.status_code(), report.status, report.timestamp)
         }
     }
+}
+
+/// What a caller without the details permission gets.
+pub(crate) fn minimal(code: http::StatusCode, status: Status, timestamp: Timestamp) -> Rendered {
+    Rendered::json(code, &Minimal { status, timestamp })
 }

@@ -27,7 +27,7 @@
 //! ```
 
 mod ietf;
-mod json;
+pub(crate) mod json;
 mod prometheus;
 
 use std::collections::BTreeMap;
@@ -182,6 +182,9 @@ pub const DEFAULT: &str = "json";
 pub(crate) struct Formats {
     pub(crate) by_name: BTreeMap<String, Registered>,
     pub(crate) default: Arc<dyn Format>,
+    /// The built-in JSON, registered as `json` and as the default until
+    /// replaced: the endpoint writes it without building a typed report.
+    builtin_json: Arc<dyn Format>,
 }
 
 impl std::fmt::Debug for Formats {
@@ -194,12 +197,13 @@ impl std::fmt::Debug for Formats {
 
 impl Default for Formats {
     fn default() -> Self {
+        let json: Arc<dyn Format> = Arc::new(JsonFormat);
         let mut by_name = BTreeMap::new();
         by_name.insert(
             DEFAULT.to_owned(),
             Registered {
                 media_type: Some("application/json".to_owned()),
-                format: Arc::new(JsonFormat),
+                format: Arc::clone(&json),
             },
         );
         by_name.insert(
@@ -211,7 +215,8 @@ impl Default for Formats {
         );
         Self {
             by_name,
-            default: Arc::new(JsonFormat),
+            default: Arc::clone(&json),
+            builtin_json: json,
         }
     }
 }
@@ -221,6 +226,12 @@ impl Default for Formats {
 pub(crate) struct UnknownFormat;
 
 impl Formats {
+    /// Whether `format` (from [`choose`](Self::choose)) is the built-in
+    /// JSON, whose output the endpoint may write itself.
+    pub(crate) fn is_builtin_json(&self, format: &Arc<dyn Format>) -> bool {
+        Arc::ptr_eq(format, &self.builtin_json)
+    }
+
     /// `?format=` wins; then the first `Accept` media type that a format
     /// registered (other than plain JSON); else the default.
     pub(crate) fn choose(

@@ -56,24 +56,44 @@ fn midpoint(i: usize) -> u64 {
 
 /// The value at quantile `q` (0..=1) of `counts`, clamped to `max`, or `None`
 /// when the histogram is empty.
+#[cfg(test)]
 pub(crate) fn quantile(counts: &[u64], q: f64, max: u64) -> Option<u64> {
     let total: u64 = counts.iter().sum();
+    quantiles(counts.iter().copied(), total, [q], max).map(|[v]| v)
+}
+
+/// The values at the quantiles `qs` (0..=1, ascending) of the bucket counts
+/// `counts`, whose sum is `total`, each clamped to `max`, in one pass; `None`
+/// when the histogram is empty.
+pub(crate) fn quantiles<const N: usize>(
+    counts: impl IntoIterator<Item = u64>,
+    total: u64,
+    qs: [f64; N],
+    max: u64,
+) -> Option<[u64; N]> {
     if total == 0 {
         return None;
     }
-    // Rank of the wanted sample, 1-based: ceil(q * total), at least 1.
-    let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+    // Rank of each wanted sample, 1-based: ceil(q * total), at least 1.
+    let ranks = qs.map(|q| ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1));
+    let mut values = [max; N];
+    let mut next = 0;
     let mut seen = 0u64;
-    for (i, &c) in counts.iter().enumerate() {
+    for (i, c) in counts.into_iter().enumerate() {
         seen += c;
-        if seen >= rank {
-            return Some(midpoint(i).min(max));
+        while next < N && seen >= ranks[next] {
+            values[next] = midpoint(i).min(max);
+            next += 1;
+        }
+        if next == N {
+            break;
         }
     }
-    Some(max)
+    Some(values)
 }
 
 /// Upper bound of the highest non-empty bucket.
+#[cfg(test)]
 pub(crate) fn highest(counts: &[u64]) -> Option<u64> {
     counts.iter().rposition(|&c| c > 0).map(upper_bound)
 }

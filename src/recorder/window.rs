@@ -33,6 +33,17 @@ impl Window {
     /// baseline to subtract (the newest at least `WINDOW` old, else the
     /// oldest) with its age.
     pub(crate) fn advance(&self, at: Instant, now: &Snapshot) -> (Duration, Snapshot) {
+        self.advance_with(at, now, |age, base| (age, base.clone()))
+    }
+
+    /// As [`advance`](Self::advance), but lends the baseline to `f` (called
+    /// with the ring locked) instead of copying it.
+    pub(crate) fn advance_with<R>(
+        &self,
+        at: Instant,
+        now: &Snapshot,
+        f: impl FnOnce(Duration, &Snapshot) -> R,
+    ) -> R {
         // A poisoned lock only means a reader panicked mid-update: the ring is still valid.
         let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
         let base = ring
@@ -44,8 +55,11 @@ impl Window {
         if newest.is_none_or(|t| at.saturating_duration_since(t) >= TICK) {
             ring.push_back((at, now.clone()));
         }
-        let (t, snap) = ring.front().cloned().unwrap_or((at, Snapshot::zero()));
-        (at.saturating_duration_since(t), snap)
+        match ring.front() {
+            Some((t, snap)) => f(at.saturating_duration_since(*t), snap),
+            // Never empty: draining keeps the baseline, and a push follows an empty ring.
+            None => f(Duration::ZERO, &Snapshot::zero()),
+        }
     }
 }
 

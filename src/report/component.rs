@@ -1,5 +1,6 @@
 //! Components and notices in the report.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -69,6 +70,37 @@ impl Component {
             (_, false) => Status::Degraded,
         }
     }
+}
+
+/// A component as a check stores it: the typed value, and its member of the
+/// report's `components` object (`"name":{...}`) rendered once, so that
+/// each report splices the bytes instead of cloning and serializing again.
+#[derive(Debug)]
+pub(crate) struct Stored {
+    pub(crate) component: Component,
+    /// `"name":{...}`, byte for byte as a `BTreeMap<String, Component>`
+    /// entry serializes.
+    pub(crate) member: Box<[u8]>,
+}
+
+impl Stored {
+    pub(crate) fn new(name: &str, component: Component) -> Arc<Self> {
+        let mut member = Vec::with_capacity(name.len() + 128);
+        write_member(&mut member, name, &component);
+        Arc::new(Self {
+            component,
+            member: member.into_boxed_slice(),
+        })
+    }
+}
+
+/// Appends `"name":{component}` to `out`, as a map entry serializes.
+pub(crate) fn write_member(out: &mut Vec<u8>, name: &str, component: &Component) {
+    // Neither a string nor a component can fail to serialize (a `Value`
+    // has string keys only); writing to a `Vec` cannot fail either.
+    let _ = serde_json::to_writer(&mut *out, name);
+    out.push(b':');
+    let _ = serde_json::to_writer(&mut *out, component);
 }
 
 /// The worst impact among `components`; `ok` when there are none.

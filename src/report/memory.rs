@@ -14,11 +14,12 @@ pub(crate) const MEMORY_REFRESH: Duration = Duration::from_secs(1);
 pub(crate) struct MemoryCache(Mutex<Option<(Instant, Option<Memory>)>>);
 
 impl MemoryCache {
-    /// The current figures, read again when the last reading is older than [`MEMORY_REFRESH`].
-    pub(crate) fn get(&self) -> Option<Memory> {
+    /// The figures for a report made at `now`, read again when the last
+    /// reading is older than [`MEMORY_REFRESH`] by then.
+    pub(crate) fn get_at(&self, now: Instant) -> Option<Memory> {
         let mut last = self.0.lock().unwrap_or_else(|e| e.into_inner());
         match *last {
-            Some((at, memory)) if at.elapsed() < MEMORY_REFRESH => memory,
+            Some((at, memory)) if now.saturating_duration_since(at) < MEMORY_REFRESH => memory,
             _ => {
                 let memory = Memory::current();
                 *last = Some((Instant::now(), memory));

@@ -9,15 +9,20 @@ mod component;
 mod memory;
 mod traffic;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::time::SystemTime;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use component::Stored;
 pub use component::{aggregate, Component, Notice};
 pub use memory::Memory;
 pub(crate) use memory::MemoryCache;
 pub use traffic::{Latency, LatencyHistogram, Traffic, HISTOGRAM_BOUNDS};
+
+use crate::recorder::Snapshot;
 
 /// Overall health, from best to worst (`maintenance` is set by the operator).
 #[derive(
@@ -224,6 +229,77 @@ pub(crate) async fn collect(
     selection: &Selection,
     caller: &crate::auth::Caller,
 ) -> Report {
+    collect_parts(shared, selection, caller).await.into_report()
+}
+
+/// A component of a collected report: a check's stored result (shared,
+/// rendered once), or one made for this report (pushed, traffic).
+#[derive(Clone)]
+pub(crate) enum Part {
+    Stored(Arc<Stored>),
+    Owned(Component),
+}
+
+impl Part {
+    fn component(&self) -> &Component {
+        match self {
+            Part::Stored(s) => &s.component,
+            Part::Owned(c) => c,
+        }
+    }
+
+    fn into_component(self) -> Component {
+        match self {
+            Part::Stored(s) => {
+                Arc::try_unwrap(s).map_or_else(|s| s.component.clone(), |s| s.component)
+            }
+            Part::Owned(c) => c,
+        }
+    }
+}
+
+/// Everything a report holds, before it becomes a typed [`Report`] (for
+/// formats) or is written straight to the default JSON.
+#[derive(Clone)]
+pub(crate) struct Collected<'a> {
+    config: &'a crate::layer::Config,
+    /// Overall status.
+    pub(crate) status: Status,
+    /// When the report was made.
+    pub(crate) timestamp: Timestamp,
+    uptime_seconds: u64,
+    memory: Option<Memory>,
+    requests: Traffic,
+    response_time_ms: Latency,
+    /// The cumulative counters, for the typed report's histogram.
+    total: Snapshot,
+    status_requests: u64,
+    /// Sorted by name, each name once.
+    components: Vec<(Cow<'a, str>, Part)>,
+    /// The typed components, when a custom aggregation rule needed them.
+    typed: Option<BTreeMap<String, Component>>,
+    /// The maintenance notice in force.
+    pub(crate) notice: Option<Notice>,
+    draining: bool,
+    sections: BTreeMap<String, serde_json::Value>,
+}
+
+/// Puts `part` under `name` in `components` (sorted by name), replacing the
+/// one of that name.
+fn put<'a>(components: &mut Vec<(Cow<'a, str>, Part)>, name: Cow<'a, str>, part: Part) {
+    match components.binary_search_by(|(n, _)| n.as_ref().cmp(name.as_ref())) {
+        Ok(i) => components[i].1 = part,
+        Err(i) => components.insert(i, (name, part)),
+    }
+}
+
+/// Gathers what the report of the layer behind `shared` holds, running the
+/// selected checks and, for the full report, the sections, all concurrently.
+pub(crate) async fn collect_parts<'a>(
+    shared: &'a crate::layer::Shared,
+    selection: &Selection,
+    caller: &crate::auth::Caller,
+) -> Collected<'a> {
     let config = &shared.config;
     let entries = config
         .checks
@@ -246,68 +322,237 @@ pub(crate) async fn collect(
         let (plain, per_caller) = futures_util::future::join(plain, per_caller).await;
         plain
             .into_iter()
-            .map(|(name, c)| (name, crate::section::value_of(&c)))
+            .map(|(name, c)| (name.to_owned(), crate::section::value_of(&c.component)))
             .chain(per_caller)
             .collect()
     };
     let (checked, sections) =
         futures_util::future::join(config.checks.gather(entries), sections).await;
-    let mut components: BTreeMap<String, Component> = checked.into_iter().collect();
+    let mut components: Vec<(Cow<'a, str>, Part)> = checked
+        .into_iter()
+        .map(|(name, stored)| (Cow::Borrowed(name), Part::Stored(stored)))
+        .collect();
+    // As a map would hold them: by name, the last of a name kept (names of
+    // checks are unique already).
+    components.sort_by(|a, b| a.0.cmp(&b.0));
+    components.dedup_by(|later, earlier| {
+        let same = later.0 == earlier.0;
+        if same {
+            std::mem::swap(later, earlier);
+        }
+        same
+    });
     for (name, c) in shared.lifecycle.pushed() {
         if selection.wants(&name, c.critical) {
-            components.insert(name, c);
+            put(&mut components, Cow::Owned(name), Part::Owned(c));
         }
     }
 
-    let (requests, response_time_ms, histogram) = traffic(shared);
+    // One clock read for the window, the uptime and the memory figures.
+    let at = Instant::now();
+    let recorder = &shared.recorder;
+    let (requests, response_time_ms, total) = traffic(recorder, at);
     if !config.traffic_rules.is_empty() && selection.wants(TRAFFIC_COMPONENT, true) {
-        components.insert(
-            TRAFFIC_COMPONENT.to_owned(),
-            traffic_component(&config.traffic_rules, &requests, &response_time_ms),
+        put(
+            &mut components,
+            Cow::Borrowed(TRAFFIC_COMPONENT),
+            Part::Owned(traffic_component(
+                &config.traffic_rules,
+                &requests,
+                &response_time_ms,
+            )),
         );
     }
-    let recorder = &shared.recorder;
 
     let notice = shared.lifecycle.maintenance();
-    let status = if notice.is_some() {
-        Status::Maintenance
-    } else {
-        match &config.aggregation {
-            Some(rule) => (rule.0)(&components),
-            None => aggregate(components.values()),
+    let mut typed = None;
+    let status = match &config.aggregation {
+        Some(_) if notice.is_some() => Status::Maintenance,
+        Some(rule) => {
+            let map = components
+                .iter()
+                .map(|(name, part)| (name.to_string(), part.component().clone()))
+                .collect();
+            let status = (rule.0)(&map);
+            typed = Some(map);
+            status
         }
+        None if notice.is_some() => Status::Maintenance,
+        None => aggregate(components.iter().map(|(_, part)| part.component())),
     };
-    Report {
+    Collected {
+        config,
         status,
-        service: config.service.clone(),
-        version: config.version.clone(),
-        environment: config.environment.clone(),
         timestamp: Timestamp::now(),
-        uptime_seconds: shared.started.elapsed().as_secs(),
-        memory: recorder.memory.get(),
+        uptime_seconds: at.saturating_duration_since(shared.started).as_secs(),
+        memory: recorder.memory.get_at(at),
         requests,
         response_time_ms,
+        total,
         status_requests: recorder.status_requests(),
         components,
+        typed,
         notice,
         draining: shared.lifecycle.draining(),
-        caller: None,
         sections,
-        histogram,
     }
 }
 
-/// Traffic, window latency and latency since start of the wrapped service now.
-fn traffic(shared: &crate::layer::Shared) -> (Traffic, Latency, LatencyHistogram) {
-    let recorder = &shared.recorder;
+impl Collected<'_> {
+    /// The typed report.
+    pub(crate) fn into_report(self) -> Report {
+        let components = match self.typed {
+            Some(map) => map,
+            None => self
+                .components
+                .into_iter()
+                .map(|(name, part)| (name.into_owned(), part.into_component()))
+                .collect(),
+        };
+        Report {
+            status: self.status,
+            service: self.config.service.clone(),
+            version: self.config.version.clone(),
+            environment: self.config.environment.clone(),
+            timestamp: self.timestamp,
+            uptime_seconds: self.uptime_seconds,
+            memory: self.memory,
+            requests: self.requests,
+            response_time_ms: self.response_time_ms,
+            status_requests: self.status_requests,
+            components,
+            notice: self.notice,
+            draining: self.draining,
+            caller: None,
+            sections: self.sections,
+            histogram: LatencyHistogram::from_snapshot(&self.total),
+        }
+    }
+
+    /// The report with `caller` as the default JSON serializes it (the
+    /// bytes of `serde_json::to_vec(&report)`), splicing each stored
+    /// component's rendered member.
+    pub(crate) fn to_json(&self, caller: Option<&CallerSummary>) -> Vec<u8> {
+        /// `Report`'s fields before `components`, serialized alike.
+        #[derive(Serialize)]
+        struct Head<'a> {
+            status: Status,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            service: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            version: Option<&'a str>,
+            environment: &'a str,
+            timestamp: Timestamp,
+            uptime_seconds: u64,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            memory: Option<Memory>,
+            requests: &'a Traffic,
+            response_time_ms: &'a Latency,
+            status_requests: u64,
+        }
+        /// `Report`'s fields after `components`, serialized alike.
+        #[derive(Serialize)]
+        struct Tail<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            notice: Option<&'a Notice>,
+            #[serde(skip_serializing_if = "std::ops::Not::not")]
+            draining: bool,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            caller: Option<&'a CallerSummary>,
+            #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+            sections: &'a BTreeMap<String, serde_json::Value>,
+        }
+
+        let members: usize = self
+            .components
+            .iter()
+            .map(|(_, part)| match part {
+                Part::Stored(s) => s.member.len() + 1,
+                Part::Owned(_) => 256,
+            })
+            .sum();
+        let mut out = Vec::with_capacity(640 + members);
+        // Nothing here can fail to serialize (maps of `Value` have string
+        // keys, numbers are finite or written as null), and a `Vec` takes
+        // any write.
+        let _ = serde_json::to_writer(
+            &mut out,
+            &Head {
+                status: self.status,
+                service: self.config.service.as_deref(),
+                version: self.config.version.as_deref(),
+                environment: &self.config.environment,
+                timestamp: self.timestamp,
+                uptime_seconds: self.uptime_seconds,
+                memory: self.memory,
+                requests: &self.requests,
+                response_time_ms: &self.response_time_ms,
+                status_requests: self.status_requests,
+            },
+        );
+        // Reopen the object: `Head` always has fields, so `,` follows.
+        out.pop();
+        if !self.components.is_empty() {
+            out.extend_from_slice(b",\"components\":{");
+            for (i, (name, part)) in self.components.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                match part {
+                    Part::Stored(s) => out.extend_from_slice(&s.member),
+                    Part::Owned(c) => component::write_member(&mut out, name, c),
+                }
+            }
+            out.push(b'}');
+        }
+        let tail = out.len();
+        let _ = serde_json::to_writer(
+            &mut out,
+            &Tail {
+                notice: self.notice.as_ref(),
+                draining: self.draining,
+                caller,
+                sections: &self.sections,
+            },
+        );
+        if out[tail..] == *b"{}" {
+            out.truncate(tail);
+            out.push(b'}');
+        } else {
+            // `{"notice":..}` continues the report's object: `,"notice":..}`.
+            out[tail] = b',';
+        }
+        out
+    }
+}
+
+impl Collected<'_> {
+    /// Panics unless `json` is the typed report's serialization.
+    #[cfg(any(test, debug_assertions))]
+    pub(crate) fn assert_json(&self, caller: Option<&CallerSummary>, json: &[u8]) {
+        let mut report = self.clone().into_report();
+        report.caller = caller.cloned();
+        let typed = serde_json::to_vec(&report).expect("serializable");
+        assert_eq!(
+            String::from_utf8_lossy(json),
+            String::from_utf8_lossy(&typed),
+            "spliced JSON differs from the typed report's"
+        );
+    }
+}
+
+/// Traffic and window latency of the wrapped service at `at`, with the
+/// cumulative snapshot they come from.
+fn traffic(recorder: &crate::recorder::Recorder, at: Instant) -> (Traffic, Latency, Snapshot) {
     let now = recorder.snapshot();
-    let (span, base) = recorder.window.advance(std::time::Instant::now(), &now);
-    let window = now.since(&base);
-    (
-        Traffic::from_snapshots(&now, &window, span),
-        Latency::from_window(&window),
-        LatencyHistogram::from_snapshot(&now),
-    )
+    let (requests, latency) = recorder.window.advance_with(at, &now, |span, base| {
+        let window = traffic::counts_since(&now, base);
+        (
+            Traffic::from_snapshots(&now, &window, span),
+            Latency::between(&now, base),
+        )
+    });
+    (requests, latency, now)
 }
 
 /// The `traffic` component alone, when traffic rules are set: runs no check.
@@ -316,7 +561,7 @@ pub(crate) fn traffic_only(shared: &crate::layer::Shared) -> Option<Component> {
     if rules.is_empty() {
         return None;
     }
-    let (requests, latency, _) = traffic(shared);
+    let (requests, latency, _) = traffic(&shared.recorder, Instant::now());
     Some(traffic_component(rules, &requests, &latency))
 }
 

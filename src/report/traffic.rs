@@ -96,18 +96,50 @@ impl Traffic {
     }
 }
 
+/// The counters of `now` accumulated since `base`, without the buckets
+/// (left empty): what [`Traffic::from_snapshots`] reads of the window.
+pub(crate) fn counts_since(now: &Snapshot, base: &Snapshot) -> Snapshot {
+    Snapshot {
+        started: now.started.saturating_sub(base.started),
+        outcomes: std::array::from_fn(|i| now.outcomes[i].saturating_sub(base.outcomes[i])),
+        errors: now.errors.saturating_sub(base.errors),
+        sum_ns: now.sum_ns.saturating_sub(base.sum_ns),
+        max_ns: now.max_ns,
+        buckets: Vec::new(),
+    }
+}
+
 impl Latency {
-    pub(crate) fn from_window(window: &Snapshot) -> Self {
-        let count: u64 = window.buckets.iter().sum();
+    /// Latency of the requests recorded between the snapshots `base` and
+    /// `now`, read from the differences of their buckets in place: the same
+    /// figures as from `now.since(base)`, in two passes and no allocation.
+    pub(crate) fn between(now: &Snapshot, base: &Snapshot) -> Self {
+        let diff =
+            |i: usize| now.buckets[i].saturating_sub(base.buckets.get(i).copied().unwrap_or(0));
+        let mut count = 0u64;
+        let mut highest = None;
+        for i in 0..now.buckets.len() {
+            let c = diff(i);
+            count += c;
+            if c > 0 {
+                highest = Some(i);
+            }
+        }
         // The exact maximum is since start; the window's own highest bucket bounds it.
-        let max = histogram::highest(&window.buckets).map_or(0, |hi| hi.min(window.max_ns));
-        let q = |p| ms(histogram::quantile(&window.buckets, p, max).unwrap_or(0));
+        let max = highest.map_or(0, |hi| histogram::upper_bound(hi).min(now.max_ns));
+        let [p50, p90, p99] = highest
+            .and_then(|hi| histogram::quantiles((0..=hi).map(diff), count, [0.5, 0.9, 0.99], max))
+            .unwrap_or([0; 3]);
         Latency {
             count,
-            mean: window.sum_ns.checked_div(count).map_or(0.0, ms),
-            p50: q(0.5),
-            p90: q(0.9),
-            p99: q(0.99),
+            mean: now
+                .sum_ns
+                .saturating_sub(base.sum_ns)
+                .checked_div(count)
+                .map_or(0.0, ms),
+            p50: ms(p50),
+            p90: ms(p90),
+            p99: ms(p99),
             max: ms(max),
         }
     }
@@ -151,6 +183,84 @@ impl LatencyHistogram {
             buckets,
             sum_seconds: total.sum_ns as f64 / 1e9,
             count: total.buckets.iter().sum(),
+        }
+    }
+}
+
+// `Snapshot::since` is what `Latency::between` and `counts_since` replace;
+// kept for the tests (`recorder/mod.rs` may make it `#[cfg(test)]`).
+const _: fn(&Snapshot, &Snapshot) -> Snapshot = Snapshot::since;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `Latency` was computed as before `between`: from the window's
+    /// own snapshot, one scan per figure.
+    fn from_window(window: &Snapshot) -> Latency {
+        let count: u64 = window.buckets.iter().sum();
+        let max = histogram::highest(&window.buckets).map_or(0, |hi| hi.min(window.max_ns));
+        let q = |p| ms(histogram::quantile(&window.buckets, p, max).unwrap_or(0));
+        Latency {
+            count,
+            mean: window.sum_ns.checked_div(count).map_or(0.0, ms),
+            p50: q(0.5),
+            p90: q(0.9),
+            p99: q(0.99),
+            max: ms(max),
+        }
+    }
+
+    #[test]
+    fn between_matches_the_window_snapshot() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut base = Snapshot::zero();
+        let mut now = Snapshot::zero();
+        assert_eq!(
+            Latency::between(&now, &base),
+            from_window(&now.since(&base))
+        );
+        for round in 0..200 {
+            base = now.clone();
+            let n = next() % (1 + round * 3);
+            for _ in 0..n {
+                let ns = next() % (1u64 << (next() % 38));
+                now.buckets[histogram::index(ns)] += 1;
+                now.sum_ns += ns;
+                now.max_ns = now.max_ns.max(ns);
+            }
+            if round % 7 == 0 {
+                base = Snapshot::zero();
+            }
+            assert_eq!(
+                Latency::between(&now, &base),
+                from_window(&now.since(&base)),
+                "round {round}"
+            );
+            let window = now.since(&base);
+            let counts = counts_since(&now, &base);
+            assert_eq!(
+                (
+                    counts.started,
+                    counts.outcomes,
+                    counts.errors,
+                    counts.sum_ns,
+                    counts.max_ns
+                ),
+                (
+                    window.started,
+                    window.outcomes,
+                    window.errors,
+                    window.sum_ns,
+                    window.max_ns
+                )
+            );
         }
     }
 }
