@@ -403,8 +403,9 @@ async fn component(shared: &Shared, name: &str) -> Response<Full<Bytes>> {
             Some(entry) => shared
                 .config
                 .checks
-                .gather(std::iter::once(entry))
+                .gather(std::iter::once(entry), std::time::Instant::now())
                 .await
+                .0
                 .pop()
                 .map(|(_, stored)| stored.component.clone()),
             None => None,

@@ -81,13 +81,13 @@ impl Checks {
     }
 
     /// Results of the selected checks, run concurrently within the deadline,
-    /// with the names they are registered under.
+    /// with the names they are registered under; cached results are served
+    /// when fresh at `now`. Also says whether any run was waited for.
     pub(crate) async fn gather<'a>(
         &'a self,
         selected: impl Iterator<Item = &'a Arc<Entry>>,
-    ) -> Vec<(&'a str, Arc<Stored>)> {
-        // One clock read for every cached result.
-        let now = Instant::now();
+        now: Instant,
+    ) -> (Vec<(&'a str, Arc<Stored>)>, bool) {
         // Fresh cached results are taken at once; only runs are awaited.
         let mut done = Vec::with_capacity(selected.size_hint().0);
         let mut waiting = Vec::new();
@@ -98,7 +98,7 @@ impl Checks {
             }
         }
         if waiting.is_empty() {
-            return done;
+            return (done, false);
         }
         let deadline = self.deadline.map(|d| tokio::time::Instant::now() + d);
         let runs = waiting.into_iter().map(|(entry, flight)| async move {
@@ -119,7 +119,7 @@ impl Checks {
             (entry.spec.name.as_str(), component)
         });
         done.extend(join_all(runs).await);
-        done
+        (done, true)
     }
 }
 

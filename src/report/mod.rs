@@ -308,26 +308,32 @@ pub(crate) async fn collect_parts<'a>(
         .filter(|e| selection.wants(&e.spec.name, e.spec.critical));
     // Readiness needs no sections; neither does a caller who cannot see them.
     let with_sections = !selection.only_critical && caller.details;
+    // One clock read for every cached result, and for the rest of the
+    // report unless something had to be waited for.
+    let started = Instant::now();
     let sections = async {
         if !with_sections {
-            return BTreeMap::new();
+            return (BTreeMap::new(), false);
         }
-        let plain = config.sections.gather(config.sections.entries.iter());
+        let plain = config
+            .sections
+            .gather(config.sections.entries.iter(), started);
         let per_caller = futures_util::future::join_all(config.caller_sections.iter().map(
             |(name, section)| async move {
                 let value = crate::section::run_caller_section(section, caller.clone()).await;
                 (name.clone(), value)
             },
         ));
-        let (plain, per_caller) = futures_util::future::join(plain, per_caller).await;
-        plain
+        let ((plain, waited), per_caller) = futures_util::future::join(plain, per_caller).await;
+        let sections = plain
             .into_iter()
             .map(|(name, c)| (name.to_owned(), crate::section::value_of(&c.component)))
             .chain(per_caller)
-            .collect()
+            .collect();
+        (sections, waited || !config.caller_sections.is_empty())
     };
-    let (checked, sections) =
-        futures_util::future::join(config.checks.gather(entries), sections).await;
+    let ((checked, checks_waited), (sections, sections_waited)) =
+        futures_util::future::join(config.checks.gather(entries, started), sections).await;
     let mut components: Vec<(Cow<'a, str>, Part)> = checked
         .into_iter()
         .map(|(name, stored)| (Cow::Borrowed(name), Part::Stored(stored)))
@@ -348,8 +354,12 @@ pub(crate) async fn collect_parts<'a>(
         }
     }
 
-    // One clock read for the window, the uptime and the memory figures.
-    let at = Instant::now();
+    // The moment of the window, the uptime and the memory figures.
+    let at = if checks_waited || sections_waited {
+        Instant::now()
+    } else {
+        started
+    };
     let recorder = &shared.recorder;
     let (requests, response_time_ms, total) = traffic(recorder, at);
     if !config.traffic_rules.is_empty() && selection.wants(TRAFFIC_COMPONENT, true) {
