@@ -110,13 +110,17 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        if let Some(route) = endpoint::route(req.uri().path(), &self.shared.config.path) {
-            let (parts, _body) = req.into_parts();
-            return ResponseFuture::status(endpoint::respond(
-                Arc::clone(&self.shared),
-                route,
-                parts,
-            ));
+        let path = req.uri().path();
+        // An inlined prefix test first: most requests are not for us.
+        if path.starts_with(self.shared.config.path.as_str()) {
+            if let Some(route) = endpoint::route(path, &self.shared.config.path) {
+                let (parts, _body) = req.into_parts();
+                return ResponseFuture::status(endpoint::respond(
+                    Arc::clone(&self.shared),
+                    route,
+                    parts,
+                ));
+            }
         }
         let mut guard = self.shared.recorder.start();
         if self.shared.config.access.count_passthrough {
