@@ -621,6 +621,24 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v.as_object().unwrap().len(), 2, "{v}");
 
+        // All checks cached, nothing else: the joined board, then parts
+        // again once something is pushed.
+        let ttl = Freshness::OnDemand {
+            ttl: Duration::from_secs(3600),
+        };
+        let layer = crate::StatusLayer::new()
+            .health_check(HealthCheck::new("b", || async { false }).freshness(ttl))
+            .health_check(
+                HealthCheck::new("a", || async { CheckResult::degraded("x") }).freshness(ttl),
+            );
+        let first = get(&layer, "/status", None);
+        let second = get(&layer, "/status", None);
+        assert_eq!(first.0, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(second.0, first.0);
+        layer.handle().set_component("a0", CheckResult::ok());
+        let (_, body) = get(&layer, "/status", None);
+        assert!(String::from_utf8_lossy(&body).contains(r#""a0":{"#));
+
         // A custom aggregation rule sees the typed components.
         let layer = crate::StatusLayer::new()
             .check("b", || async { false })
@@ -629,8 +647,10 @@ mod tests {
                 assert_eq!(components.keys().collect::<Vec<_>>(), ["a", "b"]);
                 Status::Ok
             });
-        let (status, body) = get(&layer, "/status", None);
-        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        for _ in 0..2 {
+            let (status, body) = get(&layer, "/status", None);
+            assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        }
         // Nothing at all beside the head.
         let (_, body) = get(&crate::StatusLayer::new(), "/status", None);
         assert!(body.ends_with(b"}"));

@@ -52,7 +52,7 @@ use serde_json::Value;
 use crate::report::Status;
 
 pub use runner::MAX_ERROR_LEN;
-pub(crate) use runner::{truncate_error, Checks};
+pub(crate) use runner::{truncate_error, Board, Checks, Entry};
 pub use tcp::{InvalidAddr, TcpCheck};
 pub use traffic::TrafficRule;
 

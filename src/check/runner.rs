@@ -1,7 +1,7 @@
 //! Running checks: timeouts, panics, caching, single flight, background polling.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,10 @@ pub(crate) struct Entry {
     state: Mutex<State>,
     /// Passed at least once: for startup gating.
     ever_ok: AtomicBool,
+    /// Bumped, with the state locked, whenever a stored result or a
+    /// poller goes: shared by the entries of a [`Checks`] to validate its
+    /// [`Board`].
+    generation: Arc<AtomicU64>,
 }
 
 #[derive(Default)]
@@ -42,6 +46,28 @@ pub(crate) struct Checks {
     pub(crate) limit: Option<Arc<Semaphore>>,
     /// Checks not finished this long after a request arrived are reported as timed out.
     pub(crate) deadline: Option<Duration>,
+    /// Bumped by every entry when its stored result changes.
+    generation: Arc<AtomicU64>,
+    /// The last board of every entry's result; replaced when an entry is added.
+    board: Arc<Mutex<Option<Arc<Board>>>>,
+}
+
+/// Every check's stored result at once, with their members joined: what a
+/// report with all checks selected takes with one lock instead of one per
+/// check. Valid while no entry's result changes (same generation) and every
+/// on-demand result is fresh, so it holds exactly what each entry would
+/// serve one by one.
+#[derive(Debug)]
+pub(crate) struct Board {
+    generation: u64,
+    /// When the first on-demand result stops being fresh (`None`: never).
+    fresh_until: Option<Instant>,
+    /// Index in [`Checks::entries`] and stored result of each check, by name.
+    pub(crate) items: Vec<(usize, Arc<Stored>)>,
+    /// `"a":{..},"b":{..}`: the members of `items`, joined in that order.
+    pub(crate) members: Vec<u8>,
+    /// The worst impact among them.
+    pub(crate) impact: Status,
 }
 
 impl std::fmt::Debug for Checks {
@@ -65,7 +91,64 @@ impl Checks {
             spec,
             state: Mutex::new(State::default()),
             ever_ok: AtomicBool::new(false),
+            generation: Arc::clone(&self.generation),
         }));
+        // Other clones of these checks keep theirs: it matches their entries.
+        self.board = Arc::default();
+    }
+
+    /// Every entry's result served from cache at `now`, when each entry
+    /// would serve its cached result (fresh, or polled in the background
+    /// by a running poller) without starting anything; `None` otherwise.
+    pub(crate) fn board(&self, now: Instant) -> Option<Arc<Board>> {
+        // Read before the entries: a result stored meanwhile invalidates what is built.
+        let generation = self.generation.load(Ordering::Acquire);
+        let mut slot = self.board.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(board) = &*slot {
+            if board.generation == generation && board.fresh_until.is_none_or(|t| now < t) {
+                return Some(Arc::clone(board));
+            }
+        }
+        let mut fresh_until: Option<Instant> = None;
+        let mut items = Vec::with_capacity(self.entries.len());
+        for (i, entry) in self.entries.iter().enumerate() {
+            let state = entry.lock();
+            let (at, stored) = state.last.as_ref()?;
+            match entry.spec.freshness {
+                // Served as long as its poller runs (else `ready` starts one).
+                Freshness::Background { .. } if !state.poller => return None,
+                Freshness::Background { .. } => {}
+                Freshness::OnDemand { ttl } => {
+                    // Fresh while `now - at < ttl`, as `ready` decides.
+                    if now.saturating_duration_since(*at) >= ttl {
+                        return None;
+                    }
+                    if let Some(until) = at.checked_add(ttl) {
+                        fresh_until = Some(fresh_until.map_or(until, |t| t.min(until)));
+                    }
+                }
+            }
+            items.push((i, Arc::clone(stored)));
+        }
+        let entries = &self.entries;
+        items.sort_by(|a, b| entries[a.0].spec.name.cmp(&entries[b.0].spec.name));
+        let mut members = Vec::with_capacity(items.iter().map(|(_, s)| s.member.len() + 1).sum());
+        for (k, (_, stored)) in items.iter().enumerate() {
+            if k > 0 {
+                members.push(b',');
+            }
+            members.extend_from_slice(&stored.member);
+        }
+        let impact = crate::report::aggregate(items.iter().map(|(_, s)| &s.component));
+        let board = Arc::new(Board {
+            generation,
+            fresh_until,
+            items,
+            members,
+            impact,
+        });
+        *slot = Some(Arc::clone(&board));
+        Some(board)
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<&Arc<Entry>> {
@@ -176,6 +259,7 @@ impl Entry {
             let mut state = entry.lock();
             state.last = Some((Instant::now(), Arc::clone(&component)));
             state.flight = None;
+            entry.generation.fetch_add(1, Ordering::Release);
             component
         };
         let fut: BoxFuture<'static, Arc<Stored>> = match tokio::runtime::Handle::try_current() {
@@ -303,7 +387,10 @@ impl Reset {
 impl Drop for Reset {
     fn drop(&mut self) {
         if let (Some(undo), Some(entry)) = (self.undo.take(), self.entry.upgrade()) {
-            undo(&mut entry.lock());
+            let mut state = entry.lock();
+            undo(&mut state);
+            // A poller gone: boards that counted on it are stale.
+            entry.generation.fetch_add(1, Ordering::Release);
         }
     }
 }

@@ -22,6 +22,7 @@ pub use memory::Memory;
 pub(crate) use memory::MemoryCache;
 pub use traffic::{Latency, LatencyHistogram, Traffic, HISTOGRAM_BOUNDS};
 
+use crate::check::Board;
 use crate::recorder::Snapshot;
 
 /// Overall health, from best to worst (`maintenance` is set by the operator).
@@ -274,7 +275,9 @@ pub(crate) struct Collected<'a> {
     /// The cumulative counters, for the typed report's histogram.
     total: Snapshot,
     status_requests: u64,
-    /// Sorted by name, each name once.
+    /// Every check's result, when the report has them and nothing else.
+    board: Option<Arc<Board>>,
+    /// Sorted by name, each name once (empty with a board).
     components: Vec<(Cow<'a, str>, Part)>,
     /// The typed components, when a custom aggregation rule needed them.
     typed: Option<BTreeMap<String, Component>>,
@@ -282,6 +285,47 @@ pub(crate) struct Collected<'a> {
     pub(crate) notice: Option<Notice>,
     draining: bool,
     sections: BTreeMap<String, serde_json::Value>,
+}
+
+/// A board's results as parts, under the names of their checks.
+fn board_parts<'a>(
+    board: &Board,
+    entries: &'a [Arc<crate::check::Entry>],
+) -> Vec<(Cow<'a, str>, Part)> {
+    board
+        .items
+        .iter()
+        .map(|(i, stored)| {
+            (
+                Cow::Borrowed(entries[*i].spec.name.as_str()),
+                Part::Stored(Arc::clone(stored)),
+            )
+        })
+        .collect()
+}
+
+/// The components as a typed map: from the board, else from the parts.
+fn typed_components(
+    board: Option<&Board>,
+    components: &[(Cow<'_, str>, Part)],
+    config: &crate::layer::Config,
+) -> BTreeMap<String, Component> {
+    match board {
+        Some(board) => board
+            .items
+            .iter()
+            .map(|(i, stored)| {
+                (
+                    config.checks.entries[*i].spec.name.clone(),
+                    stored.component.clone(),
+                )
+            })
+            .collect(),
+        None => components
+            .iter()
+            .map(|(name, part)| (name.to_string(), part.component().clone()))
+            .collect(),
+    }
 }
 
 /// Puts `part` under `name` in `components` (sorted by name), replacing the
@@ -332,8 +376,20 @@ pub(crate) async fn collect_parts<'a>(
             .collect();
         (sections, waited || !config.caller_sections.is_empty())
     };
+    // Every check, each serving its cached result: all of them at once.
+    let board = if !selection.only_critical && selection.exclude.is_empty() {
+        config.checks.board(started)
+    } else {
+        None
+    };
+    let checks = async {
+        if board.is_some() {
+            return (Vec::new(), false);
+        }
+        config.checks.gather(entries, started).await
+    };
     let ((checked, checks_waited), (sections, sections_waited)) =
-        futures_util::future::join(config.checks.gather(entries, started), sections).await;
+        futures_util::future::join(checks, sections).await;
     let mut components: Vec<(Cow<'a, str>, Part)> = checked
         .into_iter()
         .map(|(name, stored)| (Cow::Borrowed(name), Part::Stored(stored)))
@@ -348,10 +404,22 @@ pub(crate) async fn collect_parts<'a>(
         }
         same
     });
-    for (name, c) in shared.lifecycle.pushed() {
-        if selection.wants(&name, c.critical) {
-            put(&mut components, Cow::Owned(name), Part::Owned(c));
+    let pushed: Vec<_> = shared
+        .lifecycle
+        .pushed()
+        .into_iter()
+        .filter(|(name, c)| selection.wants(name, c.critical))
+        .collect();
+    let with_traffic = !config.traffic_rules.is_empty() && selection.wants(TRAFFIC_COMPONENT, true);
+    // Others to merge in: the board's results become parts.
+    let mut board = board;
+    if !pushed.is_empty() || with_traffic {
+        if let Some(board) = board.take() {
+            components = board_parts(&board, &config.checks.entries);
         }
+    }
+    for (name, c) in pushed {
+        put(&mut components, Cow::Owned(name), Part::Owned(c));
     }
 
     // The moment of the window, the uptime and the memory figures.
@@ -362,7 +430,7 @@ pub(crate) async fn collect_parts<'a>(
     };
     let recorder = &shared.recorder;
     let (requests, response_time_ms, total) = traffic(recorder, at);
-    if !config.traffic_rules.is_empty() && selection.wants(TRAFFIC_COMPONENT, true) {
+    if with_traffic {
         put(
             &mut components,
             Cow::Borrowed(TRAFFIC_COMPONENT),
@@ -379,16 +447,16 @@ pub(crate) async fn collect_parts<'a>(
     let status = match &config.aggregation {
         Some(_) if notice.is_some() => Status::Maintenance,
         Some(rule) => {
-            let map = components
-                .iter()
-                .map(|(name, part)| (name.to_string(), part.component().clone()))
-                .collect();
+            let map = typed_components(board.as_deref(), &components, config);
             let status = (rule.0)(&map);
             typed = Some(map);
             status
         }
         None if notice.is_some() => Status::Maintenance,
-        None => aggregate(components.iter().map(|(_, part)| part.component())),
+        None => match &board {
+            Some(board) => board.impact,
+            None => aggregate(components.iter().map(|(_, part)| part.component())),
+        },
     };
     Collected {
         config,
@@ -400,6 +468,7 @@ pub(crate) async fn collect_parts<'a>(
         response_time_ms,
         total,
         status_requests: recorder.status_requests(),
+        board,
         components,
         typed,
         notice,
@@ -411,9 +480,10 @@ pub(crate) async fn collect_parts<'a>(
 impl Collected<'_> {
     /// The typed report.
     pub(crate) fn into_report(self) -> Report {
-        let components = match self.typed {
-            Some(map) => map,
-            None => self
+        let components = match (self.typed, &self.board) {
+            (Some(map), _) => map,
+            (None, Some(board)) => typed_components(Some(board), &[], self.config),
+            (None, None) => self
                 .components
                 .into_iter()
                 .map(|(name, part)| (name.into_owned(), part.into_component()))
@@ -473,14 +543,15 @@ impl Collected<'_> {
             sections: &'a BTreeMap<String, serde_json::Value>,
         }
 
-        let members: usize = self
-            .components
-            .iter()
-            .map(|(_, part)| match part {
-                Part::Stored(s) => s.member.len() + 1,
-                Part::Owned(_) => 256,
-            })
-            .sum();
+        let members: usize = self.board.as_ref().map_or(0, |b| b.members.len())
+            + self
+                .components
+                .iter()
+                .map(|(_, part)| match part {
+                    Part::Stored(s) => s.member.len() + 1,
+                    Part::Owned(_) => 256,
+                })
+                .sum::<usize>();
         let mut out = Vec::with_capacity(640 + members);
         // Nothing here can fail to serialize (maps of `Value` have string
         // keys, numbers are finite or written as null), and a `Vec` takes
@@ -502,7 +573,11 @@ impl Collected<'_> {
         );
         // Reopen the object: `Head` always has fields, so `,` follows.
         out.pop();
-        if !self.components.is_empty() {
+        if let Some(board) = self.board.as_ref().filter(|b| !b.items.is_empty()) {
+            out.extend_from_slice(b",\"components\":{");
+            out.extend_from_slice(&board.members);
+            out.push(b'}');
+        } else if !self.components.is_empty() {
             out.extend_from_slice(b",\"components\":{");
             for (i, (name, part)) in self.components.iter().enumerate() {
                 if i > 0 {
