@@ -613,7 +613,7 @@ impl Collected<'_> {
 
 impl Collected<'_> {
     /// Panics unless `json` is the typed report's serialization.
-    #[cfg(any(test, debug_assertions))]
+    #[cfg(any(test, all(debug_assertions, feature = "_verify-json")))]
     pub(crate) fn assert_json(&self, caller: Option<&CallerSummary>, json: &[u8]) {
         let mut report = self.clone().into_report();
         report.caller = caller.cloned();

@@ -213,10 +213,6 @@ impl LatencyHistogram {
     }
 }
 
-// `Snapshot::since` is what `Latency::between` and `counts_since` replace;
-// kept for the tests (`recorder/mod.rs` may make it `#[cfg(test)]`).
-const _: fn(&Snapshot, &Snapshot) -> Snapshot = Snapshot::since;
-
 #[cfg(test)]
 mod tests {
     use super::*;
