@@ -11,7 +11,13 @@
 //! (recorder snapshot, window, memory figures, components) and rendering
 //! the default JSON, plus draining the body. Requests are sent with
 //! `oneshot` on a clone of the service, awaited on a current-thread tokio
-//! runtime (criterion's `to_async`). `report/memory` times one
+//! runtime (criterion's `to_async`). `report/format` answers the same
+//! request (10 cached checks) in each built-in format and from each probe:
+//! the default JSON (`/status`, written from pre-rendered components),
+//! `?format=ietf` (`application/health+json`), Prometheus text
+//! (`/status/metrics`), a custom format (a closure rendering a seed-style
+//! shape from the typed report), `/status/live`, `/status/ready` and one
+//! component (`/status/check-003`). `report/memory` times one
 //! `Memory::current()` (the process memory figures every report includes),
 //! and `report/hello` the same layered service answering a passed-through
 //! hello-world request, for scale. `cargo bench --bench report -- --test`
@@ -26,7 +32,8 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use tower::{service_fn, Layer, Service, ServiceExt};
 use tower_status::check::{Freshness, HealthCheck};
-use tower_status::StatusLayer;
+use tower_status::format::{FormatContext, Rendered};
+use tower_status::{Report, Status, StatusLayer};
 
 type Req = Request<Full<Bytes>>;
 
@@ -57,9 +64,38 @@ fn hello(
 }
 
 fn status_request() -> Req {
+    request("/status")
+}
+
+fn request(uri: &'static str) -> Req {
     let mut req = Request::new(Full::default());
-    *req.uri_mut() = http::Uri::from_static("/status");
+    *req.uri_mut() = http::Uri::from_static(uri);
     req
+}
+
+/// A seed-style contract: a word for the status, the timestamp, and each
+/// component's status, rendered from the typed report.
+fn custom_format(report: &Report, ctx: &FormatContext<'_>) -> Rendered {
+    let word = |s: Status| {
+        if s == Status::Down {
+            "unhealthy"
+        } else {
+            "healthy"
+        }
+    };
+    let services: serde_json::Map<String, serde_json::Value> = report
+        .components
+        .iter()
+        .map(|(name, c)| (name.clone(), word(c.status).into()))
+        .collect();
+    Rendered::json(
+        ctx.status_code(),
+        &serde_json::json!({
+            "status": word(report.status),
+            "timestamp": report.timestamp,
+            "services": services,
+        }),
+    )
 }
 
 fn hello_request() -> Req {
@@ -100,6 +136,32 @@ fn main() {
         println!("/status with {checks} cached checks: {len} bytes of JSON");
         group.bench_with_input(BenchmarkId::from_parameter(checks), &svc, |b, svc| {
             b.to_async(&rt).iter(|| send(svc, status_request()));
+        });
+    }
+    group.finish();
+
+    // Each built-in format and probe, 10 cached checks.
+    let mut group = c.benchmark_group("report/format");
+    group.throughput(Throughput::Elements(1));
+    let svc = layer_with_checks(10)
+        .serve_metrics(true)
+        .format("custom", None, custom_format)
+        .layer(hello());
+    let cases: [(&str, &'static str); 7] = [
+        ("json", "/status"),
+        ("ietf", "/status?format=ietf"),
+        ("prometheus", "/status/metrics"),
+        ("custom", "/status?format=custom"),
+        ("live", "/status/live"),
+        ("ready", "/status/ready"),
+        ("component", "/status/check-003"),
+    ];
+    for (name, uri) in cases {
+        let (status, len) = rt.block_on(send(&svc, request(uri)));
+        assert_eq!(status, StatusCode::OK, "{uri}");
+        println!("{name} ({uri}), 10 cached checks: {len} bytes");
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| send(&svc, request(uri)));
         });
     }
     group.finish();

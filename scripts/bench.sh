@@ -5,13 +5,16 @@
 #
 #   1. cargo bench --bench overhead    per-request cost of the layer and others
 #   2. cargo bench --bench report      cost of answering /status (0/10/100 checks)
+#                                      and of each built-in format and probe
 #   3. cargo test --release --test alloc -- --nocapture
 #                                      allocations per request, bare vs layered
 #   4. cargo test --release --test memory -- --nocapture
 #                                      RSS before/after 10 million requests
-#   5. scripts/load.sh                 wrk throughput, bare vs layered, and /status
-#      (LOAD_MODES="layered floor outer" adds the pass-through comparison of
-#      bare with a minimal layer and with StatusLayer around the whole router)
+#   5. scripts/load.sh                 wrk throughput, bare vs layered, and /status,
+#                                      sequential and concurrent rounds
+#      (LOAD_MODES="layered floor outer bare" adds the pass-through comparison
+#      of bare with a minimal layer, with StatusLayer around the whole router,
+#      and with itself: the method's own noise)
 #
 # Full logs go to target/bench-logs/ (LOG_DIR). A failing step is reported
 # and the others still run; the exit status is non-zero if any failed.
@@ -80,7 +83,7 @@ if log report; then
     awk '/^report\// {id = $1} /time:/ && id != "" {
             for (i = 1; i <= NF; i++) if ($i ~ /^\[/) { printf "%-28s %s %s\n", id, $(i + 2), $(i + 3); break }
             id = "" }' "$LOG_DIR/report.log"
-    grep -E 'bytes of JSON' "$LOG_DIR/report.log" || true
+    grep -E 'bytes of JSON|cached checks: [0-9]+ bytes' "$LOG_DIR/report.log" || true
 fi
 if log alloc; then
     printf '\n-- allocations (tests/alloc.rs)\n'

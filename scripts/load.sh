@@ -16,6 +16,18 @@
 # the throughput ratio while the server's core is saturated, and steadier
 # when other processes share the machine.
 #
+# Two pairings, each printing its own table and RESULT line:
+#   - sequential: a round runs wrk on one server, then on the other (the
+#     order alternates), each with the server's core to itself;
+#   - concurrent: a round runs both wrk at once, both servers sharing core 0
+#     (and both wrk core 1), so the scheduler gives each server half the core
+#     and whatever slows the machine during the round slows both alike. The
+#     throughput ratio is then the inverse of the cost ratio, without the
+#     drift between back-to-back runs that makes sequential rounds differ by
+#     5 % and more on a shared virtual machine. The table also shows how busy
+#     the servers kept their core: below ~95 %, wrk was the bottleneck and
+#     only the CPU ratio is meaningful.
+#
 # Phases:
 #   1. pass-through: wrk on / of each server (target: median ratio >= 0.98);
 #   2. status: wrk on /status of the layered server (20 checks cached for an
@@ -25,10 +37,12 @@
 # Settings (environment): ROUNDS (5), DURATION seconds per wrk run (5),
 # CONNECTIONS (32), THREADS wrk threads (1), PORT_BARE (38081),
 # PORT_LAYERED (38082), SERVER_CORE (0), WRK_CORE (1), PHASES
-# ("pass-through status"), LAYERED_MODE (layered): the load_server mode of
+# ("pass-through status"), PAIRINGS ("sequential concurrent"),
+# LAYERED_MODE (layered): the load_server mode of
 # the second server, e.g. `LAYERED_MODE=outer` (StatusLayer around the whole
-# router) or `LAYERED_MODE=floor PHASES=pass-through` (a minimal layer: what
-# any layer costs under axum). Only 127.0.0.1 is used.
+# router), `LAYERED_MODE=floor PHASES=pass-through` (a minimal layer: what
+# any layer costs under axum) or `LAYERED_MODE=bare PHASES=pass-through` (an
+# A/A run: the method's own noise). Only 127.0.0.1 is used.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -43,6 +57,7 @@ SERVER_CORE=${SERVER_CORE:-0}
 WRK_CORE=${WRK_CORE:-1}
 PHASES=${PHASES:-pass-through status}
 LAYERED_MODE=${LAYERED_MODE:-layered}
+PAIRINGS=${PAIRINGS:-sequential concurrent}
 
 command -v wrk >/dev/null 2>&1 || { echo "load.sh: wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 
@@ -153,6 +168,45 @@ wrk_run() {
         'BEGIN {printf "%s %.3f\n", rps, t / hz * 1e6 / n}'
 }
 
+# wrk_pair PORT_B PATH_B PID_B PORT_L PATH_L PID_L SECONDS
+#   -> "B_REQ_PER_S B_CPU_US L_REQ_PER_S L_CPU_US BUSY_PERCENT"
+# Both wrk at once; BUSY_PERCENT is the two servers' CPU time over the
+# wall time of the round (100 = their shared core never idled).
+wrk_pair() {
+    local tb0 tl0 tb1 tl1 w0 w1 pb pl outb outl rb rl nb nl
+    outb=$(mktemp)
+    outl=$(mktemp)
+    tb0=$(cpu_ticks "$3")
+    tl0=$(cpu_ticks "$6")
+    w0=$(date +%s%N)
+    "${PIN_WRK[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$7"s "http://127.0.0.1:$1$2" >"$outb" &
+    pb=$!
+    "${PIN_WRK[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$7"s "http://127.0.0.1:$4$5" >"$outl" &
+    pl=$!
+    wait "$pb" "$pl"
+    w1=$(date +%s%N)
+    tb1=$(cpu_ticks "$3")
+    tl1=$(cpu_ticks "$6")
+    if grep -qE 'Non-2xx|Socket errors' "$outb" "$outl"; then
+        echo "load.sh: wrk reported errors: $(grep -hE 'Non-2xx|Socket errors' "$outb" "$outl")" >&2
+    fi
+    rb=$(awk '/^Requests\/sec:/ {print $2}' "$outb")
+    rl=$(awk '/^Requests\/sec:/ {print $2}' "$outl")
+    nb=$(awk '/ requests in / {print $1}' "$outb")
+    nl=$(awk '/ requests in / {print $1}' "$outl")
+    if [ -z "$rb" ] || [ -z "$rl" ] || [ "${nb:-0}" -eq 0 ] || [ "${nl:-0}" -eq 0 ]; then
+        echo "load.sh: no throughput from wrk:" >&2
+        cat "$outb" "$outl" >&2
+        rm -f "$outb" "$outl"
+        exit 1
+    fi
+    rm -f "$outb" "$outl"
+    awk -v rb="$rb" -v rl="$rl" -v nb="$nb" -v nl="$nl" -v tb="$((tb1 - tb0))" \
+        -v tl="$((tl1 - tl0))" -v hz="$CLK_TCK" -v wall="$((w1 - w0))" \
+        'BEGIN {printf "%s %.3f %s %.3f %.1f\n", rb, tb / hz * 1e6 / nb, rl, tl / hz * 1e6 / nl,
+            (tb + tl) / hz * 1e9 / wall * 100}'
+}
+
 median() { # median < numbers
     sort -g | awk '{v[NR] = $1} END {
         if (NR == 0) { print "nan"; exit }
@@ -163,29 +217,36 @@ range() { # range < numbers -> "min..max"
     sort -g | sed -n '1p;$p' | paste -sd' ' - | sed 's/ /../'
 }
 
-# phase NAME BARE_PATH LAYERED_PATH: ROUNDS rounds, prints the table and RESULT line
+# phase NAME BARE_PATH LAYERED_PATH PAIRING: ROUNDS rounds, prints the table and RESULT line
 phase() {
-    local name=$1 bare_path=$2 layered_path=$3
-    local b l r ratio cpu_ratio
+    local name=$1 bare_path=$2 layered_path=$3 pairing=$4
+    local b l r ratio cpu_ratio busy=""
     local bare_all=() layered_all=() ratio_all=() cpu_bare_all=() cpu_layered_all=() cpu_ratio_all=()
     echo
-    echo "== $name: bare $bare_path vs $LAYERED_MODE $layered_path," \
+    echo "== $name, $pairing: bare $bare_path vs $LAYERED_MODE $layered_path," \
         "$ROUNDS rounds x ${DURATION}s, wrk -t$THREADS -c$CONNECTIONS (load: $(cut -d' ' -f1-3 /proc/loadavg))"
     # Warm-up, not counted: connections, caches, the first /status run of the checks.
     wrk_run "$PORT_BARE" "$bare_path" 1 "$PID_BARE" >/dev/null
     wrk_run "$PORT_LAYERED" "$layered_path" 1 "$PID_LAYERED" >/dev/null
-    printf '%-6s %12s %12s %7s %10s %10s %7s\n' round "bare req/s" "$LAYERED_MODE req/s" ratio \
-        "bare CPU" "$LAYERED_MODE CPU" "ratio"
-    printf '%-6s %12s %12s %7s %10s %10s %7s\n' "" "" "" "" "us/req" "us/req" "CPU"
+    printf '%-6s %12s %12s %7s %10s %10s %7s %s\n' round "bare req/s" "$LAYERED_MODE req/s" ratio \
+        "bare CPU" "$LAYERED_MODE CPU" "ratio" "$([ "$pairing" = concurrent ] && echo " busy")"
+    printf '%-6s %12s %12s %7s %10s %10s %7s %s\n' "" "" "" "" "us/req" "us/req" "CPU" \
+        "$([ "$pairing" = concurrent ] && echo "    %")"
     for r in $(seq 1 "$ROUNDS"); do
-        if [ $((r % 2)) -eq 1 ]; then
+        if [ "$pairing" = concurrent ]; then
+            b=$(wrk_pair "$PORT_BARE" "$bare_path" "$PID_BARE" \
+                "$PORT_LAYERED" "$layered_path" "$PID_LAYERED" "$DURATION")
+            set -- $b
+            busy=$(printf '%6s' "$5")
+        elif [ $((r % 2)) -eq 1 ]; then
             b=$(wrk_run "$PORT_BARE" "$bare_path" "$DURATION" "$PID_BARE")
             l=$(wrk_run "$PORT_LAYERED" "$layered_path" "$DURATION" "$PID_LAYERED")
+            set -- $b $l
         else
             l=$(wrk_run "$PORT_LAYERED" "$layered_path" "$DURATION" "$PID_LAYERED")
             b=$(wrk_run "$PORT_BARE" "$bare_path" "$DURATION" "$PID_BARE")
+            set -- $b $l
         fi
-        set -- $b $l
         ratio=$(awk -v a="$3" -v b="$1" 'BEGIN {printf "%.4f", a / b}')
         # CPU per request, bare over layered: like the throughput ratio when
         # the server is the bottleneck (1.0 = no cost, 0.5 = twice the CPU).
@@ -196,7 +257,7 @@ phase() {
         cpu_bare_all+=("$2")
         cpu_layered_all+=("$4")
         cpu_ratio_all+=("$cpu_ratio")
-        printf '%-6s %12s %12s %7s %10s %10s %7s\n' "$r" "$1" "$3" "$ratio" "$2" "$4" "$cpu_ratio"
+        printf '%-6s %12s %12s %7s %10s %10s %7s %s\n' "$r" "$1" "$3" "$ratio" "$2" "$4" "$cpu_ratio" "$busy"
     done
     local mb ml mr mcb mcl mcr
     mb=$(printf '%s\n' "${bare_all[@]}" | median)
@@ -206,7 +267,7 @@ phase() {
     mcl=$(printf '%s\n' "${cpu_layered_all[@]}" | median)
     mcr=$(printf '%s\n' "${cpu_ratio_all[@]}" | median)
     printf '%-6s %12s %12s %7s %10s %10s %7s\n' median "$mb" "$ml" "$mr" "$mcb" "$mcl" "$mcr"
-    echo "RESULT $name ($LAYERED_MODE): median throughput bare ${mb} req/s, $LAYERED_MODE ${ml} req/s;" \
+    echo "RESULT $name ($LAYERED_MODE, $pairing): median throughput bare ${mb} req/s, $LAYERED_MODE ${ml} req/s;" \
         "median throughput ratio ${mr} ($(printf '%s\n' "${ratio_all[@]}" | range));" \
         "median CPU-per-request ratio ${mcr} ($(printf '%s\n' "${cpu_ratio_all[@]}" | range); bare ${mcb} us, $LAYERED_MODE ${mcl} us)"
 }
@@ -216,12 +277,20 @@ if awk -v l="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN {exit !(l > 0.5)}'; then
     echo "WARNING: the machine is busy (1-minute load average above 0.5): other processes"
     echo "         share the cores the servers and wrk are pinned to; the figures will be noisy."
 fi
-for p in $PHASES; do
-    case $p in
-        pass-through) phase pass-through / / ;;
-        status) phase status / /status ;;
-        *) echo "load.sh: unknown phase $p" >&2; exit 2 ;;
+for pairing in $PAIRINGS; do
+    case $pairing in
+        sequential | concurrent) ;;
+        *) echo "load.sh: unknown pairing $pairing (sequential, concurrent)" >&2; exit 2 ;;
     esac
+done
+for p in $PHASES; do
+    for pairing in $PAIRINGS; do
+        case $p in
+            pass-through) phase pass-through / / "$pairing" ;;
+            status) phase status / /status "$pairing" ;;
+            *) echo "load.sh: unknown phase $p" >&2; exit 2 ;;
+        esac
+    done
 done
 echo
 echo "targets: pass-through ratio >= 0.98; status ratio >= 0.5"
