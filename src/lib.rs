@@ -1,6 +1,6 @@
 //! A [tower] layer that gives any HTTP service (axum, tonic, plain hyper) a
 //! production-grade status endpoint, and records the live traffic of the
-//! service it wraps on every request at a cost of a few nanoseconds.
+//! service it wraps on every request at a cost of a few tens of nanoseconds.
 //!
 //! ```
 //! use axum::{routing::get, Router};
