@@ -630,7 +630,8 @@ fn bad_configuration_stops_the_example_with_one_line() {
             "entry 2: limit \"many\" is not a number",
         ),
     ] {
-        let (code, stderr) = harness::run_to_exit("api_account", CONFIG_VARS, &[(var, bad)]);
+        let (code, stderr) =
+            harness::examples::run_to_exit("api_account", CONFIG_VARS, &[(var, bad)]);
         assert_eq!(code, Some(2), "{var}={bad}: {stderr}");
         assert_eq!(
             stderr,

@@ -6,15 +6,17 @@
 // Each test file uses only some of these.
 #![allow(dead_code)]
 
+mod examples;
+
+use examples::{build_example, free_port};
+
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, StatusCode};
+use http::{HeaderMap, Method, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
@@ -35,87 +37,6 @@ const EXAMPLE_VARS: &[&str] = &[
     "STATUS_API_KEY",
 ];
 
-/// Builds `examples/NAME.rs` with `cargo build --example NAME` (once per
-/// test binary) and returns the executable's path, as cargo reports it.
-///
-/// A debug build: it reuses the dependencies `cargo test` has just compiled,
-/// so only the example itself is compiled (a release build would compile
-/// every dependency again, optimized). Users run the examples with
-/// `cargo run --release --example NAME`; the tests only need a binary.
-/// Cargo takes its own lock on the build directory, so concurrent builds
-/// (other test binaries, other people's `cargo run`) wait for each other.
-pub fn example(name: &str) -> PathBuf {
-    static BUILT: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
-    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, path)) = built.iter().find(|(n, _)| n == name) {
-        return path.clone();
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let started = Instant::now();
-    let out = as_outer_cargo(&mut Command::new(cargo))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["build", "--example", name])
-        .arg("--message-format=json-render-diagnostics")
-        .stdin(Stdio::null())
-        .output()
-        .expect("running cargo build");
-    assert!(
-        out.status.success(),
-        "cargo build --example {name} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let path = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
-        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .unwrap_or_else(|| panic!("cargo reported no executable for example {name}"));
-    eprintln!(
-        "built example {name} in {:.1} s (cargo build --example {name})",
-        started.elapsed().as_secs_f64()
-    );
-    built.push((name.to_owned(), path.clone()));
-    path
-}
-
-/// Removes from `cmd` the variables cargo sets for a test process
-/// (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`, ...), so the nested `cargo build`
-/// runs in the environment of the `cargo test` that started this test.
-/// Build scripts that read one of them (ring's reads `CARGO_MANIFEST_DIR`)
-/// would otherwise count as changed, and the dependencies `cargo test` has
-/// just compiled would be compiled again, in both directions, every time.
-fn as_outer_cargo(cmd: &mut Command) -> &mut Command {
-    for (name, _) in std::env::vars_os() {
-        let Some(name) = name.to_str() else {
-            continue;
-        };
-        let set_by_cargo = name.starts_with("CARGO_PKG_")
-            || matches!(
-                name,
-                "CARGO_MANIFEST_DIR"
-                    | "CARGO_MANIFEST_PATH"
-                    | "CARGO_CRATE_NAME"
-                    | "CARGO_BIN_NAME"
-                    | "CARGO_PRIMARY_PACKAGE"
-                    | "CARGO_TARGET_TMPDIR"
-                    | "CARGO_RUSTC_CURRENT_DIR"
-                    | "OUT_DIR"
-            );
-        if set_by_cargo {
-            cmd.env_remove(name);
-        }
-    }
-    cmd
-}
-
-/// A port nobody listens on right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("binding an ephemeral port")
-        .port()
-}
-
 /// A running example; killed (and reaped) when dropped.
 pub struct App {
     child: Child,
@@ -127,7 +48,7 @@ impl App {
     /// set of the examples' variables) and waits until it accepts
     /// connections.
     pub async fn start(name: &str, env: &[(&str, &str)]) -> App {
-        let exe = example(name);
+        let exe = build_example(name);
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let mut cmd = Command::new(&exe);
         for var in EXAMPLE_VARS {
@@ -169,37 +90,11 @@ impl Drop for App {
     }
 }
 
-/// Runs example `name` with `env` expecting it to exit by itself within
-/// 10 s; returns its exit code (None when killed by a signal) and stderr.
+/// Runs example `name` with `env` (the examples' other variables cleared)
+/// expecting it to exit by itself within 10 s; returns its exit code (None
+/// when killed by a signal) and stderr.
 pub fn run_to_exit(name: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
-    let exe = example(name);
-    let mut cmd = Command::new(&exe);
-    for var in EXAMPLE_VARS {
-        cmd.env_remove(var);
-    }
-    let mut child = cmd
-        .env("STATUS_ADDR", format!("127.0.0.1:{}", free_port()))
-        .env("RUST_BACKTRACE", "1")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting the example");
-    let started = Instant::now();
-    while child.try_wait().expect("polling the example").is_none() {
-        if started.elapsed() > Duration::from_secs(10) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("example {name} with {env:?} kept running instead of exiting");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let out = child.wait_with_output().expect("collecting output");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    examples::run_to_exit(name, EXAMPLE_VARS, env)
 }
 
 /// A TCP dependency on loopback: accepts and closes every connection until
@@ -340,11 +235,7 @@ impl Reply {
 
 /// Sends `method url` with `headers` and reads the whole response.
 pub async fn send(method: Method, url: &str, headers: &[(&str, &str)]) -> Reply {
-    let mut req = Request::builder().method(method.clone()).uri(url);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let req = req.body(Full::default()).expect("valid request");
+    let req = examples::request(method.clone(), url, headers);
     // A real HTTP/1.1 client (hyper-util's legacy client), fresh per call:
     // its pool is tied to the runtime that made it, and each test has its own.
     let client: Client<HttpConnector, Full<Bytes>> =
@@ -558,56 +449,17 @@ pub async fn watch_until(
     headers: &[(&str, &str)],
     cond: impl Fn(&Value) -> bool,
 ) -> Value {
-    let mut req = Request::builder().method(Method::GET).uri(url);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let req = req.body(Full::default()).expect("valid request");
+    let req = examples::request(Method::GET, url, headers);
     let client: Client<HttpConnector, Full<Bytes>> =
         Client::builder(TokioExecutor::new()).build_http();
     let res = bounded(what, client.request(req))
         .await
         .unwrap_or_else(|e| panic!("{what}: GET {url}: {e}"));
-    assert_eq!(res.status(), StatusCode::OK, "{what}: GET {url}");
-    assert_eq!(
-        res.headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok()),
-        Some("text/event-stream"),
-        "{what}"
-    );
-    let mut body = res.into_body();
-    let mut text = String::new();
     let mut seen = Vec::new();
-    let found = tokio::time::timeout(STEP, async {
-        loop {
-            let frame = match body.frame().await {
-                Some(Ok(frame)) => frame,
-                Some(Err(e)) => panic!("{what}: reading events: {e}"),
-                None => panic!("{what}: the event stream ended"),
-            };
-            if let Ok(data) = frame.into_data() {
-                text.push_str(&String::from_utf8_lossy(&data));
-            }
-            // Whole events end with a blank line.
-            while let Some(end) = text.find("\n\n") {
-                let event: String = text.drain(..end + 2).collect();
-                if !event.starts_with("event: status\n") {
-                    continue; // a keep-alive comment
-                }
-                let data = event
-                    .lines()
-                    .find_map(|l| l.strip_prefix("data: "))
-                    .unwrap_or_else(|| panic!("{what}: an event without data: {event:?}"));
-                let value: Value = serde_json::from_str(data)
-                    .unwrap_or_else(|e| panic!("{what}: event data is not JSON ({e}): {data}"));
-                if cond(&value) {
-                    return value;
-                }
-                seen.push(value);
-            }
-        }
-    })
+    let found = tokio::time::timeout(
+        STEP,
+        examples::status_event_where(what, res, &mut seen, cond),
+    )
     .await;
     found.unwrap_or_else(|_| panic!("{what}: not within {STEP:?}; events seen: {seen:?}"))
 }
