@@ -5,19 +5,20 @@
 //!
 //! Every wait is bounded; timing assertions leave generous margins.
 
+mod common;
+
 use std::convert::Infallible;
-use std::fmt::Debug;
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response, StatusCode};
-use http_body::Body;
+use common::service::{get, get_json};
+use common::{bounded, request};
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
-use tower::{service_fn, Layer, Service, ServiceExt};
+use tower::{service_fn, Layer, ServiceExt};
 use tower_status::check::{
     BoxFuture, Check, CheckResult, Freshness, HealthCheck, TcpCheck, TrafficRule, MAX_ERROR_LEN,
 };
@@ -25,16 +26,6 @@ use tower_status::report::Timestamp;
 use tower_status::{Status, StatusLayer};
 
 // ---------------------------------------------------------------- helpers
-
-/// Upper bound for any single step of a test.
-const STEP: Duration = Duration::from_secs(5);
-
-async fn bounded<F: Future>(what: &str, fut: F) -> F::Output {
-    match tokio::time::timeout(STEP, fut).await {
-        Ok(out) => out,
-        Err(_) => panic!("timed out after {STEP:?}: {what}"),
-    }
-}
 
 /// Polls `cond` every few milliseconds until it holds, for at most [`STEP`].
 async fn wait_until(what: &str, cond: impl Fn() -> bool) {
@@ -44,79 +35,6 @@ async fn wait_until(what: &str, cond: impl Fn() -> bool) {
         }
     })
     .await;
-}
-
-fn request(method: Method, uri: &str) -> Request<Full<Bytes>> {
-    Request::builder()
-        .method(method)
-        .uri(uri)
-        .body(Full::default())
-        .expect("valid request")
-}
-
-/// A response as the test saw it.
-#[derive(Debug)]
-struct Got {
-    status: StatusCode,
-    #[allow(dead_code)]
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Got {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "not JSON ({e}): {:?}",
-                String::from_utf8_lossy(&self.body[..self.body.len().min(500)])
-            )
-        })
-    }
-}
-
-/// Sends one request through a clone of `svc` and reads the whole response.
-async fn send<S, B>(svc: &S, method: Method, uri: &str) -> Got
-where
-    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone,
-    S::Error: Debug,
-    B: Body,
-    B::Error: Debug,
-{
-    let res = bounded(uri, svc.clone().oneshot(request(method, uri)))
-        .await
-        .expect("service error");
-    let (parts, body) = res.into_parts();
-    let body = bounded("body", body.collect())
-        .await
-        .expect("body error")
-        .to_bytes();
-    Got {
-        status: parts.status,
-        headers: parts.headers,
-        body,
-    }
-}
-
-async fn get<S, B>(svc: &S, uri: &str) -> Got
-where
-    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone,
-    S::Error: Debug,
-    B: Body,
-    B::Error: Debug,
-{
-    send(svc, Method::GET, uri).await
-}
-
-/// `GET uri`, returning the status code and the JSON body.
-async fn get_json<S, B>(svc: &S, uri: &str) -> (StatusCode, Value)
-where
-    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone,
-    S::Error: Debug,
-    B: Body,
-    B::Error: Debug,
-{
-    let got = get(svc, uri).await;
-    (got.status, got.json())
 }
 
 type App = tower_status::StatusService<

@@ -4,6 +4,8 @@
 // Each test file uses only some of these.
 #![allow(dead_code)]
 
+pub mod service;
+
 use std::convert::Infallible;
 use std::fmt::Debug;
 use std::future::Future;

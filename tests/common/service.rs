@@ -1,0 +1,84 @@
+//! Requests through a clone of a service, read into a [`Got`].
+
+use std::fmt::Debug;
+
+use bytes::Bytes;
+use http::header::RETRY_AFTER;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::{BodyExt, Full};
+use serde_json::Value;
+use tower::{Service, ServiceExt};
+
+use super::{bounded, parse_json, request};
+
+/// A response as the test saw it.
+#[derive(Debug)]
+pub struct Got {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Got {
+    /// The body as JSON, showing it when it is not.
+    pub fn json(&self) -> Value {
+        parse_json(&self.body)
+    }
+
+    /// `Retry-After` in seconds, when present.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.headers.get(RETRY_AFTER).map(|v| {
+            v.to_str()
+                .expect("ASCII Retry-After")
+                .parse()
+                .expect("Retry-After in seconds")
+        })
+    }
+}
+
+/// Sends one request through a clone of `svc` and reads the whole response.
+pub async fn send<S, B>(svc: &S, method: Method, uri: &str) -> Got
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone,
+    S::Error: Debug,
+    B: Body,
+    B::Error: Debug,
+{
+    let res = bounded(uri, svc.clone().oneshot(request(method, uri)))
+        .await
+        .expect("service error");
+    let (parts, body) = res.into_parts();
+    let body = bounded("body", body.collect())
+        .await
+        .expect("body error")
+        .to_bytes();
+    Got {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+/// `GET uri` through a clone of `svc`.
+pub async fn get<S, B>(svc: &S, uri: &str) -> Got
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone,
+    S::Error: Debug,
+    B: Body,
+    B::Error: Debug,
+{
+    send(svc, Method::GET, uri).await
+}
+
+/// `GET uri`, returning the status code and the JSON body.
+pub async fn get_json<S, B>(svc: &S, uri: &str) -> (StatusCode, Value)
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone,
+    S::Error: Debug,
+    B: Body,
+    B::Error: Debug,
+{
+    let got = get(svc, uri).await;
+    (got.status, got.json())
+}
