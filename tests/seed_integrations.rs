@@ -88,6 +88,20 @@ async fn assert_layer_agrees(app: &App, code: StatusCode, status: &str) {
     assert_eq!(r.status, code, "{}", String::from_utf8_lossy(&r.body));
 }
 
+/// The example with `INTEGRATIONS` set to `entries`.
+async fn start_with(entries: &[(&str, &str, &Dependency)]) -> App {
+    App::start(NAME, &[("INTEGRATIONS", &spec(entries))]).await
+}
+
+/// The seed's two integrations, `1=MJ` and `2=DALL-E`, both up, and the
+/// example checking them.
+async fn mj_and_dalle() -> (Dependency, Dependency, App) {
+    let mj = Dependency::open().await;
+    let dalle = Dependency::open().await;
+    let app = start_with(&[("1", "MJ", &mj), ("2", "DALL-E", &dalle)]).await;
+    (mj, dalle, app)
+}
+
 /// `id=TYPE@addr` entries.
 fn spec(entries: &[(&str, &str, &Dependency)]) -> String {
     entries
@@ -138,16 +152,7 @@ fn schema_follows_the_seed() {
 
 #[tokio::test]
 async fn all_healthy_is_the_seeds_example_byte_for_byte() {
-    let mj = Dependency::open().await;
-    let dalle = Dependency::open().await;
-    let app = App::start(
-        NAME,
-        &[(
-            "INTEGRATIONS",
-            &spec(&[("1", "MJ", &mj), ("2", "DALL-E", &dalle)]),
-        )],
-    )
-    .await;
+    let (_mj, _dalle, app) = mj_and_dalle().await;
     let r = get(&app.url("/status"), &[BEARER]).await;
     let body = check(&r, StatusCode::OK);
     let example: Value = serde_json::from_str(SEED_EXAMPLE).unwrap();
@@ -164,18 +169,12 @@ async fn some_down_is_degraded_with_200_and_per_type_stats() {
     let mj2 = Dependency::open().await;
     let dalle = Dependency::open().await;
     let runway = Dependency::open().await;
-    let app = App::start(
-        NAME,
-        &[(
-            "INTEGRATIONS",
-            &spec(&[
-                ("mj-1", "MJ", &mj1),
-                ("mj-2", "MJ", &mj2),
-                ("dalle", "DALL-E", &dalle),
-                ("runway", "Runway", &runway),
-            ]),
-        )],
-    )
+    let app = start_with(&[
+        ("mj-1", "MJ", &mj1),
+        ("mj-2", "MJ", &mj2),
+        ("dalle", "DALL-E", &dalle),
+        ("runway", "Runway", &runway),
+    ])
     .await;
     let url = app.url("/status");
     check(&get(&url, &[BEARER]).await, StatusCode::OK);
@@ -232,14 +231,7 @@ async fn two_thirds_round_to_two_decimals() {
     let a = Dependency::open().await;
     let b = Dependency::open().await;
     let c = Dependency::open().await;
-    let app = App::start(
-        NAME,
-        &[(
-            "INTEGRATIONS",
-            &spec(&[("a", "X", &a), ("b", "X", &b), ("c", "X", &c)]),
-        )],
-    )
-    .await;
+    let app = start_with(&[("a", "X", &a), ("b", "X", &b), ("c", "X", &c)]).await;
     c.close().await;
     let url = app.url("/status");
     let r = get_until("degraded", &url, &[BEARER], |r| {
@@ -256,16 +248,7 @@ async fn two_thirds_round_to_two_decimals() {
 
 #[tokio::test]
 async fn all_down_is_503_unhealthy_and_recovers() {
-    let mj = Dependency::open().await;
-    let dalle = Dependency::open().await;
-    let app = App::start(
-        NAME,
-        &[(
-            "INTEGRATIONS",
-            &spec(&[("1", "MJ", &mj), ("2", "DALL-E", &dalle)]),
-        )],
-    )
-    .await;
+    let (mj, dalle, app) = mj_and_dalle().await;
     let url = app.url("/status");
     check(&get(&url, &[BEARER]).await, StatusCode::OK);
     let mj_addr = mj.close().await;
