@@ -10,9 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::routing::get as axum_get;
 use bytes::Bytes;
-use common::{bounded, http1_client, send, start_axum, wait_until};
+use common::{bounded, http1_client, send, serve_hello, wait_until};
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -1080,10 +1079,7 @@ async fn real_axum_server_with_keys() {
     let layer = with_healthy_db(StatusLayer::new())
         .api_keys(ApiKeys::new().key(SECRET, Identity::new("ops")))
         .count_requests_per_key(Duration::from_secs(3600));
-    let app = axum::Router::new()
-        .route("/", axum_get(|| async { "hello" }))
-        .layer(layer.clone());
-    let addr = start_axum(app).await;
+    let addr = serve_hello(&layer).await;
     let client = http1_client();
     away_from_the_hour().await;
 

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use axum::routing::get as axum_get;
 use bytes::Bytes;
-use common::{bounded, fetch, fetch_json, http1_client, loopback, start_axum, STEP};
+use common::{bounded, fetch, fetch_json, http1_client, serve_tonic_health, start_axum, STEP};
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
@@ -546,18 +546,8 @@ async fn one_call(i: u64, client: &mut HealthClient<tonic::transport::Channel>, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_books_balance_with_dropped_watch_streams() {
-    let (reporter, health_service) = tonic_health::server::health_reporter();
-    reporter
-        .set_service_status("test.Echo", tonic_health::ServingStatus::Serving)
-        .await;
     let layer = StatusLayer::new().serve_metrics(true);
-    let (listener, addr) = loopback().await;
-    let server = tonic::transport::Server::builder()
-        .accept_http1(true)
-        .layer(layer.clone())
-        .add_service(health_service)
-        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
-    tokio::spawn(async move { server.await.expect("tonic server") });
+    let addr = serve_tonic_health(&layer).await;
 
     // A few HTTP/2 connections, each shared by several tasks (streams multiplexed).
     let mut channels = Vec::new();

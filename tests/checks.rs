@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use common::service::{get, get_json};
-use common::{bounded, request};
+use common::{bounded, component, error_of, request};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
@@ -94,20 +94,6 @@ fn flag_check(flag: &Arc<AtomicBool>, failure: &'static str) -> impl Check {
             }
         }
     }
-}
-
-fn component<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report
-        .get("components")
-        .and_then(|c| c.get(name))
-        .unwrap_or_else(|| panic!("no component {name:?} in {report}"))
-}
-
-fn error_of(report: &Value, name: &str) -> String {
-    component(report, name)["error"]
-        .as_str()
-        .unwrap_or_else(|| panic!("component {name:?} has no error: {report}"))
-        .to_owned()
 }
 
 /// `2026-11-23T10:30:00.000Z`: RFC 3339, UTC, milliseconds.

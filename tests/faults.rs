@@ -14,10 +14,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::routing::get as axum_get;
-use common::{bounded, fetch, http1_client, loopback, start_axum, Fetched, STEP};
+use common::{
+    bounded, component, error_of, fetch, http1_client, loopback, serve_hello, Fetched, STEP,
+};
 use http::{Method, StatusCode};
-use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower_status::check::MAX_ERROR_LEN;
 use tower_status::check::{CheckResult, Freshness, HealthCheck, HttpCheck, TcpCheck};
@@ -39,16 +39,6 @@ fn always() -> Freshness {
     }
 }
 
-/// Serves `/` ("hello") behind `layer` on a loopback port.
-async fn serve(layer: &StatusLayer) -> SocketAddr {
-    start_axum(
-        axum::Router::new()
-            .route("/", axum_get(|| async { "hello" }))
-            .layer(layer.clone()),
-    )
-    .await
-}
-
 /// `GET path` with `client`, timed.
 async fn timed_get(
     client: &hyper_util::client::legacy::Client<
@@ -61,20 +51,6 @@ async fn timed_get(
     let started = Instant::now();
     let res = fetch(client, addr, Method::GET, path).await;
     (res, started.elapsed())
-}
-
-/// `report.components[name]`, failing when missing.
-fn component<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["components"]
-        .get(name)
-        .unwrap_or_else(|| panic!("no component {name:?} in {report}"))
-}
-
-fn error_of(report: &Value, name: &str) -> String {
-    component(report, name)["error"]
-        .as_str()
-        .unwrap_or_else(|| panic!("component {name:?} has no error: {report}"))
-        .to_owned()
 }
 
 /// Runs `fut` on a runtime of its own, on a thread of its own, as a client
@@ -259,7 +235,7 @@ async fn misbehaving_checks_never_hold_up_the_report_or_the_service() {
             })
             .freshness(always()),
         );
-    let addr = serve(&layer).await;
+    let addr = serve_hello(&layer).await;
     let stop = Arc::new(AtomicBool::new(false));
     let probe = probe_passthrough(addr, Arc::clone(&stop));
 
@@ -398,7 +374,7 @@ async fn silent_upstreams_time_out_and_closed_ports_are_refused() {
         .health_check(
             HealthCheck::new("tcp_refused", TcpCheck::new(closed.to_string())).freshness(always()),
         );
-    let addr = serve(&layer).await;
+    let addr = serve_hello(&layer).await;
     let client = http1_client();
 
     for round in 0..3 {
@@ -480,7 +456,7 @@ async fn hammered_status_with_slow_checks_runs_each_check_once_per_flight() {
     let layer = StatusLayer::new()
         .health_check(slow("fresh", &fresh_runs, always()))
         .health_check(slow("cached", &cached_runs, Freshness::default()));
-    let addr = serve(&layer).await;
+    let addr = serve_hello(&layer).await;
     let stop = Arc::new(AtomicBool::new(false));
     let probe = probe_passthrough(addr, Arc::clone(&stop));
 
@@ -587,7 +563,7 @@ async fn status_recovers_once_the_faults_stop() {
         .health_check(check("huge", || {
             Box::pin(async { CheckResult::down("x".repeat(5 * 1024 * 1024)) })
         }));
-    let addr = serve(&layer).await;
+    let addr = serve_hello(&layer).await;
     let client = http1_client();
 
     for _ in 0..3 {
@@ -664,7 +640,7 @@ async fn report_deadline_bounds_every_answer_with_twenty_hanging_checks() {
                 .timeout(Duration::from_secs(30)),
         );
     }
-    let addr = serve(&layer).await;
+    let addr = serve_hello(&layer).await;
     let client = http1_client();
 
     let mut latencies = Vec::new();

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use common::{bounded, hello_service, parse_json, send};
+use common::{bounded, counter, flag, flag_check, hello_service, parse_json, send};
 use http::header::{ACCEPT, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::Full;
@@ -72,34 +72,6 @@ async fn call(layer: &StatusLayer, request: Request<Full<Bytes>>) -> Answer {
 
 async fn get(layer: &StatusLayer, uri: &str, headers: &[(&str, &str)]) -> Answer {
     call(layer, req(Method::GET, uri, headers)).await
-}
-
-/// A check that is up while `flag` is set, run on every request (no cache),
-/// counting its runs in `runs`.
-fn flag_check(name: &str, flag: &Arc<AtomicBool>, runs: &Arc<AtomicUsize>) -> HealthCheck {
-    let (flag, runs) = (Arc::clone(flag), Arc::clone(runs));
-    HealthCheck::new(name, move || {
-        runs.fetch_add(1, Ordering::SeqCst);
-        let up = flag.load(Ordering::SeqCst);
-        async move {
-            if up {
-                CheckResult::ok()
-            } else {
-                CheckResult::down("connection refused")
-            }
-        }
-    })
-    .freshness(Freshness::OnDemand {
-        ttl: Duration::ZERO,
-    })
-}
-
-fn flag() -> Arc<AtomicBool> {
-    Arc::new(AtomicBool::new(true))
-}
-
-fn counter() -> Arc<AtomicUsize> {
-    Arc::new(AtomicUsize::new(0))
 }
 
 fn keys() -> ApiKeys {

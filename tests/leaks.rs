@@ -33,9 +33,8 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
-use axum::routing::get as axum_get;
 use bytes::Bytes;
-use common::{bounded, http1_client, send, start_axum};
+use common::{bounded, http1_client, send, serve_hello};
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -738,10 +737,7 @@ async fn a_key_without_details_sees_what_anonymous_callers_see() {
 
 /// Serves an axum app behind [`layer`] on a loopback port.
 async fn serve() -> SocketAddr {
-    let app = axum::Router::new()
-        .route("/", axum_get(|| async { "hello" }))
-        .layer(layer());
-    start_axum(app).await
+    serve_hello(&layer()).await
 }
 
 /// `GET /status/watch` with `headers` over a real HTTP/1.1 connection:

@@ -7,11 +7,10 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::routing::get as axum_get;
 use bytes::Bytes;
 use common::{
     bounded, class_count, fetch, fetch_json, frames, header_map, http1_client, http2_client,
-    loopback, num, start_axum, wait_until, BoxError,
+    loopback, num, serve_hello, serve_tonic_health, wait_until, BoxError,
 };
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode, Version};
@@ -65,10 +64,7 @@ async fn wait_for_total(layer: &StatusLayer, total: u64) {
 #[tokio::test]
 async fn axum_server_over_http1() {
     let layer = StatusLayer::new().service_name("axum-app");
-    let app = axum::Router::new()
-        .route("/", axum_get(|| async { "hello" }))
-        .layer(layer);
-    let addr = start_axum(app).await;
+    let addr = serve_hello(&layer).await;
     let client = http1_client();
 
     for _ in 0..5 {
@@ -107,10 +103,7 @@ async fn axum_server_over_http1() {
 
 #[tokio::test]
 async fn axum_server_over_http2_prior_knowledge() {
-    let app = axum::Router::new()
-        .route("/", axum_get(|| async { "hello" }))
-        .layer(StatusLayer::new());
-    let addr = start_axum(app).await;
+    let addr = serve_hello(&StatusLayer::new()).await;
     let client = http2_client();
 
     let res = fetch(&client, addr, Method::GET, "/status").await;
@@ -131,18 +124,8 @@ async fn axum_server_over_http2_prior_knowledge() {
 
 #[tokio::test]
 async fn tonic_health_server_counts_grpc_calls() {
-    let (reporter, health_service) = tonic_health::server::health_reporter();
-    reporter
-        .set_service_status("test.Echo", ServingStatus::Serving)
-        .await;
     let layer = StatusLayer::new();
-    let (listener, addr) = loopback().await;
-    let server = tonic::transport::Server::builder()
-        .accept_http1(true)
-        .layer(layer.clone())
-        .add_service(health_service)
-        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
-    tokio::spawn(async move { server.await.expect("tonic server") });
+    let addr = serve_tonic_health(&layer).await;
 
     // tonic-health's generated client has no `connect`: open the channel here.
     let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))

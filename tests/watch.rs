@@ -8,9 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::routing::get as axum_get;
 use bytes::Bytes;
-use common::{bounded, fetch, http1_client, start_axum};
+use common::{bounded, counter, fetch, flag, flag_check, http1_client, serve_hello};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -27,33 +26,6 @@ const INTERVAL: Duration = Duration::from_millis(100);
 const MARGIN: Duration = Duration::from_millis(400);
 
 const OPS_KEY: &str = "ops-key-0123456789";
-
-/// A check reading `flag` on every run (no cache), counting its runs.
-fn flag_check(name: &str, flag: &Arc<AtomicBool>, runs: &Arc<AtomicUsize>) -> HealthCheck {
-    let (flag, runs) = (Arc::clone(flag), Arc::clone(runs));
-    HealthCheck::new(name, move || {
-        runs.fetch_add(1, Ordering::SeqCst);
-        let up = flag.load(Ordering::SeqCst);
-        async move {
-            if up {
-                CheckResult::ok()
-            } else {
-                CheckResult::down("connection refused")
-            }
-        }
-    })
-    .freshness(Freshness::OnDemand {
-        ttl: Duration::ZERO,
-    })
-}
-
-fn flag() -> Arc<AtomicBool> {
-    Arc::new(AtomicBool::new(true))
-}
-
-fn counter() -> Arc<AtomicUsize> {
-    Arc::new(AtomicUsize::new(0))
-}
 
 fn db_layer(db: &Arc<AtomicBool>, runs: &Arc<AtomicUsize>) -> StatusLayer {
     StatusLayer::new()
@@ -164,15 +136,6 @@ async fn the_evaluator_stops_with_the_last_subscriber() {
 // Server-Sent Events
 // ---------------------------------------------------------------------------
 
-async fn serve(layer: &StatusLayer) -> SocketAddr {
-    start_axum(
-        axum::Router::new()
-            .route("/", axum_get(|| async { "hello" }))
-            .layer(layer.clone()),
-    )
-    .await
-}
-
 /// An open event stream, read block by block.
 struct Events {
     body: Incoming,
@@ -267,7 +230,7 @@ fn parse_event(block: &str) -> Value {
 async fn events_follow_the_status() {
     let (db, runs) = (flag(), counter());
     let layer = db_layer(&db, &runs);
-    let addr = serve(&layer).await;
+    let addr = serve_hello(&layer).await;
 
     let mut events = Events::open(addr, &[]).await;
     assert_eq!(events.headers[CONTENT_TYPE], "text/event-stream");
@@ -308,7 +271,7 @@ async fn events_follow_the_status() {
 #[tokio::test]
 async fn keep_alive_comments_when_quiet() {
     let layer = db_layer(&flag(), &counter()).watch_keepalive(Duration::from_millis(200));
-    let addr = serve(&layer).await;
+    let addr = serve_hello(&layer).await;
     let mut events = Events::open(addr, &[]).await;
     let first = events.block(INTERVAL + MARGIN).await.expect("first event");
     assert!(first.starts_with("event: status\n"), "{first:?}");
@@ -358,7 +321,7 @@ async fn callers_without_details_see_only_the_overall_status() {
             ttl: Duration::ZERO,
         }),
     );
-    let addr = serve(&layer).await;
+    let addr = serve_hello(&layer).await;
 
     let mut ops = Events::open(addr, &[("x-api-key", OPS_KEY)]).await;
     let mut anon = Events::open(addr, &[]).await;
@@ -402,7 +365,7 @@ async fn a_missing_key_is_refused_before_any_evaluation() {
     let runs = counter();
     let layer =
         db_layer(&flag(), &runs).api_keys(ApiKeys::new().key(OPS_KEY, Identity::new("ops")));
-    let addr = serve(&layer).await;
+    let addr = serve_hello(&layer).await;
     let client = http1_client();
 
     let res = fetch(&client, addr, Method::GET, "/status/watch").await;
@@ -424,7 +387,7 @@ async fn a_missing_key_is_refused_before_any_evaluation() {
 async fn head_is_headers_only() {
     let runs = counter();
     let layer = db_layer(&flag(), &runs);
-    let addr = serve(&layer).await;
+    let addr = serve_hello(&layer).await;
     let client = http1_client();
     let res = fetch(&client, addr, Method::HEAD, "/status/watch").await;
     assert_eq!(res.status, StatusCode::OK);
@@ -442,7 +405,7 @@ async fn head_is_headers_only() {
 async fn a_closed_stream_stops_the_evaluation() {
     let runs = counter();
     let layer = db_layer(&flag(), &runs).watch_keepalive(Duration::from_millis(100));
-    let addr = serve(&layer).await;
+    let addr = serve_hello(&layer).await;
     let mut events = Events::open(addr, &[]).await;
     events.expect_event(INTERVAL + MARGIN, "first").await;
     drop(events);
@@ -467,7 +430,7 @@ async fn a_closed_stream_stops_the_evaluation() {
 async fn a_stream_opened_after_a_pause_starts_with_the_current_status() {
     let db = flag();
     let layer = db_layer(&db, &counter());
-    let addr = serve(&layer).await;
+    let addr = serve_hello(&layer).await;
     {
         let mut watch = layer.subscribe();
         let first = bounded("first", watch.changed()).await.expect("alive");

@@ -10,6 +10,8 @@ use std::convert::Infallible;
 use std::fmt::Debug;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,6 +22,8 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use tower::{Service, ServiceExt};
+use tower_status::check::{CheckResult, Freshness, HealthCheck};
+use tower_status::StatusLayer;
 
 /// Upper bound for any single step of a test.
 pub const STEP: Duration = Duration::from_secs(5);
@@ -247,4 +251,76 @@ pub async fn fetch_json(
     let res = fetch(client, addr, Method::GET, path).await;
     assert_eq!(res.status, StatusCode::OK, "GET {path}: {res:?}");
     res.json()
+}
+
+/// Serves `/` ("hello") behind `layer` with axum on a loopback port.
+pub async fn serve_hello(layer: &StatusLayer) -> SocketAddr {
+    start_axum(
+        axum::Router::new()
+            .route("/", axum::routing::get(|| async { "hello" }))
+            .layer(layer.clone()),
+    )
+    .await
+}
+
+/// Serves tonic-health's `Health` service, with `test.Echo` serving, behind
+/// `layer` on a loopback port (HTTP/1.1 accepted too).
+pub async fn serve_tonic_health(layer: &StatusLayer) -> SocketAddr {
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("test.Echo", tonic_health::ServingStatus::Serving)
+        .await;
+    let (listener, addr) = loopback().await;
+    let server = tonic::transport::Server::builder()
+        .accept_http1(true)
+        .layer(layer.clone())
+        .add_service(health_service)
+        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
+    tokio::spawn(async move { server.await.expect("tonic server") });
+    addr
+}
+
+/// A check that is up while `flag` is set, run on every request (no cache),
+/// counting its runs in `runs`.
+pub fn flag_check(name: &str, flag: &Arc<AtomicBool>, runs: &Arc<AtomicUsize>) -> HealthCheck {
+    let (flag, runs) = (Arc::clone(flag), Arc::clone(runs));
+    HealthCheck::new(name, move || {
+        runs.fetch_add(1, Ordering::SeqCst);
+        let up = flag.load(Ordering::SeqCst);
+        async move {
+            if up {
+                CheckResult::ok()
+            } else {
+                CheckResult::down("connection refused")
+            }
+        }
+    })
+    .freshness(Freshness::OnDemand {
+        ttl: Duration::ZERO,
+    })
+}
+
+/// A flag for [`flag_check`], set.
+pub fn flag() -> Arc<AtomicBool> {
+    Arc::new(AtomicBool::new(true))
+}
+
+/// A run counter for [`flag_check`], at 0.
+pub fn counter() -> Arc<AtomicUsize> {
+    Arc::new(AtomicUsize::new(0))
+}
+
+/// `report.components[name]`, failing when missing.
+pub fn component<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["components"]
+        .get(name)
+        .unwrap_or_else(|| panic!("no component {name:?} in {report}"))
+}
+
+/// The `error` of component `name`, failing when it has none.
+pub fn error_of(report: &Value, name: &str) -> String {
+    component(report, name)["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("component {name:?} has no error: {report}"))
+        .to_owned()
 }
