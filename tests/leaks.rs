@@ -232,13 +232,28 @@ fn inner(
     }
 }
 
+/// What the tests call: the layer over [`inner`], as a cloneable service.
+trait StatusService:
+    tower::Service<
+        Request<Full<Bytes>>,
+        Response = Response<tower_status::body::ResponseBody<Full<Bytes>>>,
+        Error = Infallible,
+    > + Clone
+{
+}
+
+impl<S> StatusService for S where
+    S: tower::Service<
+            Request<Full<Bytes>>,
+            Response = Response<tower_status::body::ResponseBody<Full<Bytes>>>,
+            Error = Infallible,
+        > + Clone
+{
+}
+
 /// The layered service, with a pushed component and some real traffic
 /// (2xx and 5xx) already recorded.
-async fn service() -> impl tower::Service<
-    Request<Full<Bytes>>,
-    Response = Response<tower_status::body::ResponseBody<Full<Bytes>>>,
-    Error = Infallible,
-> + Clone {
+async fn service() -> impl StatusService {
     let layer = layer();
     layer.handle().set_component_with(
         "zz-secret-pushed",
@@ -308,14 +323,12 @@ impl Answer {
 }
 
 /// Sends `method uri` with `headers` through `svc` (oneshot) and reads all.
-async fn ask<S>(svc: &S, method: &Method, uri: &str, headers: &[(&str, &[u8])]) -> Answer
-where
-    S: tower::Service<
-            Request<Full<Bytes>>,
-            Response = Response<tower_status::body::ResponseBody<Full<Bytes>>>,
-            Error = Infallible,
-        > + Clone,
-{
+async fn ask<S: StatusService>(
+    svc: &S,
+    method: &Method,
+    uri: &str,
+    headers: &[(&str, &[u8])],
+) -> Answer {
     let req = request(method, uri, headers);
     let (parts, body) = send(svc.clone(), req).await;
     Answer {
@@ -324,6 +337,11 @@ where
         headers: parts.headers,
         body,
     }
+}
+
+/// `GET uri` with the valid key, which may see every detail.
+async fn ask_with_key<S: StatusService>(svc: &S, uri: &str) -> Answer {
+    ask(svc, &Method::GET, uri, &[("x-api-key", KEY.as_bytes())]).await
 }
 
 /// Header names of a request, for messages (never the values: keys).
@@ -411,6 +429,22 @@ fn assert_error(a: &Answer, status: StatusCode, code: &str) {
     assert_eq!(a.keys(), set(&["error", "code"]), "{}", a.what);
     assert_eq!(a.json()["code"], code, "{}", a.what);
     assert_nothing_leaks(a);
+}
+
+/// Anonymous `GET uri` answers the error `status` with `code`, and `HEAD uri`
+/// the same status with nothing leaking; returns both answers.
+async fn assert_refused<S: StatusService>(
+    svc: &S,
+    uri: &str,
+    status: StatusCode,
+    code: &str,
+) -> (Answer, Answer) {
+    let a = ask(svc, &Method::GET, uri, &[]).await;
+    assert_error(&a, status, code);
+    let h = ask(svc, &Method::HEAD, uri, &[]).await;
+    assert_eq!(h.status, status, "{}", h.what);
+    assert_nothing_leaks(&h);
+    (a, h)
 }
 
 /// The report endpoints in every format, for a caller without details:
@@ -596,8 +630,7 @@ async fn anonymous_components_metrics_and_errors_show_nothing() {
         "/status/metrics",
         "/status/metrics?format=ietf",
     ] {
-        let a = ask(&svc, &Method::GET, uri, &[]).await;
-        assert_error(&a, StatusCode::UNAUTHORIZED, "unauthorized");
+        let (a, h) = assert_refused(&svc, uri, StatusCode::UNAUTHORIZED, "unauthorized").await;
         assert_eq!(
             a.body, unknown.body,
             "{}: differs from an unknown name",
@@ -609,18 +642,11 @@ async fn anonymous_components_metrics_and_errors_show_nothing() {
             "{}",
             a.what
         );
-        let h = ask(&svc, &Method::HEAD, uri, &[]).await;
-        assert_eq!(h.status, StatusCode::UNAUTHORIZED, "{}", h.what);
         assert!(h.body.is_empty(), "{}", h.what);
-        assert_nothing_leaks(&h);
     }
     // 404 below the status path.
     for uri in ["/status/a/b", "/status/zz-secret-db/x", "/status/live/x"] {
-        let a = ask(&svc, &Method::GET, uri, &[]).await;
-        assert_error(&a, StatusCode::NOT_FOUND, "not_found");
-        let h = ask(&svc, &Method::HEAD, uri, &[]).await;
-        assert_eq!(h.status, StatusCode::NOT_FOUND, "{}", h.what);
-        assert_nothing_leaks(&h);
+        assert_refused(&svc, uri, StatusCode::NOT_FOUND, "not_found").await;
     }
     // 400 for unknown formats: the name asked for is not echoed either.
     for uri in [
@@ -629,11 +655,7 @@ async fn anonymous_components_metrics_and_errors_show_nothing() {
         "/status?format=sk-LEAK-CHECK-42",
         "/status?format=",
     ] {
-        let a = ask(&svc, &Method::GET, uri, &[]).await;
-        assert_error(&a, StatusCode::BAD_REQUEST, "unknown_format");
-        let h = ask(&svc, &Method::HEAD, uri, &[]).await;
-        assert_eq!(h.status, StatusCode::BAD_REQUEST, "{}", h.what);
-        assert_nothing_leaks(&h);
+        assert_refused(&svc, uri, StatusCode::BAD_REQUEST, "unknown_format").await;
     }
     // 405 for any other method, everywhere below the path.
     for (method, uri) in [
@@ -686,13 +708,7 @@ async fn maintenance_notice_and_draining_stay_private() {
         assert!(!a.text().contains("draining"), "{}", a.what);
     }
     // Positive control: a caller with details sees the notice.
-    let full = ask(
-        &svc,
-        &Method::GET,
-        "/status",
-        &[("x-api-key", KEY.as_bytes())],
-    )
-    .await;
+    let full = ask_with_key(&svc, "/status").await;
     assert!(
         full.text().contains("secret-maintenance-note"),
         "{}",
@@ -990,13 +1006,7 @@ async fn api_keys_never_appear_in_any_answer() {
     }
 
     // Positive control: the valid key sees every detail, in every format.
-    let full = ask(
-        &svc,
-        &Method::GET,
-        "/status",
-        &[("x-api-key", KEY.as_bytes())],
-    )
-    .await;
+    let full = ask_with_key(&svc, "/status").await;
     let report = full.json();
     assert_eq!(report["service"], SERVICE);
     assert_eq!(report["environment"], ENVIRONMENT);
@@ -1011,21 +1021,9 @@ async fn api_keys_never_appear_in_any_answer() {
     )
     .await;
     assert_ne!(custom.json()["names"], json!([]), "{}", custom.text());
-    let ietf = ask(
-        &svc,
-        &Method::GET,
-        "/status?format=ietf",
-        &[("x-api-key", KEY.as_bytes())],
-    )
-    .await;
+    let ietf = ask_with_key(&svc, "/status?format=ietf").await;
     assert!(ietf.text().contains(DB_ERROR), "{}", ietf.text());
-    let metrics = ask(
-        &svc,
-        &Method::GET,
-        "/status/metrics",
-        &[("x-api-key", KEY.as_bytes())],
-    )
-    .await;
+    let metrics = ask_with_key(&svc, "/status/metrics").await;
     assert_eq!(metrics.status, StatusCode::OK);
     assert!(metrics.text().contains(DB), "{}", metrics.text());
     assert_no_key(&metrics);
