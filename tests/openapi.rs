@@ -710,12 +710,17 @@ async fn conforms(
     answer
 }
 
-fn detailed_layer() -> StatusLayer {
+/// The `billing` service at `version` in `environment`: a `db` check up
+/// (observed `db_ms` ms), a non-critical `cache` check down, a traffic rule
+/// and a `build` section.
+fn billing_layer(version: &str, environment: &str, db_ms: u64) -> StatusLayer {
     StatusLayer::new()
         .service_name("billing")
-        .version("1.2.3")
-        .environment("test")
-        .check("db", || async { CheckResult::ok().with_observed(3, "ms") })
+        .version(version)
+        .environment(environment)
+        .check("db", move || async move {
+            CheckResult::ok().with_observed(db_ms, "ms")
+        })
         .health_check(
             HealthCheck::new("cache", || async {
                 CheckResult::down("connection refused")
@@ -725,6 +730,10 @@ fn detailed_layer() -> StatusLayer {
         )
         .traffic_rule(TrafficRule::error_rate_above(0.5, Status::Degraded))
         .section("build", || async { json!({ "commit": "abc123" }) })
+}
+
+fn detailed_layer() -> StatusLayer {
+    billing_layer("1.2.3", "test", 3)
         .serve_metrics(true)
         .serve_openapi(true)
 }
@@ -1141,20 +1150,7 @@ async fn run_schemathesis(layer: StatusLayer, headers: &[&str]) {
 /// schemathesis sees details), per-key counting, metrics and the document.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_contract_violation() {
-    let layer = StatusLayer::new()
-        .service_name("billing")
-        .version("2.4.1")
-        .environment("ci")
-        .check("db", || async { CheckResult::ok().with_observed(2, "ms") })
-        .health_check(
-            HealthCheck::new("cache", || async {
-                CheckResult::down("connection refused")
-            })
-            .critical(false)
-            .component_type("cache"),
-        )
-        .traffic_rule(TrafficRule::error_rate_above(0.5, Status::Degraded))
-        .section("build", || async { json!({ "commit": "abc123" }) })
+    let layer = billing_layer("2.4.1", "ci", 2)
         .api_keys(
             ApiKeys::new()
                 .key(
