@@ -746,16 +746,13 @@ async fn open_layer_answers_as_documented() {
     for method in [Method::GET, Method::HEAD] {
         let report = conforms(&layer, s, method.clone(), "/status", &[]).await;
         assert_eq!(report.status, StatusCode::OK, "degraded is 200");
-        conforms(&layer, s, method.clone(), "/status/", &[]).await;
-        conforms(&layer, s, method.clone(), "/status?format=ietf", &[]).await;
-        conforms(
-            &layer,
-            s,
-            method.clone(),
+        for uri in [
+            "/status/",
+            "/status?format=ietf",
             "/status?exclude=cache,db&exclude=x",
-            &[],
-        )
-        .await;
+        ] {
+            conforms(&layer, s, method.clone(), uri, &[]).await;
+        }
         let bad = conforms(&layer, s, method.clone(), "/status?format=nope", &[]).await;
         assert_eq!(bad.status, StatusCode::BAD_REQUEST);
         conforms(
@@ -766,31 +763,14 @@ async fn open_layer_answers_as_documented() {
             &[("accept", "application/health+json")],
         )
         .await;
-        conforms(&layer, "/status/live", method.clone(), "/status/live", &[]).await;
-        conforms(
-            &layer,
-            "/status/ready",
-            method.clone(),
-            "/status/ready",
-            &[],
-        )
-        .await;
-        conforms(
-            &layer,
-            "/status/ready",
-            method.clone(),
-            "/status/ready?verbose",
-            &[],
-        )
-        .await;
-        conforms(
-            &layer,
-            "/status/ready",
-            method.clone(),
-            "/status/ready?verbose=0&exclude=db",
-            &[],
-        )
-        .await;
+        for (template, uri) in [
+            ("/status/live", "/status/live"),
+            ("/status/ready", "/status/ready"),
+            ("/status/ready", "/status/ready?verbose"),
+            ("/status/ready", "/status/ready?verbose=0&exclude=db"),
+        ] {
+            conforms(&layer, template, method.clone(), uri, &[]).await;
+        }
         let db = conforms(&layer, c, method.clone(), "/status/db", &[]).await;
         assert_eq!(db.status, StatusCode::OK);
         let cache = conforms(&layer, c, method.clone(), "/status/cache", &[]).await;
@@ -798,22 +778,9 @@ async fn open_layer_answers_as_documented() {
         conforms(&layer, c, method.clone(), "/status/traffic", &[]).await;
         let missing = conforms(&layer, c, method.clone(), "/status/no%20such", &[]).await;
         assert_eq!(missing.status, StatusCode::NOT_FOUND);
-        conforms(
-            &layer,
-            "/status/watch",
-            method.clone(),
-            "/status/watch",
-            &[],
-        )
-        .await;
-        conforms(
-            &layer,
-            "/status/metrics",
-            method.clone(),
-            "/status/metrics",
-            &[],
-        )
-        .await;
+        for path in ["/status/watch", "/status/metrics"] {
+            conforms(&layer, path, method.clone(), path, &[]).await;
+        }
         let doc = conforms(
             &layer,
             "/status/openapi.json",
