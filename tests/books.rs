@@ -77,6 +77,15 @@ async fn connect(addr: SocketAddr) -> TcpStream {
         .expect("TCP connect")
 }
 
+/// Connects to `addr` and writes `raw` (one or more requests), bounded.
+async fn connect_and_write(addr: SocketAddr, raw: &[u8]) -> TcpStream {
+    let mut s = connect(addr).await;
+    bounded("write", s.write_all(raw))
+        .await
+        .expect("write request");
+    s
+}
+
 /// Reads from `stream` until the end of the response head, bounded.
 async fn read_head(stream: &mut TcpStream) -> Vec<u8> {
     bounded("reading a response head", async {
@@ -268,13 +277,11 @@ async fn one_request(
         }
         // Raw TCP, one request, `Connection: close`, read to the end.
         6 => {
-            let mut s = connect(addr).await;
-            bounded(
-                "write",
-                s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"),
+            let mut s = connect_and_write(
+                addr,
+                b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
             )
-            .await
-            .expect("write request");
+            .await;
             t.sent += 1;
             let got = read_all(&mut s).await;
             assert!(got.starts_with("HTTP/1.1 200"), "{got:?}");
@@ -282,16 +289,12 @@ async fn one_request(
         }
         // Raw TCP, two pipelined requests in one write (the second `/boom`).
         7 => {
-            let mut s = connect(addr).await;
-            bounded(
-                "write",
-                s.write_all(
-                    b"GET / HTTP/1.1\r\nHost: t\r\n\r\n\
+            let mut s = connect_and_write(
+                addr,
+                b"GET / HTTP/1.1\r\nHost: t\r\n\r\n\
                       GET /boom HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-                ),
             )
-            .await
-            .expect("write pipelined requests");
+            .await;
             t.sent += 2;
             t.boom += 1;
             let got = read_all(&mut s).await;
@@ -300,13 +303,7 @@ async fn one_request(
         }
         // Raw TCP `/slow`: read the head, then go away mid-body.
         8 => {
-            let mut s = connect(addr).await;
-            bounded(
-                "write",
-                s.write_all(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n"),
-            )
-            .await
-            .expect("write request");
+            let mut s = connect_and_write(addr, b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n").await;
             t.sent += 1;
             let head = read_head(&mut s).await;
             assert!(head.starts_with(b"HTTP/1.1 200"), "{head:?}");
@@ -680,10 +677,7 @@ async fn requests_closed_right_after_writing_may_never_reach_the_layer() {
             tokio::spawn(async move {
                 let (mut sent, mut answered) = (0u64, 0u64);
                 while next.fetch_add(1, SeqCst) < CONNECTIONS {
-                    let mut s = connect(addr).await;
-                    bounded("write", s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"))
-                        .await
-                        .expect("write request");
+                    let mut s = connect_and_write(addr, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").await;
                     sent += 1;
                     bounded("half-close", s.shutdown())
                         .await
