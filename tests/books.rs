@@ -206,6 +206,20 @@ fn assert_books_balance(report: &Value) {
     );
 }
 
+/// The window holds all `total` requests (the layer is younger than the
+/// window), and both the report's and Prometheus' latency histograms count
+/// every one (`prom_count`).
+fn assert_all_timed(report: &Value, total: u64, prom_count: u64) {
+    let r = &report["requests"];
+    assert_eq!(r["window_total"].as_u64(), Some(total), "{report}");
+    assert_eq!(
+        report["response_time_ms"]["count"].as_u64(),
+        Some(total),
+        "{report}"
+    );
+    assert_eq!(prom_count, total, "Prometheus histogram count");
+}
+
 // ---------------------------------------------------------------- HTTP
 
 /// What one client task put on the wire.
@@ -462,13 +476,7 @@ async fn axum_books_balance_under_load_with_disconnects_and_dropped_futures() {
     );
     assert_eq!(r["by_class"]["5xx"].as_u64(), Some(tally.boom), "{report}");
     // The layer is younger than the window: the window is everything.
-    assert_eq!(r["window_total"].as_u64(), Some(total), "{report}");
-    assert_eq!(
-        report["response_time_ms"]["count"].as_u64(),
-        Some(total),
-        "{report}"
-    );
-    assert_eq!(prom_count, total, "Prometheus histogram count");
+    assert_all_timed(&report, total, prom_count);
 }
 
 // ---------------------------------------------------------------- gRPC
@@ -628,13 +636,7 @@ async fn grpc_books_balance_with_dropped_watch_streams() {
         Some(calls.made - calls.dropped_watches),
         "{report}"
     );
-    assert_eq!(r["window_total"].as_u64(), Some(total), "{report}");
-    assert_eq!(
-        report["response_time_ms"]["count"].as_u64(),
-        Some(total),
-        "{report}"
-    );
-    assert_eq!(prom_count, total, "Prometheus histogram count");
+    assert_all_timed(&report, total, prom_count);
 }
 
 // ---------------------------------------------------------------- a limit
