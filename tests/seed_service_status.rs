@@ -58,16 +58,11 @@ fn schema() -> Schema {
 /// Fields of the seed's error object, in its order.
 const ERROR_FIELDS: [&str; 3] = ["error", "timestamp", "service"];
 
-/// Checks an error reply: `code`, JSON, the seed's error object with
-/// exactly its fields in its order, `all-services`, a fresh timestamp.
-fn check_error(r: &Reply, code: StatusCode) -> Value {
-    assert_eq!(r.status, code, "{}", String::from_utf8_lossy(&r.body));
-    assert_eq!(r.header("content-type"), "application/json");
-    assert_eq!(r.header("cache-control"), "no-store");
-    let body = r.json();
-    schema().assert_valid_def("error", &body);
+/// Fails unless the body of `r` has each of `fields` as a key, in that
+/// order (the first occurrence of each).
+fn assert_fields_in_order(r: &Reply, fields: &[&str]) {
     let text = std::str::from_utf8(&r.body).unwrap();
-    let positions: Vec<usize> = ERROR_FIELDS
+    let positions: Vec<usize> = fields
         .iter()
         .map(|f| {
             text.find(&format!("\"{f}\":"))
@@ -78,6 +73,17 @@ fn check_error(r: &Reply, code: StatusCode) -> Value {
         positions.windows(2).all(|w| w[0] < w[1]),
         "fields not in the seed's order: {text}"
     );
+}
+
+/// Checks an error reply: `code`, JSON, the seed's error object with
+/// exactly its fields in its order, `all-services`, a fresh timestamp.
+fn check_error(r: &Reply, code: StatusCode) -> Value {
+    assert_eq!(r.status, code, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("content-type"), "application/json");
+    assert_eq!(r.header("cache-control"), "no-store");
+    let body = r.json();
+    schema().assert_valid_def("error", &body);
+    assert_fields_in_order(r, &ERROR_FIELDS);
     assert_eq!(body["service"], "all-services", "{body}");
     let age = age_ms(body["timestamp"].as_str().unwrap());
     assert!(age < 5_000, "timestamp {age} ms away from now: {body}");
@@ -91,18 +97,7 @@ fn check_body(r: &Reply, status: &str, environment: &str) -> Value {
     assert_eq!(r.header("cache-control"), "no-store");
     let body = r.json();
     schema().assert_valid(&body);
-    let text = std::str::from_utf8(&r.body).unwrap();
-    let positions: Vec<usize> = FIELDS
-        .iter()
-        .map(|f| {
-            text.find(&format!("\"{f}\":"))
-                .unwrap_or_else(|| panic!("no {f} in {text}"))
-        })
-        .collect();
-    assert!(
-        positions.windows(2).all(|w| w[0] < w[1]),
-        "fields not in the seed's order: {text}"
-    );
+    assert_fields_in_order(r, &FIELDS);
     assert_eq!(body.as_object().unwrap().len(), FIELDS.len(), "{body}");
     assert_eq!(body["status"], status, "{body}");
     assert_eq!(body["service"], "all-services");
