@@ -1,24 +1,19 @@
 //! The gRPC health bridge against a real tonic server and a real
 //! `grpc.health.v1` client: Check and Watch answer what `/status` answers.
 
+mod common;
+
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::{bounded, serve_health_service, STEP};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 use tower_status::check::{Freshness, HealthCheck};
 use tower_status::grpc::HealthBridge;
 use tower_status::StatusLayer;
-
-const STEP: Duration = Duration::from_secs(5);
-
-async fn bounded<F: std::future::Future>(what: &str, fut: F) -> F::Output {
-    tokio::time::timeout(STEP, fut)
-        .await
-        .unwrap_or_else(|_| panic!("{what} took longer than {STEP:?}"))
-}
 
 fn request(service: &str) -> HealthCheckRequest {
     HealthCheckRequest {
@@ -45,6 +40,23 @@ async fn status_of(client: &mut HealthClient<tonic::transport::Channel>, service
         .expect("Check answered")
         .into_inner()
         .status
+}
+
+/// Fails unless Check answers `want` for `service` now.
+async fn assert_status(
+    client: &mut HealthClient<tonic::transport::Channel>,
+    service: &str,
+    want: ServingStatus,
+) {
+    assert_eq!(status_of(client, service).await, want as i32, "{service:?}");
+}
+
+/// The next message of a Watch stream, bounded.
+async fn next_message(
+    watch: &mut tonic::Streaming<tonic_health::pb::HealthCheckResponse>,
+    what: &str,
+) -> tonic_health::pb::HealthCheckResponse {
+    bounded(what, watch.message()).await.unwrap().unwrap()
 }
 
 /// Polls until `service` reports `want` (the bridge follows a 50 ms watch interval).
@@ -83,14 +95,7 @@ async fn check_and_watch_follow_the_status() {
         .overall_as("test.Orders")
         .spawn(&layer);
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tonic::transport::Server::builder()
-        .accept_http1(true)
-        .layer(layer.clone())
-        .add_service(health_service)
-        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
-    let server = tokio::spawn(server);
+    let (addr, server) = serve_health_service(&layer, health_service).await;
 
     let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
         .unwrap()
@@ -101,58 +106,34 @@ async fn check_and_watch_follow_the_status() {
     // Every component and the overall status are published.
     wait_for(&mut client, "db", ServingStatus::Serving).await;
     wait_for(&mut client, "cache", ServingStatus::Serving).await;
-    assert_eq!(
-        status_of(&mut client, "").await,
-        ServingStatus::Serving as i32
-    );
-    assert_eq!(
-        status_of(&mut client, "test.Orders").await,
-        ServingStatus::Serving as i32
-    );
+    assert_status(&mut client, "", ServingStatus::Serving).await;
+    assert_status(&mut client, "test.Orders", ServingStatus::Serving).await;
 
     let mut watch = bounded("Watch", client.watch(request("")))
         .await
         .unwrap()
         .into_inner();
-    let first = bounded("first Watch message", watch.message())
-        .await
-        .unwrap()
-        .unwrap();
+    let first = next_message(&mut watch, "first Watch message").await;
     assert_eq!(first.status, ServingStatus::Serving as i32);
 
     // A non-critical failure degrades: /status still 200, so still SERVING overall.
     cache.store(false, SeqCst);
     wait_for(&mut client, "cache", ServingStatus::NotServing).await;
-    assert_eq!(
-        status_of(&mut client, "").await,
-        ServingStatus::Serving as i32
-    );
+    assert_status(&mut client, "", ServingStatus::Serving).await;
 
     // A critical failure: /status answers 503, and so gRPC says NOT_SERVING, also on Watch.
     db.store(false, SeqCst);
-    let next = bounded("Watch update", watch.message())
-        .await
-        .unwrap()
-        .unwrap();
+    let next = next_message(&mut watch, "Watch update").await;
     assert_eq!(next.status, ServingStatus::NotServing as i32);
-    assert_eq!(
-        status_of(&mut client, "db").await,
-        ServingStatus::NotServing as i32
-    );
-    assert_eq!(
-        status_of(&mut client, "test.Orders").await,
-        ServingStatus::NotServing as i32
-    );
+    assert_status(&mut client, "db", ServingStatus::NotServing).await;
+    assert_status(&mut client, "test.Orders", ServingStatus::NotServing).await;
     let report = layer.report().await;
     assert_eq!(report.status, tower_status::Status::Down);
 
     // Recovery reaches both.
     db.store(true, SeqCst);
     cache.store(true, SeqCst);
-    let back = bounded("Watch recovery", watch.message())
-        .await
-        .unwrap()
-        .unwrap();
+    let back = next_message(&mut watch, "Watch recovery").await;
     assert_eq!(back.status, ServingStatus::Serving as i32);
     wait_for(&mut client, "cache", ServingStatus::Serving).await;
     server.abort();

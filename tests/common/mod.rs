@@ -21,6 +21,8 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
+use tokio::task::JoinHandle;
+use tonic_health::pb::health_server::{Health, HealthServer};
 use tower::{Service, ServiceExt};
 use tower_status::check::{CheckResult, Freshness, HealthCheck};
 use tower_status::StatusLayer;
@@ -270,14 +272,23 @@ pub async fn serve_tonic_health(layer: &StatusLayer) -> SocketAddr {
     reporter
         .set_service_status("test.Echo", tonic_health::ServingStatus::Serving)
         .await;
+    serve_health_service(layer, health_service).await.0
+}
+
+/// Serves `health_service` behind `layer` with tonic on a loopback port
+/// (HTTP/1.1 accepted too), until the test ends or the task is aborted.
+pub async fn serve_health_service<H: Health>(
+    layer: &StatusLayer,
+    health_service: HealthServer<H>,
+) -> (SocketAddr, JoinHandle<()>) {
     let (listener, addr) = loopback().await;
     let server = tonic::transport::Server::builder()
         .accept_http1(true)
         .layer(layer.clone())
         .add_service(health_service)
         .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
-    tokio::spawn(async move { server.await.expect("tonic server") });
-    addr
+    let task = tokio::spawn(async move { server.await.expect("tonic server") });
+    (addr, task)
 }
 
 /// A check that is up while `flag` is set, run on every request (no cache),
