@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use common::service::{get, get_json};
-use common::{bounded, component, error_of, request};
+use common::{bounded, component, counter, error_of, flag_fn, request};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
@@ -83,17 +83,7 @@ fn counting(runs: &Arc<AtomicUsize>, sleep: Duration) -> impl Check {
 
 /// A check that passes while `flag` is set and fails otherwise.
 fn flag_check(flag: &Arc<AtomicBool>, failure: &'static str) -> impl Check {
-    let flag = Arc::clone(flag);
-    move || {
-        let ok = flag.load(SeqCst);
-        async move {
-            if ok {
-                Ok(())
-            } else {
-                Err(failure)
-            }
-        }
-    }
+    flag_fn(flag, &counter(), failure)
 }
 
 /// `2026-11-23T10:30:00.000Z`: RFC 3339, UTC, milliseconds.

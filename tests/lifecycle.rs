@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use common::service::{get, get_json, send};
-use common::{bounded, request};
+use common::{bounded, flag_fn, request};
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -45,30 +45,9 @@ fn always() -> Freshness {
     }
 }
 
-/// A check that counts its runs and passes while `flag` is set.
-fn flag_check(
-    flag: &Arc<AtomicBool>,
-    runs: &Arc<AtomicUsize>,
-    failure: &'static str,
-) -> impl Check {
-    let flag = Arc::clone(flag);
-    let runs = Arc::clone(runs);
-    move || {
-        runs.fetch_add(1, SeqCst);
-        let ok = flag.load(SeqCst);
-        async move {
-            if ok {
-                Ok(())
-            } else {
-                Err(failure)
-            }
-        }
-    }
-}
-
 /// A check that counts its runs and always fails.
 fn failing(runs: &Arc<AtomicUsize>, failure: &'static str) -> impl Check {
-    flag_check(&Arc::new(AtomicBool::new(false)), runs, failure)
+    flag_fn(&Arc::new(AtomicBool::new(false)), runs, failure)
 }
 
 fn components(report: &Value) -> Vec<String> {
@@ -236,11 +215,9 @@ async fn readiness_waits_for_startup_checks() {
     let layer = StatusLayer::new()
         .ready_after_startup_checks(true)
         .health_check(
-            HealthCheck::new("db", flag_check(&up, &runs, "not yet")).freshness(
-                Freshness::OnDemand {
-                    ttl: Duration::from_millis(50),
-                },
-            ),
+            HealthCheck::new("db", flag_fn(&up, &runs, "not yet")).freshness(Freshness::OnDemand {
+                ttl: Duration::from_millis(50),
+            }),
         );
     let svc = app(&layer);
 
@@ -379,7 +356,7 @@ async fn readiness_runs_only_critical_checks() {
         .health_check(
             HealthCheck::new(
                 "db",
-                flag_check(&Arc::new(AtomicBool::new(true)), &db_runs, "-"),
+                flag_fn(&Arc::new(AtomicBool::new(true)), &db_runs, "-"),
             )
             .freshness(always()),
         )
@@ -502,9 +479,8 @@ async fn head_has_no_body() {
 async fn pushed_value_overrides_a_check_of_the_same_name_everywhere() {
     let runs = Arc::new(AtomicUsize::new(0));
     let ok = Arc::new(AtomicBool::new(true));
-    let layer = StatusLayer::new().health_check(
-        HealthCheck::new("db", flag_check(&ok, &runs, "db down")).freshness(always()),
-    );
+    let layer = StatusLayer::new()
+        .health_check(HealthCheck::new("db", flag_fn(&ok, &runs, "db down")).freshness(always()));
     layer
         .handle()
         .set_component("db", CheckResult::down("pushed: connection lost"));

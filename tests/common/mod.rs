@@ -24,7 +24,7 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 use tonic_health::pb::health_server::{Health, HealthServer};
 use tower::{Service, ServiceExt};
-use tower_status::check::{CheckResult, Freshness, HealthCheck};
+use tower_status::check::{Check, CheckResult, Freshness, HealthCheck};
 use tower_status::StatusLayer;
 
 /// Upper bound for any single step of a test.
@@ -334,4 +334,26 @@ pub fn error_of(report: &Value, name: &str) -> String {
         .as_str()
         .unwrap_or_else(|| panic!("component {name:?} has no error: {report}"))
         .to_owned()
+}
+
+/// A check closure that counts its runs in `runs` and passes while `flag` is
+/// set, failing with `failure` otherwise.
+pub fn flag_fn(
+    flag: &Arc<AtomicBool>,
+    runs: &Arc<AtomicUsize>,
+    failure: &'static str,
+) -> impl Check {
+    let flag = Arc::clone(flag);
+    let runs = Arc::clone(runs);
+    move || {
+        runs.fetch_add(1, Ordering::SeqCst);
+        let ok = flag.load(Ordering::SeqCst);
+        async move {
+            if ok {
+                Ok(())
+            } else {
+                Err(failure)
+            }
+        }
+    }
 }
