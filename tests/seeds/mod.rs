@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, StatusCode};
+use http::{Method, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
@@ -205,25 +205,10 @@ pub async fn bounded<F: Future>(what: &str, fut: F) -> F::Output {
     }
 }
 
-/// A response: status, headers and whole body.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
+pub use examples::Reply;
 
+// This harness's reading of a header.
 impl Reply {
-    /// The body as JSON, showing it when it is not.
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "not JSON ({e}): {:?}",
-                String::from_utf8_lossy(&self.body[..self.body.len().min(500)])
-            )
-        })
-    }
-
     /// A header as text ("" when absent).
     pub fn header(&self, name: &str) -> &str {
         self.headers
