@@ -11,12 +11,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use common::service::{call_layer, Got};
 use common::{bounded, http1_client, send, serve_hello, wait_until};
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, WWW_AUTHENTICATE};
-use http::{HeaderMap, Request, Response, StatusCode};
+use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use serde_json::Value;
-use tower::{service_fn, Layer};
+use tower::Layer;
 use tower_status::auth::{ApiKeys, Endpoint, Identity, Permissions, Visibility};
 use tower_status::check::CheckResult;
 use tower_status::{Report, StatusLayer};
@@ -34,24 +35,6 @@ type Header<'a> = (&'a str, &'a [u8]);
 /// Request headers, in order.
 type Headers<'a> = &'a [Header<'a>];
 
-/// A response as the tests read it.
-#[derive(Debug)]
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        common::parse_json(&self.body)
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
 /// `GET uri` with the given headers (values as raw bytes, appended in order).
 fn req(uri: &str, headers: &[(&str, &[u8])]) -> Request<Full<Bytes>> {
     let mut req = common::get(uri);
@@ -64,33 +47,8 @@ fn req(uri: &str, headers: &[(&str, &[u8])]) -> Request<Full<Bytes>> {
     req
 }
 
-/// The wrapped service: answers everything with `hello`.
-fn app() -> impl tower::Service<
-    Request<Full<Bytes>>,
-    Response = Response<Full<Bytes>>,
-    Error = std::convert::Infallible,
-    Future = impl Send,
-> + Clone
-       + Send
-       + 'static {
-    service_fn(|_req: Request<Full<Bytes>>| async {
-        Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from_static(b"hello"))))
-    })
-}
-
-/// Sends `request` through `layer` wrapped around [`app`] with `oneshot`.
-async fn call(layer: &StatusLayer, request: Request<Full<Bytes>>) -> Answer {
-    let (parts, body) = send(layer.layer(app()), request).await;
-    Answer {
-        status: parts.status,
-        headers: parts.headers,
-        body,
-    }
-}
-
-/// `GET uri` with headers through `layer`.
-async fn get(layer: &StatusLayer, uri: &str, headers: &[(&str, &[u8])]) -> Answer {
-    call(layer, req(uri, headers)).await
+async fn get(layer: &StatusLayer, uri: &str, headers: &[(&str, &[u8])]) -> Got {
+    call_layer(layer, req(uri, headers)).await
 }
 
 /// The keys of a JSON object.
@@ -108,7 +66,7 @@ fn set<'a>(items: &[&'a str]) -> BTreeSet<&'a str> {
 }
 
 /// An error answer: JSON `{"error": <text>, "code": <code>}` and nothing else.
-fn assert_error(res: &Answer, status: StatusCode, code: &str) {
+fn assert_error(res: &Got, status: StatusCode, code: &str) {
     assert_eq!(res.status, status, "{res:?}");
     assert_eq!(
         res.headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes),
@@ -125,7 +83,7 @@ fn assert_error(res: &Answer, status: StatusCode, code: &str) {
 }
 
 /// 401 `unauthorized`, with a Bearer challenge when `challenge`, else none.
-fn assert_unauthorized(res: &Answer, challenge: bool) {
+fn assert_unauthorized(res: &Got, challenge: bool) {
     assert_error(res, StatusCode::UNAUTHORIZED, "unauthorized");
     match res.headers.get(WWW_AUTHENTICATE) {
         Some(v) if challenge => assert!(
@@ -138,7 +96,7 @@ fn assert_unauthorized(res: &Answer, challenge: bool) {
 }
 
 /// 403 `forbidden`, without a challenge (the key was read and is valid).
-fn assert_forbidden(res: &Answer) {
+fn assert_forbidden(res: &Got) {
     assert_error(res, StatusCode::FORBIDDEN, "forbidden");
     assert!(res.headers.get(WWW_AUTHENTICATE).is_none(), "{res:?}");
 }
@@ -149,7 +107,7 @@ fn assert_minimal(body: &Value) {
 }
 
 /// `text` does not occur anywhere in the answer: body or any header.
-fn assert_not_in(res: &Answer, text: &str) {
+fn assert_not_in(res: &Got, text: &str) {
     let needle = text.as_bytes();
     let contains = |hay: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
     assert!(!contains(&res.body), "{text:?} in the body: {}", res.text());
@@ -366,7 +324,7 @@ async fn missing_unknown_and_forbidden_keys() {
     }
 
     // HEAD gets the same status and headers, without a body.
-    let head = call(
+    let head = call_layer(
         &layer,
         Request::head("/status").body(Full::default()).unwrap(),
     )
@@ -662,7 +620,7 @@ fn assert_full(body: &Value) {
 
 /// Anonymous (or status-only) body: just the overall status, with nothing
 /// that names the service, its components or their errors.
-fn assert_hidden(res: &Answer) {
+fn assert_hidden(res: &Got) {
     assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE, "{res:?}");
     let body = res.json();
     assert_minimal(&body);
@@ -889,7 +847,7 @@ async fn refused_requests_never_run_checks() {
                 .key("none", Identity::new("none").permissions(Permissions::NONE)),
         );
 
-    let svc = layer.layer(app());
+    let svc = layer.layer(common::hello_service());
     let mut flood = Vec::new();
     for i in 0..400 {
         let headers: &[(&str, &[u8])] = if i % 2 == 0 {
@@ -1051,7 +1009,7 @@ async fn fetch(
     addr: std::net::SocketAddr,
     path: &str,
     headers: &[(&str, &[u8])],
-) -> Answer {
+) -> Got {
     let mut request = req(&format!("http://{addr}{path}"), &[]);
     for (name, value) in headers {
         request.headers_mut().append(
@@ -1067,7 +1025,7 @@ async fn fetch(
         .await
         .expect("HTTP body failed")
         .to_bytes();
-    Answer {
+    Got {
         status: parts.status,
         headers: parts.headers,
         body,

@@ -10,9 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use common::{bounded, counter, flag, flag_check, hello_service, parse_json, send};
+use common::service::{call_layer, Got};
+use common::{bounded, counter, flag, flag_check, hello_service, send};
 use http::header::{ACCEPT, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
-use http::{HeaderMap, Method, Request, StatusCode};
+use http::{Method, Request, StatusCode};
 use http_body_util::Full;
 use serde_json::{json, Value};
 use tower::Layer;
@@ -27,31 +28,6 @@ const OPS_KEY: &str = "ops-key-0123456789";
 /// The key of the identity `lb`, which may see the status only.
 const LB_KEY: &str = "lb-key-0123456789";
 
-/// A response as the test sees it.
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        parse_json(&self.body)
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8(self.body.to_vec()).expect("UTF-8 body")
-    }
-
-    fn header(&self, name: http::header::HeaderName) -> &str {
-        self.headers
-            .get(&name)
-            .unwrap_or_else(|| panic!("no {name} header in {:?}", self.headers))
-            .to_str()
-            .expect("text header")
-    }
-}
-
 fn req(method: Method, uri: &str, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
     let mut builder = Request::builder().method(method).uri(uri);
     for (k, v) in headers {
@@ -60,18 +36,8 @@ fn req(method: Method, uri: &str, headers: &[(&str, &str)]) -> Request<Full<Byte
     builder.body(Full::default()).expect("valid request")
 }
 
-/// Sends one request through a fresh service of `layer`.
-async fn call(layer: &StatusLayer, request: Request<Full<Bytes>>) -> Answer {
-    let (parts, body) = send(layer.layer(hello_service()), request).await;
-    Answer {
-        status: parts.status,
-        headers: parts.headers,
-        body,
-    }
-}
-
-async fn get(layer: &StatusLayer, uri: &str, headers: &[(&str, &str)]) -> Answer {
-    call(layer, req(Method::GET, uri, headers)).await
+async fn get(layer: &StatusLayer, uri: &str, headers: &[(&str, &str)]) -> Got {
+    call_layer(layer, req(Method::GET, uri, headers)).await
 }
 
 fn keys() -> ApiKeys {
@@ -89,13 +55,13 @@ fn with_open_keys(layer: StatusLayer) -> StatusLayer {
         .show_details(Visibility::WhenAuthorized)
 }
 
-fn assert_json_headers(res: &Answer, content_type: &str) {
+fn assert_json_headers(res: &Got, content_type: &str) {
     assert_eq!(res.header(CONTENT_TYPE), content_type);
     assert_eq!(res.header(CACHE_CONTROL), "no-store");
 }
 
-fn assert_error(res: &Answer, status: StatusCode, code: &str) {
-    assert_eq!(res.status, status, "{}", res.text());
+fn assert_error(res: &Got, status: StatusCode, code: &str) {
+    assert_eq!(res.status, status, "{}", res.utf8());
     assert_json_headers(res, "application/json");
     let body = res.json();
     assert_eq!(body["code"], code, "{body}");
@@ -221,7 +187,7 @@ async fn default_json_is_the_typed_report() {
     assert_eq!(body, again, "the body is the report's own serialization");
 
     // HEAD: the same headers, no body.
-    let head = call(&layer, req(Method::HEAD, "/status", &[])).await;
+    let head = call_layer(&layer, req(Method::HEAD, "/status", &[])).await;
     assert_eq!(head.status, StatusCode::OK);
     assert_json_headers(&head, "application/json");
     assert!(head.body.is_empty());
@@ -268,7 +234,7 @@ async fn cache_control_is_added_when_a_format_leaves_it_out() {
     });
     let res = get(&layer, "/status", &[]).await;
     assert_eq!(res.status, StatusCode::OK);
-    assert_eq!(res.text(), "up");
+    assert_eq!(res.utf8(), "up");
     assert_json_headers(&res, "text/plain");
 }
 
@@ -394,14 +360,14 @@ fn csv_layer(runs: &Arc<AtomicUsize>) -> StatusLayer {
         .format("csv", Some("text/csv"), csv)
 }
 
-fn assert_csv(res: &Answer) {
-    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+fn assert_csv(res: &Got) {
+    assert_eq!(res.status, StatusCode::OK, "{}", res.utf8());
     assert_json_headers(res, "text/csv");
-    assert_eq!(res.text(), "component,status\n_,ok\ndb,ok\n");
+    assert_eq!(res.utf8(), "component,status\n_,ok\ndb,ok\n");
 }
 
-fn assert_default_json(res: &Answer) {
-    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+fn assert_default_json(res: &Got) {
+    assert_eq!(res.status, StatusCode::OK, "{}", res.utf8());
     assert_json_headers(res, "application/json");
     let body = res.json();
     assert_eq!(body["status"], "ok");
@@ -445,9 +411,9 @@ async fn named_formats_by_accept_and_query() {
     let mut two = req(Method::GET, "/status", &[("accept", "image/png")]);
     two.headers_mut()
         .append(ACCEPT, http::HeaderValue::from_static("text/csv"));
-    assert_csv(&call(&layer, two).await);
+    assert_csv(&call_layer(&layer, two).await);
     // HEAD of a named format: its headers, no body.
-    let head = call(&layer, req(Method::HEAD, "/status?format=csv", &[])).await;
+    let head = call_layer(&layer, req(Method::HEAD, "/status?format=csv", &[])).await;
     assert_eq!(head.status, StatusCode::OK);
     assert_json_headers(&head, "text/csv");
     assert_eq!(
@@ -504,7 +470,7 @@ async fn unknown_format_is_refused_before_any_check_runs() {
         let res = get(&layer, uri, &[("accept", "text/csv")]).await;
         assert_error(&res, StatusCode::BAD_REQUEST, "unknown_format");
     }
-    let head = call(&layer, req(Method::HEAD, "/status?format=nope", &[])).await;
+    let head = call_layer(&layer, req(Method::HEAD, "/status?format=nope", &[])).await;
     assert_eq!(head.status, StatusCode::BAD_REQUEST);
     assert!(head.body.is_empty());
     assert_eq!(runs.load(Ordering::SeqCst), before, "no check ran");
@@ -781,7 +747,7 @@ async fn ietf_without_details_is_only_the_status() {
     let res = get(&layer, "/status?format=ietf", &[]).await;
     assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(res.json(), json!({"status": "fail"}));
-    assert!(!res.text().contains("connection refused"));
+    assert!(!res.utf8().contains("connection refused"));
 
     // With a key that may see details: everything.
     let res = get(&layer, "/status", &[HEALTH[0], ("x-api-key", OPS_KEY)]).await;

@@ -164,9 +164,12 @@ pub fn num(report: &Value, section: &str, field: &str) -> u64 {
 }
 
 /// A `service_fn` answering every request with the same text.
-pub fn hello_service(
-) -> impl Service<Request<Full<Bytes>>, Response = Response<Full<Bytes>>, Error = Infallible>
-       + Clone
+pub fn hello_service() -> impl Service<
+    Request<Full<Bytes>>,
+    Response = Response<Full<Bytes>>,
+    Error = Infallible,
+    Future = impl Send,
+> + Clone
        + Send
        + 'static {
     tower::service_fn(|_req: Request<Full<Bytes>>| async { Ok(text("hello")) })

@@ -3,12 +3,13 @@
 use std::fmt::Debug;
 
 use bytes::Bytes;
-use http::header::RETRY_AFTER;
+use http::header::{HeaderName, RETRY_AFTER};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt, Full};
 use serde_json::Value;
-use tower::{Service, ServiceExt};
+use tower::{Layer, Service, ServiceExt};
+use tower_status::StatusLayer;
 
 use super::{bounded, parse_json, request};
 
@@ -24,6 +25,25 @@ impl Got {
     /// The body as JSON, showing it when it is not.
     pub fn json(&self) -> Value {
         parse_json(&self.body)
+    }
+
+    /// The body as text, invalid UTF-8 replaced.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as text, failing when it is not UTF-8.
+    pub fn utf8(&self) -> String {
+        String::from_utf8(self.body.to_vec()).expect("UTF-8 body")
+    }
+
+    /// Header `name` as text, failing when it is missing.
+    pub fn header(&self, name: HeaderName) -> &str {
+        self.headers
+            .get(&name)
+            .unwrap_or_else(|| panic!("no {name} header in {:?}", self.headers))
+            .to_str()
+            .expect("text header")
     }
 
     /// `Retry-After` in seconds, when present.
@@ -81,4 +101,15 @@ where
 {
     let got = get(svc, uri).await;
     (got.status, got.json())
+}
+
+/// Sends `request` through `layer` wrapped around
+/// [`hello_service`](super::hello_service) with `oneshot`.
+pub async fn call_layer(layer: &StatusLayer, request: Request<Full<Bytes>>) -> Got {
+    let (parts, body) = super::send(layer.layer(super::hello_service()), request).await;
+    Got {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
 }
