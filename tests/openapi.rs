@@ -7,17 +7,20 @@
 //! or `python3 -m schemathesis.cli`); `scripts/test.sh` installs it, and
 //! the test fails, not skips, without it.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::convert::Infallible;
 use std::process::Stdio;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use common::hello_service;
+use common::service::Got;
 use http::header::{CONTENT_TYPE, RETRY_AFTER};
-use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
-use tower::{service_fn, Layer, ServiceExt};
+use tower::{Layer, ServiceExt};
 use tower_status::auth::{ApiKeys, Endpoint, Identity, Permissions, Visibility};
 use tower_status::check::{CheckResult, HealthCheck, TrafficRule};
 use tower_status::report::Notice;
@@ -507,38 +510,18 @@ fn custom_formats_get_their_media_type() {
 // Real answers against the document, in process
 // ---------------------------------------------------------------------------
 
-/// An answer of the endpoint.
-#[derive(Debug)]
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-fn app() -> impl tower::Service<
-    Request<Full<Bytes>>,
-    Response = Response<Full<Bytes>>,
-    Error = Infallible,
-    Future = impl Send,
-> + Clone
-       + Send
-       + 'static {
-    service_fn(|_req: Request<Full<Bytes>>| async {
-        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"hello"))))
-    })
-}
-
-async fn call(layer: &StatusLayer, method: Method, uri: &str, headers: &[(&str, &str)]) -> Answer {
+async fn call(layer: &StatusLayer, method: Method, uri: &str, headers: &[(&str, &str)]) -> Got {
     let mut request = Request::builder().method(method).uri(uri);
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
     let request = request.body(Full::default()).expect("request");
-    let response = match tokio::time::timeout(STEP, layer.layer(app()).oneshot(request)).await {
-        Ok(Ok(response)) => response,
-        Ok(Err(e)) => match e {},
-        Err(_) => panic!("{uri}: no answer within {STEP:?}"),
-    };
+    let response =
+        match tokio::time::timeout(STEP, layer.layer(hello_service()).oneshot(request)).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(e)) => match e {},
+            Err(_) => panic!("{uri}: no answer within {STEP:?}"),
+        };
     let (parts, body) = response.into_parts();
     let stream = parts
         .headers
@@ -561,7 +544,7 @@ async fn call(layer: &StatusLayer, method: Method, uri: &str, headers: &[(&str, 
             Err(_) => panic!("{uri}: body not finished within {STEP:?}"),
         }
     };
-    Answer {
+    Got {
         status: parts.status,
         headers: parts.headers,
         body,
@@ -582,7 +565,7 @@ fn header_value(text: &str, schema: &Value) -> Value {
 /// Checks `answer` to `method uri` against the Response Object the
 /// document has for its status code: required headers there and valid,
 /// content type documented, body valid against its schema.
-fn check_response(doc: &Value, at: &str, response: &Value, method: &Method, answer: &Answer) {
+fn check_response(doc: &Value, at: &str, response: &Value, method: &Method, answer: &Got) {
     let body_text = String::from_utf8_lossy(&answer.body);
     let context = || format!("{at}: {} {body_text}", answer.status);
     for (name, header) in response["headers"].as_object().into_iter().flatten() {
@@ -679,7 +662,7 @@ async fn conforms(
     method: Method,
     uri: &str,
     headers: &[(&str, &str)],
-) -> Answer {
+) -> Got {
     let doc = layer.openapi();
     let answer = call(layer, method.clone(), uri, headers).await;
     let at = format!("{method} {uri} (as {template})");
