@@ -83,22 +83,32 @@ impl Snapshot {
         &self.outcomes[..6]
     }
 
-    /// Counters accumulated since `earlier` (the maximum is kept as is).
-    /// The report computes the same in place; this is what its tests compare with.
-    #[cfg(test)]
-    pub(crate) fn since(&self, earlier: &Snapshot) -> Snapshot {
+    /// Counters accumulated since `earlier`, without the buckets (left
+    /// empty; the report reads their differences in place). The maximum is
+    /// kept as is.
+    pub(crate) fn counts_since(&self, earlier: &Snapshot) -> Snapshot {
         Snapshot {
             started: self.started.saturating_sub(earlier.started),
             outcomes: std::array::from_fn(|i| self.outcomes[i].saturating_sub(earlier.outcomes[i])),
             errors: self.errors.saturating_sub(earlier.errors),
             sum_ns: self.sum_ns.saturating_sub(earlier.sum_ns),
             max_ns: self.max_ns,
+            buckets: Vec::new(),
+        }
+    }
+
+    /// Counters and buckets accumulated since `earlier`: what the report's
+    /// in-place figures are compared with in tests.
+    #[cfg(test)]
+    pub(crate) fn since(&self, earlier: &Snapshot) -> Snapshot {
+        Snapshot {
             buckets: self
                 .buckets
                 .iter()
                 .zip(&earlier.buckets)
                 .map(|(a, b)| a.saturating_sub(*b))
                 .collect(),
+            ..self.counts_since(earlier)
         }
     }
 }
@@ -165,9 +175,10 @@ impl Recorder {
                     break;
                 };
                 let snapshot = recorder.snapshot();
+                // Only the ring moves: the baseline is not needed here.
                 recorder
                     .window
-                    .advance(std::time::Instant::now(), &snapshot);
+                    .advance_with(std::time::Instant::now(), &snapshot, |_, _| ());
             }
         });
     }
@@ -337,6 +348,42 @@ mod tests {
         let s = rec.snapshot();
         assert_eq!(s.errors, 2);
         assert_eq!(s.classes()[1], 3);
+    }
+
+    #[test]
+    fn counts_since_is_what_happened_in_between() {
+        let rec = Recorder::new();
+        let mut g = rec.start();
+        g.response_head(StatusCode::OK, &http::HeaderMap::new());
+        g.finish(false);
+        drop(rec.start());
+        let before = rec.snapshot();
+        for _ in 0..3 {
+            let mut g = rec.start();
+            g.response_head(StatusCode::SERVICE_UNAVAILABLE, &http::HeaderMap::new());
+            g.finish(false);
+        }
+        rec.start().finish(false);
+        let pending = rec.start();
+        let after = rec.snapshot();
+
+        let d = after.counts_since(&before);
+        assert_eq!(d.started, 5);
+        assert_eq!(d.finished(), 4);
+        assert_eq!(d.classes(), &[0, 0, 0, 0, 3, 0][..]);
+        assert_eq!((d.aborted(), d.service_errors()), (0, 1));
+        assert_eq!(d.errors, 4);
+        assert_eq!(d.sum_ns, after.sum_ns - before.sum_ns);
+        assert_eq!(d.max_ns, after.max_ns);
+        assert!(d.buckets.is_empty());
+        assert_eq!(after.since(&before).buckets.iter().sum::<u64>(), 4);
+        // Never below zero, whatever the order.
+        let back = before.counts_since(&after);
+        assert_eq!(
+            (back.started, back.finished(), back.errors, back.sum_ns),
+            (0, 0, 0, 0)
+        );
+        drop(pending);
     }
 
     #[test]

@@ -29,15 +29,15 @@ impl Window {
         }
     }
 
-    /// Stores `now` if the newest snapshot is a tick old, and returns the
-    /// baseline to subtract (the newest at least `WINDOW` old, else the
-    /// oldest) with its age.
+    /// [`advance_with`](Self::advance_with), returning a copy of the baseline.
+    #[cfg(test)]
     pub(crate) fn advance(&self, at: Instant, now: &Snapshot) -> (Duration, Snapshot) {
         self.advance_with(at, now, |age, base| (age, base.clone()))
     }
 
-    /// As [`advance`](Self::advance), but lends the baseline to `f` (called
-    /// with the ring locked) instead of copying it.
+    /// Stores `now` if the newest snapshot is a tick old, and lends `f` the
+    /// baseline to subtract (the newest at least `WINDOW` old, else the
+    /// oldest) with its age, the ring locked: no copy.
     pub(crate) fn advance_with<R>(
         &self,
         at: Instant,

@@ -394,16 +394,8 @@ pub(crate) async fn collect_parts<'a>(
         .into_iter()
         .map(|(name, stored)| (Cow::Borrowed(name), Part::Stored(stored)))
         .collect();
-    // As a map would hold them: by name, the last of a name kept (names of
-    // checks are unique already).
-    components.sort_by(|a, b| a.0.cmp(&b.0));
-    components.dedup_by(|later, earlier| {
-        let same = later.0 == earlier.0;
-        if same {
-            std::mem::swap(later, earlier);
-        }
-        same
-    });
+    // By name, as a map holds them (`Checks::add` keeps names unique).
+    components.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let pushed: Vec<_> = shared
         .lifecycle
         .pushed()
@@ -631,7 +623,7 @@ impl Collected<'_> {
 fn traffic(recorder: &crate::recorder::Recorder, at: Instant) -> (Traffic, Latency, Snapshot) {
     let now = recorder.snapshot();
     let (requests, latency) = recorder.window.advance_with(at, &now, |span, base| {
-        let window = traffic::counts_since(&now, base);
+        let window = now.counts_since(base);
         (
             Traffic::from_snapshots(&now, &window, span),
             Latency::between(&now, base),
