@@ -149,23 +149,34 @@ cpu_ticks() {
 # take turns on the server's core, so it is the steadier figure on a busy
 # machine.
 wrk_run() {
-    local out rps requests errors t0 t1
+    local out t0 t1 r
+    out=$(mktemp)
     t0=$(cpu_ticks "$4")
-    out=$("${PIN_WRK[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$3"s "http://127.0.0.1:$1$2")
+    "${PIN_WRK[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$3"s "http://127.0.0.1:$1$2" >"$out"
     t1=$(cpu_ticks "$4")
-    errors=$(printf '%s\n' "$out" | grep -E 'Non-2xx|Socket errors' || true)
-    if [ -n "$errors" ]; then
-        echo "load.sh: wrk reported errors on $2: $errors" >&2
+    r=$(wrk_result "$out" "$2")
+    set -- $r "$((t1 - t0))"
+    awk -v rps="$1" -v n="$2" -v t="$3" -v hz="$CLK_TCK" \
+        'BEGIN {printf "%s %.3f\n", rps, t / hz * 1e6 / n}'
+}
+
+# wrk_result FILE PATH -> "REQ_PER_S REQUESTS" of the wrk output in FILE
+# (removed after); says so if wrk saw errors, fails if it measured nothing.
+wrk_result() {
+    local rps requests
+    if grep -qE 'Non-2xx|Socket errors' "$1"; then
+        echo "load.sh: wrk reported errors on $2: $(grep -E 'Non-2xx|Socket errors' "$1")" >&2
     fi
-    rps=$(printf '%s\n' "$out" | awk '/^Requests\/sec:/ {print $2}')
-    requests=$(printf '%s\n' "$out" | awk '/ requests in / {print $1}')
+    rps=$(awk '/^Requests\/sec:/ {print $2}' "$1")
+    requests=$(awk '/ requests in / {print $1}' "$1")
     if [ -z "$rps" ] || [ -z "$requests" ] || [ "$requests" -eq 0 ]; then
-        echo "load.sh: no throughput from wrk:" >&2
-        printf '%s\n' "$out" >&2
+        echo "load.sh: no throughput from wrk on $2:" >&2
+        cat "$1" >&2
+        rm -f "$1"
         exit 1
     fi
-    awk -v rps="$rps" -v n="$requests" -v t="$((t1 - t0))" -v hz="$CLK_TCK" \
-        'BEGIN {printf "%s %.3f\n", rps, t / hz * 1e6 / n}'
+    rm -f "$1"
+    echo "$rps $requests"
 }
 
 # wrk_pair PORT_B PATH_B PID_B PORT_L PATH_L PID_L SECONDS
@@ -173,7 +184,7 @@ wrk_run() {
 # Both wrk at once; BUSY_PERCENT is the two servers' CPU time over the
 # wall time of the round (100 = their shared core never idled).
 wrk_pair() {
-    local tb0 tl0 tb1 tl1 w0 w1 pb pl outb outl rb rl nb nl
+    local tb0 tl0 tb1 tl1 w0 w1 pb pl outb outl b l
     outb=$(mktemp)
     outl=$(mktemp)
     tb0=$(cpu_ticks "$3")
@@ -187,21 +198,10 @@ wrk_pair() {
     w1=$(date +%s%N)
     tb1=$(cpu_ticks "$3")
     tl1=$(cpu_ticks "$6")
-    if grep -qE 'Non-2xx|Socket errors' "$outb" "$outl"; then
-        echo "load.sh: wrk reported errors: $(grep -hE 'Non-2xx|Socket errors' "$outb" "$outl")" >&2
-    fi
-    rb=$(awk '/^Requests\/sec:/ {print $2}' "$outb")
-    rl=$(awk '/^Requests\/sec:/ {print $2}' "$outl")
-    nb=$(awk '/ requests in / {print $1}' "$outb")
-    nl=$(awk '/ requests in / {print $1}' "$outl")
-    if [ -z "$rb" ] || [ -z "$rl" ] || [ "${nb:-0}" -eq 0 ] || [ "${nl:-0}" -eq 0 ]; then
-        echo "load.sh: no throughput from wrk:" >&2
-        cat "$outb" "$outl" >&2
-        rm -f "$outb" "$outl"
-        exit 1
-    fi
-    rm -f "$outb" "$outl"
-    awk -v rb="$rb" -v rl="$rl" -v nb="$nb" -v nl="$nl" -v tb="$((tb1 - tb0))" \
+    b=$(wrk_result "$outb" "$2")
+    l=$(wrk_result "$outl" "$5")
+    set -- $b $l
+    awk -v rb="$1" -v nb="$2" -v rl="$3" -v nl="$4" -v tb="$((tb1 - tb0))" \
         -v tl="$((tl1 - tl0))" -v hz="$CLK_TCK" -v wall="$((w1 - w0))" \
         'BEGIN {printf "%s %.3f %s %.3f %.1f\n", rb, tb / hz * 1e6 / nb, rl, tl / hz * 1e6 / nl,
             (tb + tl) / hz * 1e9 / wall * 100}'
