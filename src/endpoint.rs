@@ -616,10 +616,18 @@ mod tests {
         ] {
             assert!(text.contains(part), "{part} in {text}");
         }
-        // Without details: the minimal body, as `JsonFormat` renders it.
-        let (_, body) = get(&layer, "/status", None);
+        // A key is required: without one, refused before any report.
+        let (status, _) = get(&layer, "/status", None);
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        // Allowed without a key but not shown details: the minimal body, as
+        // `JsonFormat` renders it.
+        let layer = layer.require_key(crate::auth::Endpoint::Report, false);
+        let (status, body) = get(&layer, "/status", None);
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(v.as_object().unwrap().len(), 2, "{v}");
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["status", "timestamp"], "{v}");
+        assert_eq!(v["status"], "maintenance", "{v}");
 
         // All checks cached, nothing else: the joined board, then parts
         // again once something is pushed.
@@ -631,13 +639,25 @@ mod tests {
             .health_check(
                 HealthCheck::new("a", || async { CheckResult::degraded("x") }).freshness(ttl),
             );
+        // Every answer below is also compared byte for byte with the typed
+        // report's serialization by `Collected::assert_json`, which runs in
+        // every test build; these asserts check what the answers hold.
+        let members = |body: &Bytes| -> serde_json::Value {
+            serde_json::from_slice::<serde_json::Value>(body).unwrap()["components"].clone()
+        };
+        let components = |body: &Bytes| -> Vec<String> {
+            members(body).as_object().unwrap().keys().cloned().collect()
+        };
         let first = get(&layer, "/status", None);
         let second = get(&layer, "/status", None);
         assert_eq!(first.0, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(second.0, first.0);
+        // The second from the cached board: the same stored results.
+        assert_eq!(members(&second.1), members(&first.1));
+        assert_eq!(components(&first.1), ["a", "b"]);
         layer.handle().set_component("a0", CheckResult::ok());
         let (_, body) = get(&layer, "/status", None);
-        assert!(String::from_utf8_lossy(&body).contains(r#""a0":{"#));
+        assert_eq!(components(&body), ["a", "a0", "b"]);
 
         // A custom aggregation rule sees the typed components.
         let layer = crate::StatusLayer::new()
@@ -651,9 +671,11 @@ mod tests {
             let (status, body) = get(&layer, "/status", None);
             assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
         }
-        // Nothing at all beside the head.
+        // Nothing at all beside the head: no `components` member.
         let (_, body) = get(&crate::StatusLayer::new(), "/status", None);
-        assert!(body.ends_with(b"}"));
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["status"], "ok", "{v}");
+        assert!(v.get("components").is_none(), "{v}");
     }
 
     #[test]

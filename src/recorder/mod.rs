@@ -388,9 +388,12 @@ mod tests {
 
     #[test]
     fn exact_across_threads_slots_and_spill() {
-        // More threads than slots, a third of the requests finished on
+        // More threads at once than there can be slots, so some record
+        // through the spill shard; a third of the requests are finished on
         // another thread than the one that started them.
+        const THREADS: u32 = shards::MAX_SLOTS as u32 + 8;
         let rec = Arc::new(Recorder::new());
+        let all_started = Arc::new(std::sync::Barrier::new(THREADS as usize));
         let (tx, rx) = std::sync::mpsc::channel::<RequestGuard>();
         let finisher = std::thread::spawn(move || {
             for mut g in rx {
@@ -398,13 +401,18 @@ mod tests {
                 g.finish(false);
             }
         });
-        let workers: Vec<_> = (0..24)
+        let workers: Vec<_> = (0..THREADS)
             .map(|t| {
                 let rec = Arc::clone(&rec);
+                let all_started = Arc::clone(&all_started);
                 let tx = tx.clone();
                 std::thread::spawn(move || {
                     for i in 0..3_000u32 {
                         let mut g = rec.start();
+                        if i == 0 {
+                            // Every thread has taken its slot, or found none.
+                            all_started.wait();
+                        }
                         match (i + t) % 3 {
                             0 => tx.send(g).unwrap(),
                             1 => {
@@ -423,13 +431,15 @@ mod tests {
         }
         finisher.join().unwrap();
         let s = rec.snapshot();
-        assert_eq!(s.started, 72_000);
-        assert_eq!(s.finished(), 72_000);
-        assert_eq!(s.classes()[1], 24_000);
-        assert_eq!(s.classes()[4], 24_000);
-        assert_eq!(s.aborted(), 24_000);
-        assert_eq!(s.errors, 24_000);
-        assert_eq!(s.buckets.iter().sum::<u64>(), 72_000);
+        let third = u64::from(THREADS) * 1_000;
+        assert_eq!(s.started, 3 * third);
+        assert_eq!(s.finished(), 3 * third);
+        assert_eq!(s.classes()[1], third);
+        assert_eq!(s.classes()[4], third);
+        assert_eq!(s.aborted(), third);
+        assert_eq!(s.errors, third);
+        assert_eq!(s.buckets.iter().sum::<u64>(), 3 * third);
+        assert!(rec.block.spill().started.load(Relaxed) > 0);
     }
 
     #[test]
