@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use common::service::{get, get_json};
-use common::{bounded, component, counter, error_of, flag_fn, request};
+use common::service::{call_get, call_json};
+use common::{bounded, component, counter, error_of, flag_fn, request, wait_until};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
@@ -26,16 +26,6 @@ use tower_status::report::Timestamp;
 use tower_status::{Status, StatusLayer};
 
 // ---------------------------------------------------------------- helpers
-
-/// Polls `cond` every few milliseconds until it holds, for at most [`STEP`].
-async fn wait_until(what: &str, cond: impl Fn() -> bool) {
-    bounded(what, async {
-        while !cond() {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    })
-    .await;
-}
 
 type App = tower_status::StatusService<
     tower::util::ServiceFn<
@@ -82,7 +72,7 @@ fn counting(runs: &Arc<AtomicUsize>, sleep: Duration) -> impl Check {
 }
 
 /// A check that passes while `flag` is set and fails otherwise.
-fn flag_check(flag: &Arc<AtomicBool>, failure: &'static str) -> impl Check {
+fn passes_while(flag: &Arc<AtomicBool>, failure: &'static str) -> impl Check {
     flag_fn(flag, &counter(), failure)
 }
 
@@ -152,9 +142,9 @@ async fn results_are_cached_for_the_ttl() {
     );
     let svc = app(&layer);
 
-    let (code, first) = get_json(&svc, "/status").await;
+    let (code, first) = call_json(&svc, "/status").await;
     assert_eq!(code, StatusCode::OK);
-    let (_, second) = get_json(&svc, "/status").await;
+    let (_, second) = call_json(&svc, "/status").await;
     assert_eq!(
         runs.load(SeqCst),
         1,
@@ -166,7 +156,7 @@ async fn results_are_cached_for_the_ttl() {
     );
 
     tokio::time::sleep(Duration::from_millis(150)).await;
-    let (code, _) = get_json(&svc, "/status").await;
+    let (code, _) = call_json(&svc, "/status").await;
     assert_eq!(code, StatusCode::OK);
     assert_eq!(runs.load(SeqCst), 2, "after the TTL the check ran again");
 }
@@ -194,12 +184,12 @@ async fn serve_stale_answers_at_once_with_the_last_result() {
     );
     let svc = app(&layer);
 
-    let (_, report) = get_json(&svc, "/status").await;
+    let (_, report) = call_json(&svc, "/status").await;
     assert_eq!(report["components"]["db"]["details"]["run"], 1);
 
     tokio::time::sleep(Duration::from_millis(100)).await;
     let started = Instant::now();
-    let (code, report) = get_json(&svc, "/status").await;
+    let (code, report) = call_json(&svc, "/status").await;
     let took = started.elapsed();
     assert_eq!(code, StatusCode::OK);
     assert!(
@@ -209,10 +199,10 @@ async fn serve_stale_answers_at_once_with_the_last_result() {
     assert_eq!(report["components"]["db"]["details"]["run"], 1, "{report}");
 
     // The refresh goes on without the request and fills the cache.
-    wait_until("the refresh to finish", || done.load(SeqCst) == 2).await;
+    wait_until("the refresh to finish", || async { done.load(SeqCst) == 2 }).await;
     assert_eq!(runs.load(SeqCst), 2, "one refresh");
     let started = Instant::now();
-    let (_, report) = get_json(&svc, "/status").await;
+    let (_, report) = call_json(&svc, "/status").await;
     assert!(started.elapsed() < Duration::from_millis(150));
     assert_eq!(report["components"]["db"]["details"]["run"], 2, "{report}");
 }
@@ -227,7 +217,7 @@ async fn a_check_that_never_completes_times_out() {
     let svc = app(&layer);
 
     let started = Instant::now();
-    let (code, report) = get_json(&svc, "/status").await;
+    let (code, report) = call_json(&svc, "/status").await;
     let took = started.elapsed();
     assert!(took >= Duration::from_millis(95), "took {took:?}");
     assert!(took < Duration::from_millis(600), "took {took:?}");
@@ -249,7 +239,7 @@ async fn the_report_deadline_bounds_the_answer() {
     let svc = app(&layer);
 
     let started = Instant::now();
-    let (code, report) = get_json(&svc, "/status").await;
+    let (code, report) = call_json(&svc, "/status").await;
     let took = started.elapsed();
     assert!(took >= Duration::from_millis(140), "took {took:?}");
     assert!(took < Duration::from_millis(650), "took {took:?}");
@@ -301,7 +291,7 @@ async fn a_panicking_check_is_down_with_its_message_and_breaks_nothing() {
         );
     let svc = app(&layer);
 
-    let (code, report) = get_json(&svc, "/status").await;
+    let (code, report) = call_json(&svc, "/status").await;
     let answered = Instant::now();
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{report}");
     assert_eq!(report["status"], "down");
@@ -317,17 +307,17 @@ async fn a_panicking_check_is_down_with_its_message_and_breaks_nothing() {
     );
 
     // Within the TTL the failure is served again, and traffic still flows.
-    let (code, _) = get_json(&svc, "/status").await;
+    let (code, _) = call_json(&svc, "/status").await;
     if answered.elapsed() < Duration::from_millis(200) {
         assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
     }
-    let hello = get(&svc, "/hello").await;
+    let hello = call_get(&svc, "/hello").await;
     assert_eq!(hello.status, StatusCode::OK);
     assert_eq!(hello.body, "hello");
 
     // Once the TTL is over the checks run again, and pass.
     tokio::time::sleep(Duration::from_millis(250)).await;
-    let (code, report) = get_json(&svc, "/status").await;
+    let (code, report) = call_json(&svc, "/status").await;
     assert_eq!(code, StatusCode::OK, "{report}");
     assert_eq!(report["status"], "ok");
     assert_eq!(report["components"]["async_panic"]["status"], "ok");
@@ -343,17 +333,18 @@ async fn criticality_decides_between_degraded_and_down() {
     let extra_ok = Arc::new(AtomicBool::new(true));
     let layer = StatusLayer::new()
         .health_check(
-            HealthCheck::new("core", flag_check(&core_ok, "core is gone")).freshness(on_demand(30)),
+            HealthCheck::new("core", passes_while(&core_ok, "core is gone"))
+                .freshness(on_demand(30)),
         )
         .health_check(
-            HealthCheck::new("extra", flag_check(&extra_ok, "extra is gone"))
+            HealthCheck::new("extra", passes_while(&extra_ok, "extra is gone"))
                 .critical(false)
                 .freshness(on_demand(30)),
         );
     let svc = app(&layer);
     let pause = || tokio::time::sleep(Duration::from_millis(60));
 
-    let (code, report) = get_json(&svc, "/status").await;
+    let (code, report) = call_json(&svc, "/status").await;
     assert_eq!(
         (code, report["status"].as_str()),
         (StatusCode::OK, Some("ok"))
@@ -363,7 +354,7 @@ async fn criticality_decides_between_degraded_and_down() {
 
     extra_ok.store(false, SeqCst);
     pause().await;
-    let (code, report) = get_json(&svc, "/status").await;
+    let (code, report) = call_json(&svc, "/status").await;
     assert_eq!(
         (code, report["status"].as_str()),
         (StatusCode::OK, Some("degraded")),
@@ -374,7 +365,7 @@ async fn criticality_decides_between_degraded_and_down() {
 
     core_ok.store(false, SeqCst);
     pause().await;
-    let (code, report) = get_json(&svc, "/status").await;
+    let (code, report) = call_json(&svc, "/status").await;
     assert_eq!(
         (code, report["status"].as_str()),
         (StatusCode::SERVICE_UNAVAILABLE, Some("down")),
@@ -385,7 +376,7 @@ async fn criticality_decides_between_degraded_and_down() {
     core_ok.store(true, SeqCst);
     extra_ok.store(true, SeqCst);
     pause().await;
-    let (code, report) = get_json(&svc, "/status").await;
+    let (code, report) = call_json(&svc, "/status").await;
     assert_eq!(
         (code, report["status"].as_str()),
         (StatusCode::OK, Some("ok")),
@@ -419,7 +410,7 @@ async fn max_concurrent_checks_limits_running_checks() {
     let svc = app(&layer);
 
     let started = Instant::now();
-    let (code, report) = get_json(&svc, "/status").await;
+    let (code, report) = call_json(&svc, "/status").await;
     let took = started.elapsed();
     assert_eq!(code, StatusCode::OK, "{report}");
     assert_eq!(report["components"].as_object().unwrap().len(), 6);
@@ -448,13 +439,13 @@ async fn background_checks_run_on_an_interval_not_per_request() {
     let svc = app(&layer);
 
     let started = Instant::now();
-    let (code, _) = get_json(&svc, "/status").await;
+    let (code, _) = call_json(&svc, "/status").await;
     assert_eq!(code, StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(550)).await;
     let before_rapid = runs.load(SeqCst);
     let rapid_started = Instant::now();
     for _ in 0..20 {
-        let (code, report) = get_json(&svc, "/status").await;
+        let (code, report) = call_json(&svc, "/status").await;
         assert_eq!(code, StatusCode::OK);
         assert_eq!(report["components"]["polled"]["status"], "ok");
     }
@@ -502,7 +493,7 @@ async fn components_carry_their_fields() {
     let svc = app(&layer);
 
     let before = SystemTime::now() - Duration::from_secs(1);
-    let (code, report) = get_json(&svc, "/status").await;
+    let (code, report) = call_json(&svc, "/status").await;
     let after = SystemTime::now() + Duration::from_secs(1);
     assert_eq!(code, StatusCode::OK, "{report}");
     assert_eq!(report["status"], "degraded");
@@ -572,7 +563,7 @@ async fn every_closure_form_is_a_check() {
         });
     let svc = app(&layer);
 
-    let (code, report) = get_json(&svc, "/status").await;
+    let (code, report) = call_json(&svc, "/status").await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
     let expect = [
         ("bool_true", "ok", None),
@@ -606,7 +597,7 @@ async fn tcp_check_follows_a_real_listener() {
     );
     let svc = app(&layer);
 
-    let (code, report) = get_json(&svc, "/status").await;
+    let (code, report) = call_json(&svc, "/status").await;
     assert_eq!(code, StatusCode::OK, "{report}");
     let db = component(&report, "db");
     assert_eq!(db["status"], "ok");
@@ -614,7 +605,7 @@ async fn tcp_check_follows_a_real_listener() {
     assert!(db["observed_value"].as_f64().unwrap() >= 0.0);
 
     drop(listener);
-    let (code, report) = get_json(&svc, "/status").await;
+    let (code, report) = call_json(&svc, "/status").await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{report}");
     assert_eq!(report["components"]["db"]["status"], "down");
     let error = error_of(&report, "db");
@@ -645,11 +636,11 @@ mod http_check {
             let extra_ok = Arc::new(AtomicBool::new(true));
             let layer = StatusLayer::new()
                 .health_check(
-                    HealthCheck::new("core", flag_check(&core_ok, "core failing"))
+                    HealthCheck::new("core", passes_while(&core_ok, "core failing"))
                         .freshness(on_demand(0)),
                 )
                 .health_check(
-                    HealthCheck::new("extra", flag_check(&extra_ok, "extra failing"))
+                    HealthCheck::new("extra", passes_while(&extra_ok, "extra failing"))
                         .critical(false)
                         .freshness(on_demand(0)),
                 );
@@ -700,7 +691,7 @@ mod http_check {
         let svc = app(&gateway);
 
         // Upstream ok.
-        let (code, report) = get_json(&svc, "/status").await;
+        let (code, report) = call_json(&svc, "/status").await;
         assert_eq!(code, StatusCode::OK, "{report}");
         let users = component(&report, "users");
         assert_eq!(users["status"], "ok", "{users}");
@@ -711,7 +702,7 @@ mod http_check {
 
         // Upstream down: 503 with status "down".
         upstream.core_ok.store(false, SeqCst);
-        let (code, report) = get_json(&svc, "/status").await;
+        let (code, report) = call_json(&svc, "/status").await;
         assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{report}");
         let users = component(&report, "users");
         assert_eq!(users["status"], "down", "{users}");
@@ -722,7 +713,7 @@ mod http_check {
         // Upstream degraded by its non-critical check: 200 with status "degraded".
         upstream.core_ok.store(true, SeqCst);
         upstream.extra_ok.store(false, SeqCst);
-        let (code, report) = get_json(&svc, "/status").await;
+        let (code, report) = call_json(&svc, "/status").await;
         assert_eq!(code, StatusCode::OK, "{report}");
         assert_eq!(report["status"], "degraded");
         let users = component(&report, "users");
@@ -733,7 +724,7 @@ mod http_check {
 
         // Upstream gone.
         upstream.stop().await;
-        let (code, report) = get_json(&svc, "/status").await;
+        let (code, report) = call_json(&svc, "/status").await;
         assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{report}");
         assert_eq!(report["components"]["users"]["status"], "down");
         let error = error_of(&report, "users");
@@ -754,20 +745,20 @@ async fn traffic_rules_turn_errors_into_a_component() {
     // Below min_requests the rule does not apply.
     for _ in 0..9 {
         assert_eq!(
-            get(&svc, "/fail").await.status,
+            call_get(&svc, "/fail").await.status,
             StatusCode::INTERNAL_SERVER_ERROR
         );
     }
-    let (code, report) = get_json(&svc, "/status").await;
+    let (code, report) = call_json(&svc, "/status").await;
     assert_eq!(code, StatusCode::OK, "{report}");
     assert_eq!(report["components"]["traffic"]["status"], "ok");
     assert_eq!(report["components"]["traffic"]["critical"], true);
 
     assert_eq!(
-        get(&svc, "/fail").await.status,
+        call_get(&svc, "/fail").await.status,
         StatusCode::INTERNAL_SERVER_ERROR
     );
-    let (code, report) = get_json(&svc, "/status").await;
+    let (code, report) = call_json(&svc, "/status").await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{report}");
     assert_eq!(report["status"], "down");
     let traffic = component(&report, "traffic");
@@ -780,7 +771,7 @@ async fn traffic_rules_turn_errors_into_a_component() {
     );
 
     // The component is also reachable by name.
-    let (code, one) = get_json(&svc, "/status/traffic").await;
+    let (code, one) = call_json(&svc, "/status/traffic").await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(one["name"], "traffic");
     assert_eq!(one["status"], "down");
@@ -792,11 +783,11 @@ async fn without_traffic_rules_there_is_no_traffic_component() {
     let svc = app(&layer);
     for _ in 0..10 {
         assert_eq!(
-            get(&svc, "/fail").await.status,
+            call_get(&svc, "/fail").await.status,
             StatusCode::INTERNAL_SERVER_ERROR
         );
     }
-    let (code, report) = get_json(&svc, "/status").await;
+    let (code, report) = call_json(&svc, "/status").await;
     assert_eq!(code, StatusCode::OK, "{report}");
     assert_eq!(report["requests"]["errors"], 10);
     assert!(
@@ -807,7 +798,7 @@ async fn without_traffic_rules_there_is_no_traffic_component() {
         "{report}"
     );
     assert_eq!(
-        get(&svc, "/status/traffic").await.status,
+        call_get(&svc, "/status/traffic").await.status,
         StatusCode::NOT_FOUND
     );
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use common::service::{get, get_json, send};
+use common::service::{call, call_get, call_json};
 use common::{bounded, flag_fn, request};
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
@@ -86,7 +86,7 @@ async fn draining_fails_readiness_but_not_liveness() {
     });
     bounded("the slow request to be in flight", async {
         loop {
-            let (_, report) = get_json(&svc, "/status").await;
+            let (_, report) = call_json(&svc, "/status").await;
             if report["requests"]["in_flight"] == 1 {
                 break;
             }
@@ -95,21 +95,21 @@ async fn draining_fails_readiness_but_not_liveness() {
     })
     .await;
 
-    let (code, ready) = get_json(&svc, "/status/ready").await;
+    let (code, ready) = call_json(&svc, "/status/ready").await;
     assert_eq!(code, StatusCode::OK, "{ready}");
     assert!(ready.get("reason").is_none());
     assert!(!handle.is_draining());
 
     handle.start_draining();
     assert!(handle.is_draining());
-    let (code, ready) = get_json(&svc, "/status/ready").await;
+    let (code, ready) = call_json(&svc, "/status/ready").await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{ready}");
     assert_eq!(ready["status"], "down");
     assert_eq!(ready["reason"], "draining");
-    let (code, live) = get_json(&svc, "/status/live").await;
+    let (code, live) = call_json(&svc, "/status/live").await;
     assert_eq!(code, StatusCode::OK, "{live}");
     assert_eq!(live["status"], "ok");
-    let (code, report) = get_json(&svc, "/status").await;
+    let (code, report) = call_json(&svc, "/status").await;
     assert_eq!(
         code,
         StatusCode::OK,
@@ -121,17 +121,17 @@ async fn draining_fails_readiness_but_not_liveness() {
     // In-flight requests still complete while draining.
     gate.add_permits(1);
     assert_eq!(bounded("the slow request", slow).await.unwrap(), "done");
-    let (_, report) = get_json(&svc, "/status").await;
+    let (_, report) = call_json(&svc, "/status").await;
     assert_eq!(report["requests"]["in_flight"], 0, "{report}");
     assert_eq!(report["requests"]["total"], 1, "{report}");
 
     handle.stop_draining();
     assert!(!handle.is_draining());
-    let (code, ready) = get_json(&svc, "/status/ready").await;
+    let (code, ready) = call_json(&svc, "/status/ready").await;
     assert_eq!(code, StatusCode::OK, "{ready}");
     assert_eq!(ready["status"], "ok");
     assert!(ready.get("reason").is_none());
-    let (_, report) = get_json(&svc, "/status").await;
+    let (_, report) = call_json(&svc, "/status").await;
     assert!(report.get("draining").is_none(), "{report}");
 }
 
@@ -148,7 +148,7 @@ async fn maintenance_answers_503_with_retry_after() {
     );
     assert_eq!(handle.maintenance().unwrap().message, "upgrade");
 
-    let got = get(&svc, "/status").await;
+    let got = call_get(&svc, "/status").await;
     let report = got.json();
     assert_eq!(got.status, StatusCode::SERVICE_UNAVAILABLE, "{report}");
     assert_eq!(report["status"], "maintenance");
@@ -160,19 +160,19 @@ async fn maintenance_answers_503_with_retry_after() {
     let secs = got.retry_after().expect("Retry-After on /status");
     assert!((110..=121).contains(&secs), "Retry-After {secs}");
 
-    let ready = get(&svc, "/status/ready").await;
+    let ready = call_get(&svc, "/status/ready").await;
     assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(ready.json()["status"], "maintenance");
     assert_eq!(ready.json()["reason"], "maintenance");
     let secs = ready.retry_after().expect("Retry-After on /status/ready");
     assert!((110..=121).contains(&secs), "Retry-After {secs}");
 
-    let live = get(&svc, "/status/live").await;
+    let live = call_get(&svc, "/status/live").await;
     assert_eq!(live.status, StatusCode::OK);
 
     handle.clear_maintenance();
     assert!(handle.maintenance().is_none());
-    let got = get(&svc, "/status").await;
+    let got = call_get(&svc, "/status").await;
     let report = got.json();
     assert_eq!(got.status, StatusCode::OK, "{report}");
     assert_eq!(report["status"], "ok");
@@ -181,7 +181,7 @@ async fn maintenance_answers_503_with_retry_after() {
 
     // Without an estimated completion there is nothing to retry after.
     handle.set_maintenance(Notice::new("no idea how long"));
-    let got = get(&svc, "/status").await;
+    let got = call_get(&svc, "/status").await;
     assert_eq!(got.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(got.json()["notice"]["message"], "no idea how long");
     assert!(got.json()["notice"].get("estimated_completion").is_none());
@@ -197,11 +197,11 @@ async fn maintenance_http_status_is_configurable() {
     handle.set_maintenance(
         Notice::new("upgrade").estimated_completion(SystemTime::now() + Duration::from_secs(120)),
     );
-    let got = get(&svc, "/status").await;
+    let got = call_get(&svc, "/status").await;
     assert_eq!(got.status, StatusCode::OK);
     assert_eq!(got.json()["status"], "maintenance");
     assert!(got.retry_after().is_none(), "{:?}", got.headers);
-    let ready = get(&svc, "/status/ready").await;
+    let ready = call_get(&svc, "/status/ready").await;
     assert_eq!(ready.status, StatusCode::OK);
     assert!(ready.retry_after().is_none());
 }
@@ -221,16 +221,16 @@ async fn readiness_waits_for_startup_checks() {
         );
     let svc = app(&layer);
 
-    let (code, ready) = get_json(&svc, "/status/ready").await;
+    let (code, ready) = call_json(&svc, "/status/ready").await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{ready}");
     assert_eq!(ready["status"], "down");
     let reason = ready["reason"].as_str().expect("a reason");
     assert!(reason.contains("starting"), "{reason}");
-    assert_eq!(get(&svc, "/status/live").await.status, StatusCode::OK);
+    assert_eq!(call_get(&svc, "/status/live").await.status, StatusCode::OK);
 
     up.store(true, SeqCst);
     tokio::time::sleep(Duration::from_millis(80)).await;
-    let (code, ready) = get_json(&svc, "/status/ready").await;
+    let (code, ready) = call_json(&svc, "/status/ready").await;
     assert_eq!(code, StatusCode::OK, "{ready}");
     assert_eq!(ready["status"], "ok");
     assert!(ready.get("reason").is_none());
@@ -238,7 +238,7 @@ async fn readiness_waits_for_startup_checks() {
     // Once started, a later failure is an ordinary failure, not "starting".
     up.store(false, SeqCst);
     tokio::time::sleep(Duration::from_millis(80)).await;
-    let (code, ready) = get_json(&svc, "/status/ready").await;
+    let (code, ready) = call_json(&svc, "/status/ready").await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{ready}");
     assert!(ready.get("reason").is_none(), "{ready}");
 }
@@ -252,23 +252,23 @@ async fn pushed_components_count_like_checks() {
     let svc = app(&layer);
 
     handle.set_component("broker", CheckResult::down("lost"));
-    let (code, report) = get_json(&svc, "/status").await;
+    let (code, report) = call_json(&svc, "/status").await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{report}");
     assert_eq!(report["status"], "down");
     assert_eq!(report["components"]["broker"]["status"], "down");
     assert_eq!(report["components"]["broker"]["error"], "lost");
     assert_eq!(report["components"]["broker"]["critical"], true);
-    let (code, one) = get_json(&svc, "/status/broker").await;
+    let (code, one) = call_json(&svc, "/status/broker").await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(one["name"], "broker");
     assert_eq!(one["error"], "lost");
     assert_eq!(
-        get(&svc, "/status/ready").await.status,
+        call_get(&svc, "/status/ready").await.status,
         StatusCode::SERVICE_UNAVAILABLE
     );
 
     handle.set_component("broker", CheckResult::ok());
-    let (code, report) = get_json(&svc, "/status").await;
+    let (code, report) = call_json(&svc, "/status").await;
     assert_eq!(code, StatusCode::OK, "{report}");
     assert_eq!(report["status"], "ok");
     assert_eq!(report["components"]["broker"]["status"], "ok");
@@ -281,22 +281,22 @@ async fn pushed_components_count_like_checks() {
             .critical(false)
             .component_type("queue"),
     );
-    let (code, report) = get_json(&svc, "/status").await;
+    let (code, report) = call_json(&svc, "/status").await;
     assert_eq!(code, StatusCode::OK, "{report}");
     assert_eq!(report["status"], "degraded");
     assert_eq!(report["components"]["broker"]["status"], "down");
     assert_eq!(report["components"]["broker"]["critical"], false);
     assert_eq!(report["components"]["broker"]["type"], "queue");
     // Readiness looks at critical components only.
-    assert_eq!(get(&svc, "/status/ready").await.status, StatusCode::OK);
+    assert_eq!(call_get(&svc, "/status/ready").await.status, StatusCode::OK);
 
     handle.remove_component("broker");
-    let (code, report) = get_json(&svc, "/status").await;
+    let (code, report) = call_json(&svc, "/status").await;
     assert_eq!(code, StatusCode::OK, "{report}");
     assert_eq!(report["status"], "ok");
     assert!(components(&report).is_empty(), "{report}");
     assert_eq!(
-        get(&svc, "/status/broker").await.status,
+        call_get(&svc, "/status/broker").await.status,
         StatusCode::NOT_FOUND
     );
 }
@@ -317,19 +317,19 @@ async fn exclude_leaves_components_out_of_body_and_status() {
         .health_check(HealthCheck::new("queue", || async { true }).freshness(always()));
     let svc = app(&layer);
 
-    let (code, report) = get_json(&svc, "/status").await;
+    let (code, report) = call_json(&svc, "/status").await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{report}");
     assert_eq!(components(&report), ["cache", "db", "queue"]);
     assert_eq!(db_runs.load(SeqCst), 1);
 
-    let (code, report) = get_json(&svc, "/status?exclude=db").await;
+    let (code, report) = call_json(&svc, "/status?exclude=db").await;
     assert_eq!(code, StatusCode::OK, "{report}");
     assert_eq!(report["status"], "degraded");
     assert_eq!(components(&report), ["cache", "queue"]);
     assert_eq!(db_runs.load(SeqCst), 1, "an excluded check does not run");
 
     for query in ["exclude=db&exclude=cache", "exclude=db,cache"] {
-        let (code, report) = get_json(&svc, &format!("/status?{query}")).await;
+        let (code, report) = call_json(&svc, &format!("/status?{query}")).await;
         assert_eq!(code, StatusCode::OK, "{query}: {report}");
         assert_eq!(report["status"], "ok", "{query}");
         assert_eq!(components(&report), ["queue"], "{query}");
@@ -339,11 +339,11 @@ async fn exclude_leaves_components_out_of_body_and_status() {
 
     // Readiness honours it too.
     assert_eq!(
-        get(&svc, "/status/ready").await.status,
+        call_get(&svc, "/status/ready").await.status,
         StatusCode::SERVICE_UNAVAILABLE
     );
     assert_eq!(
-        get(&svc, "/status/ready?exclude=db").await.status,
+        call_get(&svc, "/status/ready?exclude=db").await.status,
         StatusCode::OK
     );
 }
@@ -367,12 +367,12 @@ async fn readiness_runs_only_critical_checks() {
         );
     let svc = app(&layer);
 
-    let (code, report) = get_json(&svc, "/status").await;
+    let (code, report) = call_json(&svc, "/status").await;
     assert_eq!(code, StatusCode::OK, "{report}");
     assert_eq!(report["status"], "degraded");
     assert_eq!(search_runs.load(SeqCst), 1);
 
-    let (code, ready) = get_json(&svc, "/status/ready").await;
+    let (code, ready) = call_json(&svc, "/status/ready").await;
     assert_eq!(code, StatusCode::OK, "{ready}");
     assert_eq!(ready["status"], "ok");
     assert!(ready.get("components").is_none(), "{ready}");
@@ -384,12 +384,12 @@ async fn readiness_runs_only_critical_checks() {
         "readiness skips non-critical checks"
     );
 
-    let (code, ready) = get_json(&svc, "/status/ready?verbose").await;
+    let (code, ready) = call_json(&svc, "/status/ready?verbose").await;
     assert_eq!(code, StatusCode::OK, "{ready}");
     assert_eq!(components(&ready), ["db"], "{ready}");
     assert_eq!(ready["components"]["db"]["status"], "ok");
 
-    let (_, ready) = get_json(&svc, "/status/ready?verbose=false").await;
+    let (_, ready) = call_json(&svc, "/status/ready?verbose=false").await;
     assert!(ready.get("components").is_none(), "{ready}");
 }
 
@@ -401,13 +401,13 @@ async fn liveness_never_runs_checks() {
     let svc = app(&layer);
 
     for uri in ["/status/live", "/status/live/", "/status/live?verbose"] {
-        let (code, live) = get_json(&svc, uri).await;
+        let (code, live) = call_json(&svc, uri).await;
         assert_eq!(code, StatusCode::OK, "{uri}: {live}");
         assert_eq!(live["status"], "ok", "{uri}");
     }
     assert_eq!(runs.load(SeqCst), 0, "liveness ran a check");
 
-    let (code, _) = get_json(&svc, "/status").await;
+    let (code, _) = call_json(&svc, "/status").await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(runs.load(SeqCst), 1);
 }
@@ -425,7 +425,7 @@ async fn component_routes_and_not_found() {
         ));
     let svc = app(&layer);
 
-    let (code, db) = get_json(&svc, "/status/db").await;
+    let (code, db) = call_json(&svc, "/status/db").await;
     assert_eq!(code, StatusCode::OK, "{db}");
     assert_eq!(db["name"], "db");
     assert_eq!(db["status"], "ok");
@@ -433,14 +433,14 @@ async fn component_routes_and_not_found() {
     assert!(db["last_checked"].is_string());
     assert_eq!(cache_runs.load(SeqCst), 0, "only the named check runs");
 
-    let (code, cache) = get_json(&svc, "/status/cache").await;
+    let (code, cache) = call_json(&svc, "/status/cache").await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{cache}");
     assert_eq!(cache["name"], "cache");
     assert_eq!(cache["status"], "down");
     assert_eq!(cache["error"], "cache down");
 
     for uri in ["/status/nope", "/status/a/b"] {
-        let got = get(&svc, uri).await;
+        let got = call_get(&svc, uri).await;
         assert_eq!(got.status, StatusCode::NOT_FOUND, "{uri}");
         assert_eq!(got.headers[CONTENT_TYPE], "application/json");
         let body = got.json();
@@ -455,8 +455,8 @@ async fn head_has_no_body() {
     let svc = app(&layer);
 
     for uri in ["/status/ready", "/status", "/status/live", "/status/db"] {
-        let full = get(&svc, uri).await;
-        let head = send(&svc, Method::HEAD, uri).await;
+        let full = call_get(&svc, uri).await;
+        let head = call(&svc, Method::HEAD, uri).await;
         assert_eq!(head.status, StatusCode::OK, "{uri}");
         assert!(head.body.is_empty(), "{uri}: {:?}", head.body);
         assert_eq!(head.headers[CONTENT_TYPE], "application/json", "{uri}");
@@ -485,13 +485,13 @@ async fn pushed_value_overrides_a_check_of_the_same_name_everywhere() {
         .handle()
         .set_component("db", CheckResult::down("pushed: connection lost"));
     let svc = app(&layer);
-    let (code, report) = get_json(&svc, "/status").await;
+    let (code, report) = call_json(&svc, "/status").await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{report}");
     assert_eq!(
         report["components"]["db"]["error"],
         "pushed: connection lost"
     );
-    let (code, one) = get_json(&svc, "/status/db").await;
+    let (code, one) = call_json(&svc, "/status/db").await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{one}");
     assert_eq!(one["error"], "pushed: connection lost");
 }
@@ -507,7 +507,7 @@ async fn traffic_component_route_runs_no_check() {
             Status::Down,
         ));
     let svc = app(&layer);
-    let (code, traffic) = get_json(&svc, "/status/traffic").await;
+    let (code, traffic) = call_json(&svc, "/status/traffic").await;
     assert_eq!(code, StatusCode::OK, "{traffic}");
     assert_eq!(traffic["name"], "traffic");
     assert_eq!(traffic["status"], "ok");

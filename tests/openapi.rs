@@ -14,8 +14,8 @@ use std::process::Stdio;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use common::hello_service;
 use common::service::Got;
+use common::{hello_service, STEP};
 use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -27,7 +27,6 @@ use tower_status::report::Notice;
 use tower_status::{Status, StatusLayer};
 
 /// Upper bound of one in-process request.
-const STEP: Duration = Duration::from_secs(5);
 
 const FULL_KEY: &str = "ops-key-0123456789";
 const STATUS_KEY: &str = "lb-key-0123456789";

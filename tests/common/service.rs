@@ -58,7 +58,7 @@ impl Got {
 }
 
 /// Sends one request through a clone of `svc` and reads the whole response.
-pub async fn send<S, B>(svc: &S, method: Method, uri: &str) -> Got
+pub async fn call<S, B>(svc: &S, method: Method, uri: &str) -> Got
 where
     S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone,
     S::Error: Debug,
@@ -81,25 +81,26 @@ where
 }
 
 /// `GET uri` through a clone of `svc`.
-pub async fn get<S, B>(svc: &S, uri: &str) -> Got
+pub async fn call_get<S, B>(svc: &S, uri: &str) -> Got
 where
     S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone,
     S::Error: Debug,
     B: Body,
     B::Error: Debug,
 {
-    send(svc, Method::GET, uri).await
+    call(svc, Method::GET, uri).await
 }
 
-/// `GET uri`, returning the status code and the JSON body.
-pub async fn get_json<S, B>(svc: &S, uri: &str) -> (StatusCode, Value)
+/// `GET uri`, returning the status code and the JSON body (any status,
+/// unlike `common::get_json`, which requires 200).
+pub async fn call_json<S, B>(svc: &S, uri: &str) -> (StatusCode, Value)
 where
     S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone,
     S::Error: Debug,
     B: Body,
     B::Error: Debug,
 {
-    let got = get(svc, uri).await;
+    let got = call_get(svc, uri).await;
     (got.status, got.json())
 }
 
