@@ -26,8 +26,6 @@ use tower_status::check::{CheckResult, HealthCheck, TrafficRule};
 use tower_status::report::Notice;
 use tower_status::{Status, StatusLayer};
 
-/// Upper bound of one in-process request.
-
 const FULL_KEY: &str = "ops-key-0123456789";
 const STATUS_KEY: &str = "lb-key-0123456789";
 const NONE_KEY: &str = "no-key-0123456789";
