@@ -1055,7 +1055,10 @@ async fn run_schemathesis(layer: StatusLayer, headers: &[&str]) {
         .args(["--exclude-operation-id", "getWatch"])
         .args(["--request-timeout", "10"])
         .args(["--generation-database", "none"])
-        .args(["--workers", "2"])
+        // One worker: with two threads, CPython before 3.11.8 (python/cpython#106905)
+        // can fail Hypothesis's own AST work with "AST constructor recursion
+        // depth mismatch", an error of the tool, not of the contract.
+        .args(["--workers", "1"])
         .arg("--no-color")
         .current_dir(&workdir)
         .env("NO_COLOR", "1")
