@@ -113,11 +113,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             seed_body(report, ctx, &datacenter)
         })
         .without_builtin_formats()
-        .error_format(seed_error);
+        .error_format(seed_error)
+        .build();
 
     if let Ok(path) = std::env::var("MAINTENANCE_FILE") {
         if !path.trim().is_empty() {
-            tokio::spawn(watch_maintenance(PathBuf::from(path), layer.handle()));
+            tokio::spawn(watch_maintenance(PathBuf::from(path), layer.clone()));
         }
     }
 

@@ -6,9 +6,9 @@ use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::Full;
 use pin_project_lite::pin_project;
 
+use crate::endpoint::StatusBody;
 use crate::recorder::RequestGuard;
 
 pin_project! {
@@ -36,48 +36,6 @@ pin_project! {
         Status {
             body: StatusBody,
         },
-    }
-}
-
-/// The status endpoint's own bodies: a whole JSON (or text) document, or
-/// the event stream of `/status/watch`.
-pub(crate) enum StatusBody {
-    Full(Full<Bytes>),
-    Events(crate::watch::SseBody),
-}
-
-impl From<Full<Bytes>> for StatusBody {
-    fn from(body: Full<Bytes>) -> Self {
-        StatusBody::Full(body)
-    }
-}
-
-impl Body for StatusBody {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        match self.get_mut() {
-            StatusBody::Full(body) => Pin::new(body).poll_frame(cx),
-            StatusBody::Events(body) => Pin::new(body).poll_frame(cx),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            StatusBody::Full(body) => body.is_end_stream(),
-            StatusBody::Events(body) => body.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            StatusBody::Full(body) => body.size_hint(),
-            StatusBody::Events(body) => body.size_hint(),
-        }
     }
 }
 

@@ -10,10 +10,9 @@ use http::Response;
 use http_body::Body;
 use pin_project_lite::pin_project;
 
-use crate::body::{ResponseBody, StatusBody};
+use crate::body::ResponseBody;
+use crate::endpoint::StatusFuture;
 use crate::recorder::RequestGuard;
-
-pub(crate) type StatusFuture = Pin<Box<dyn Future<Output = Response<StatusBody>> + Send>>;
 
 pin_project! {
     /// Response future of [`StatusService`](crate::StatusService).

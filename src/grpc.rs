@@ -11,12 +11,12 @@
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use tower_status::{grpc::HealthBridge, StatusLayer};
 //!
-//! let layer = StatusLayer::new().check("db", || async { true });
+//! let status = StatusLayer::new().check("db", || async { true }).build();
 //! let (reporter, health_service) = tonic_health::server::health_reporter();
-//! HealthBridge::new(reporter).spawn(&layer);
+//! HealthBridge::new(reporter).spawn(&status);
 //! tonic::transport::Server::builder()
 //!     .accept_http1(true)
-//!     .layer(layer)
+//!     .layer(status)
 //!     .add_service(health_service)
 //!     .serve("127.0.0.1:50051".parse()?)
 //!     .await?;
@@ -28,11 +28,12 @@ use std::collections::BTreeMap;
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
+use crate::handle::StatusHandle;
 use crate::report::Status;
-use crate::watch::StatusChange;
-use crate::StatusLayer;
+use crate::state::{StatusChange, StatusWatch};
 
-/// Publishes the status of a [`StatusLayer`] to a `tonic-health` reporter.
+/// Publishes the status of a built layer ([`StatusHandle`]) to a
+/// `tonic-health` reporter.
 #[derive(Debug)]
 pub struct HealthBridge {
     reporter: HealthReporter,
@@ -59,20 +60,20 @@ impl HealthBridge {
 
     /// Runs the bridge in a task of the current tokio runtime; it ends
     /// when the layer is gone.
-    pub fn spawn(self, layer: &StatusLayer) {
-        let watch = layer.subscribe();
-        let overall_code = OverallCodes::of(layer);
+    pub fn spawn(self, status: &StatusHandle) {
+        let watch = status.subscribe();
+        let overall_code = OverallCodes::of(status);
         tokio::spawn(self.run_with(watch, overall_code));
     }
 
     /// Runs the bridge until the layer is gone.
-    pub async fn run(self, layer: &StatusLayer) {
-        let watch = layer.subscribe();
-        let overall_code = OverallCodes::of(layer);
+    pub async fn run(self, status: &StatusHandle) {
+        let watch = status.subscribe();
+        let overall_code = OverallCodes::of(status);
         self.run_with(watch, overall_code).await;
     }
 
-    async fn run_with(mut self, mut watch: crate::StatusWatch, codes: OverallCodes) {
+    async fn run_with(mut self, mut watch: StatusWatch, codes: OverallCodes) {
         // What each service was last set to: Watch streams see changes only.
         let mut published: BTreeMap<String, ServingStatus> = BTreeMap::new();
         while let Some(change) = watch.changed().await {
@@ -120,8 +121,8 @@ fn serving(up: bool) -> ServingStatus {
 struct OverallCodes([bool; 4]);
 
 impl OverallCodes {
-    fn of(layer: &StatusLayer) -> Self {
-        let config = layer.config_ref();
+    fn of(status: &StatusHandle) -> Self {
+        let config = &status.shared().config;
         Self(
             [
                 Status::Ok,

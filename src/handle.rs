@@ -1,43 +1,14 @@
-//! [`StatusHandle`]: what application code changes at run time.
+//! [`StatusHandle`]: a built status layer, and what application code does
+//! with it at run time.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
-use crate::check::CheckResult;
-use crate::report::{Component, Notice, Timestamp};
+use tower_layer::Layer;
 
-/// State the handle and the endpoint share.
-#[derive(Default)]
-pub(crate) struct Lifecycle {
-    draining: AtomicBool,
-    maintenance: Mutex<Option<Notice>>,
-    pushed: Mutex<BTreeMap<String, Component>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Nothing panics while these locks are held; stay usable if something did.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-impl Lifecycle {
-    pub(crate) fn draining(&self) -> bool {
-        self.draining.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn maintenance(&self) -> Option<Notice> {
-        lock(&self.maintenance).clone()
-    }
-
-    pub(crate) fn pushed(&self) -> BTreeMap<String, Component> {
-        lock(&self.pushed).clone()
-    }
-
-    pub(crate) fn pushed_one(&self, name: &str) -> Option<Component> {
-        lock(&self.pushed).get(name).cloned()
-    }
-}
+use crate::report::{CheckResult, Component, Notice, Report, Timestamp};
+use crate::service::StatusService;
+use crate::state::{collect, subscribe, Selection, Shared, StatusWatch};
 
 /// Options of a pushed component.
 #[derive(Clone, Debug, Default)]
@@ -68,41 +39,115 @@ impl ComponentOptions {
     }
 }
 
-/// Changes the status at run time: pushed components, draining, maintenance.
+/// A caller's requests in the current counting window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CallerRequests {
+    /// Requests counted in the window.
+    pub count: u64,
+    /// When the window ends.
+    pub window_ends: SystemTime,
+}
+
+/// A built [`StatusLayer`](crate::StatusLayer): serve it (it is a
+/// [`Layer`]), and from the same value push component health, drain, set
+/// maintenance, subscribe to changes and build reports in code.
 ///
-/// Cloneable and cheap; every clone acts on the same layer.
+/// Cloneable and cheap; every clone is the same layer, with one
+/// configuration, one recorder and one watcher, so whatever reads it (the
+/// endpoint, [`subscribe`](Self::subscribe), the gRPC bridge,
+/// [`report`](Self::report)) gives the same answer.
 ///
 /// ```
-/// use tower_status::{StatusLayer, check::CheckResult, report::Notice};
+/// use tower_status::{check::CheckResult, report::Notice, StatusLayer};
 ///
-/// let layer = StatusLayer::new();
-/// let handle = layer.handle();
+/// let status = StatusLayer::new().build();
+/// // Serve it: `Router::new().layer(status.clone())`.
 ///
 /// // From a connection-event callback, say:
-/// handle.set_component("broker", CheckResult::down("connection lost"));
-/// handle.set_component("broker", CheckResult::ok());
+/// status.set_component("broker", CheckResult::down("connection lost"));
+/// status.set_component("broker", CheckResult::ok());
 ///
-/// handle.set_maintenance(Notice::new("database upgrade"));
-/// handle.clear_maintenance();
+/// status.set_maintenance(Notice::new("database upgrade"));
+/// status.clear_maintenance();
 ///
-/// handle.start_draining();
-/// assert!(handle.is_draining());
+/// status.start_draining();
+/// assert!(status.is_draining());
 /// ```
 #[derive(Clone)]
 pub struct StatusHandle {
-    pub(crate) lifecycle: Arc<Lifecycle>,
-    pub(crate) counter: Option<Arc<crate::auth::CallerCounter>>,
+    shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for StatusHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StatusHandle")
+            .field("path", &self.shared.config.path)
             .field("draining", &self.is_draining())
             .finish_non_exhaustive()
     }
 }
 
+impl<S> Layer<S> for StatusHandle {
+    type Service = StatusService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        StatusService::new(inner, Arc::clone(&self.shared))
+    }
+}
+
 impl StatusHandle {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    #[cfg(feature = "grpc")]
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// Whether both handles are the same built layer.
+    #[cfg(test)]
+    pub(crate) fn same_state(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
+    /// The normalized status path.
+    #[must_use]
+    pub fn status_path(&self) -> &str {
+        &self.shared.config.path
+    }
+
+    /// Subscribes to changes of the overall and component statuses,
+    /// evaluated every [`watch_interval`](crate::StatusLayer::watch_interval)
+    /// by a task that runs while anyone subscribes. Outside a tokio runtime
+    /// nothing evaluates: the watch waits until a subscription made inside
+    /// one starts the evaluator.
+    #[must_use]
+    pub fn subscribe(&self) -> StatusWatch {
+        StatusWatch::new(subscribe(&self.shared))
+    }
+
+    /// Builds the current report, as `GET` on the status path would for a
+    /// caller with every detail (running checks whose cached results are
+    /// stale).
+    pub async fn report(&self) -> Report {
+        collect(
+            &self.shared,
+            &Selection::all(),
+            &crate::auth::Caller::full(),
+        )
+        .await
+    }
+
+    /// The OpenAPI 3.1 document of the status endpoints as configured
+    /// (paths, report and error schemas, security schemes when keys are
+    /// required), to merge into an API's own document.
+    #[must_use]
+    pub fn openapi(&self) -> serde_json::Value {
+        crate::endpoint::openapi::document(&self.shared.config)
+    }
+
     /// Sets a critical component's health directly, without a check.
     pub fn set_component(&self, name: impl Into<String>, result: CheckResult) {
         self.set_component_with(name, result, ComponentOptions::new());
@@ -122,60 +167,63 @@ impl StatusHandle {
             Duration::ZERO,
             Timestamp::now(),
         );
-        lock(&self.lifecycle.pushed).insert(name.into(), component);
+        self.shared.lifecycle.push(name.into(), component);
     }
 
     /// Removes a pushed component.
     pub fn remove_component(&self, name: &str) {
-        lock(&self.lifecycle.pushed).remove(name);
+        self.shared.lifecycle.remove(name);
     }
 
     /// Makes readiness fail (503) while liveness stays 200, so orchestrators
     /// stop sending traffic before shutdown.
     pub fn start_draining(&self) {
-        self.lifecycle.draining.store(true, Ordering::Relaxed);
+        self.shared.lifecycle.set_draining(true);
     }
 
     /// Ends draining.
     pub fn stop_draining(&self) {
-        self.lifecycle.draining.store(false, Ordering::Relaxed);
+        self.shared.lifecycle.set_draining(false);
     }
 
     /// Whether the service is draining.
     #[must_use]
     pub fn is_draining(&self) -> bool {
-        self.lifecycle.draining()
+        self.shared.lifecycle.draining()
     }
 
     /// Puts the service in maintenance: the report shows the notice and
     /// its status is `maintenance`.
     pub fn set_maintenance(&self, notice: Notice) {
-        *lock(&self.lifecycle.maintenance) = Some(notice);
+        self.shared.lifecycle.set_maintenance(Some(notice));
     }
 
     /// Ends maintenance.
     pub fn clear_maintenance(&self) {
-        *lock(&self.lifecycle.maintenance) = None;
-    }
-
-    /// Requests counted for the caller `name` in the current window, and
-    /// when the window ends, when the layer counts requests per key
-    /// ([`count_requests_per_key`](crate::StatusLayer::count_requests_per_key),
-    /// set before taking the handle); for enforcing a limit in the application.
-    #[must_use]
-    pub fn requests_of(&self, name: &str) -> Option<(u64, std::time::SystemTime)> {
-        self.counter.as_ref().map(|c| c.get(name))
+        self.shared.lifecycle.set_maintenance(None);
     }
 
     /// The maintenance notice in force.
     #[must_use]
     pub fn maintenance(&self) -> Option<Notice> {
-        self.lifecycle.maintenance()
+        self.shared.lifecycle.maintenance()
+    }
+
+    /// Requests counted for the caller `name` in the current window, when
+    /// the layer counts requests per key
+    /// ([`count_requests_per_key`](crate::StatusLayer::count_requests_per_key));
+    /// for enforcing a limit in the application. A caller never seen has a
+    /// count of 0.
+    #[must_use]
+    pub fn requests_of(&self, name: &str) -> Option<CallerRequests> {
+        let counter = self.shared.config.access.counter.as_ref()?;
+        let (count, window_ends) = counter.get(name);
+        Some(CallerRequests { count, window_ends })
     }
 
     /// Waits for SIGTERM or ctrl-c, starts draining, then waits `grace` so
     /// orchestrators see readiness fail before the server stops. Made for
-    /// `axum::serve(..).with_graceful_shutdown(handle.drain_on_signal(grace))`.
+    /// `axum::serve(..).with_graceful_shutdown(status.drain_on_signal(grace))`.
     #[cfg(feature = "signal")]
     pub async fn drain_on_signal(self, grace: Duration) {
         wait_for_signal().await;

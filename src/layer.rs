@@ -1,120 +1,40 @@
-//! [`StatusLayer`]: configuration, and the state every service it builds shares.
+//! [`StatusLayer`]: the configuration of the status endpoint, built into a
+//! [`StatusHandle`] on first use.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::StatusCode;
 use tokio::sync::Semaphore;
 use tower_layer::Layer;
 
-use crate::auth::{Access, ApiKeys, CallerCounter, Endpoint, Visibility};
-use crate::check::{Check, Checks, HealthCheck, TrafficRule};
-use crate::format::{ErrorFormat, Format, Formats, Registered};
-use crate::handle::{Lifecycle, StatusHandle};
-use crate::recorder::Recorder;
+use crate::auth::{ApiKeys, CallerCounter, Endpoint, Visibility};
+use crate::check::{Check, HealthCheck, TrafficRule};
+use crate::format::{ErrorFormat, Format, Registered};
+use crate::handle::StatusHandle;
 use crate::report::{Component, Status};
-use crate::section::CallerSection;
 use crate::service::StatusService;
-use crate::watch::{StatusWatch, Watcher};
+use crate::state::{Aggregation, Config, Hook, Shared};
 
 /// Environment variable read for the default environment name.
 pub const ENVIRONMENT_VAR: &str = "APP_ENV";
 
-/// When the first layer of the process was created: the origin of `uptime`.
-static PROCESS_START: OnceLock<Instant> = OnceLock::new();
-
-/// Settings fixed when the layer is built.
-#[derive(Clone, Debug)]
-pub(crate) struct Config {
-    pub(crate) path: String,
-    pub(crate) service: Option<String>,
-    pub(crate) version: Option<String>,
-    pub(crate) environment: String,
-    pub(crate) checks: Checks,
-    pub(crate) traffic_rules: Vec<TrafficRule>,
-    /// HTTP status per overall status, indexed by `Status as usize`.
-    pub(crate) codes: [StatusCode; 4],
-    /// Readiness fails until every critical check has passed once.
-    pub(crate) startup_gate: bool,
-    pub(crate) access: Access,
-    pub(crate) formats: Formats,
-    /// Sections computed under the checks' rules.
-    pub(crate) sections: Checks,
-    pub(crate) caller_sections: CallerSections,
-    /// How often watchers' status is evaluated.
-    pub(crate) watch_interval: Duration,
-    /// Quiet time after which `/status/watch` sends a keep-alive comment.
-    pub(crate) watch_keepalive: Duration,
-    pub(crate) serve_metrics: bool,
-    pub(crate) serve_openapi: bool,
-    pub(crate) error_format: Option<Hook<dyn ErrorFormat>>,
-    /// Decides the overall status from the components, when not the default rule.
-    pub(crate) aggregation: Option<Hook<Aggregation>>,
-}
-
-/// User code held by the configuration; shown as `..` in `Debug`.
-pub(crate) struct Hook<T: ?Sized>(pub(crate) Arc<T>);
-
-impl<T: ?Sized> Clone for Hook<T> {
-    fn clone(&self) -> Self {
-        Self(Arc::clone(&self.0))
-    }
-}
-
-impl<T: ?Sized> std::fmt::Debug for Hook<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("..")
-    }
-}
-
-/// A custom rule for the overall status.
-pub(crate) type Aggregation = dyn Fn(&BTreeMap<String, Component>) -> Status + Send + Sync;
-
-/// Sections that need the caller, by name.
-#[derive(Clone, Default)]
-pub(crate) struct CallerSections(pub(crate) Vec<(String, CallerSection)>);
-
-impl std::ops::Deref for CallerSections {
-    type Target = [(String, CallerSection)];
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for CallerSections {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list()
-            .entries(self.0.iter().map(|(n, _)| n))
-            .finish()
-    }
-}
-
-impl Config {
-    pub(crate) fn code(&self, status: Status) -> StatusCode {
-        self.codes[status as usize]
-    }
-}
-
-/// State shared by every [`StatusService`] a layer builds.
+/// The configuration of the status endpoint, and a [`Layer`] that answers
+/// the status path itself and records every other request it passes to the
+/// wrapped service.
 ///
-/// The recorder is its own `Arc`, so a builder call on a cloned layer
-/// changes that layer's settings without splitting the counts.
-#[derive(Clone)]
-pub(crate) struct Shared {
-    pub(crate) config: Config,
-    pub(crate) recorder: Arc<Recorder>,
-    pub(crate) lifecycle: Arc<Lifecycle>,
-    pub(crate) watcher: Arc<Watcher>,
-    pub(crate) started: Instant,
-}
-
-/// A [`Layer`] that answers the status path itself and records every other
-/// request it passes to the wrapped service.
+/// Every builder call consumes the layer and returns a new configuration.
+/// The first time a configuration is used (by [`Layer::layer`] or
+/// [`build`](Self::build)) its state is built: one recorder, one set of
+/// check runners, one watcher. Clones of a configuration share that state:
+/// axum's `Router::layer` clones the layer for every route, and the report
+/// covers them all. A clone changed by a builder call is a new
+/// configuration with a state of its own.
 ///
-/// All services built from one layer (and its clones) count into one
-/// recorder: axum's `Router::layer` builds a service per route, and the
-/// report covers them all.
+/// To push components, drain, subscribe to changes or bridge to gRPC
+/// health, [`build`](Self::build) the layer into a [`StatusHandle`] and
+/// serve that: every consumer then reads the one state that is served.
 ///
 /// ```
 /// use tower_status::StatusLayer;
@@ -128,13 +48,16 @@ pub(crate) struct Shared {
 /// ```
 #[derive(Clone)]
 pub struct StatusLayer {
-    shared: Arc<Shared>,
+    config: Arc<Config>,
+    /// The state built from exactly this configuration, shared by every
+    /// clone that has not changed it since: made on first use.
+    built: Arc<OnceLock<StatusHandle>>,
 }
 
 impl std::fmt::Debug for StatusLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StatusLayer")
-            .field("config", &self.shared.config)
+            .field("config", &self.config)
             .finish_non_exhaustive()
     }
 }
@@ -155,50 +78,61 @@ impl StatusLayer {
             .filter(|v| !v.trim().is_empty())
             .unwrap_or_else(|| "development".to_owned());
         Self {
-            shared: Arc::new(Shared {
-                config: Config {
-                    path: "/status".to_owned(),
-                    service: None,
-                    version: None,
-                    environment,
-                    checks: Checks::default(),
-                    traffic_rules: Vec::new(),
-                    codes: [
-                        StatusCode::OK,
-                        StatusCode::OK,
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        StatusCode::SERVICE_UNAVAILABLE,
-                    ],
-                    startup_gate: false,
-                    access: Access::default(),
-                    formats: Formats::default(),
-                    sections: Checks::default(),
-                    caller_sections: CallerSections::default(),
-                    watch_interval: Duration::from_secs(1),
-                    watch_keepalive: Duration::from_secs(15),
-                    serve_metrics: false,
-                    serve_openapi: false,
-                    error_format: None,
-                    aggregation: None,
-                },
-                recorder: Arc::new(Recorder::new()),
-                lifecycle: Arc::new(Lifecycle::default()),
-                watcher: Arc::new(Watcher::default()),
-                started: *PROCESS_START.get_or_init(Instant::now),
-            }),
+            config: Arc::new(Config::new(environment)),
+            built: Arc::default(),
         }
     }
 
+    /// A new configuration: a builder call never changes a layer that is
+    /// already built (or a clone of it), it makes another.
     fn config(mut self, f: impl FnOnce(&mut Config)) -> Self {
-        f(&mut Arc::make_mut(&mut self.shared).config);
+        f(Arc::make_mut(&mut self.config));
+        self.built = Arc::default();
         self
+    }
+
+    /// Finishes the configuration: the [`StatusHandle`] that serves it
+    /// (it is a [`Layer`] too), pushes components, drains, subscribes to
+    /// changes, builds reports in code and feeds the gRPC bridge, all from
+    /// this one configuration. Clones of this layer that were not changed
+    /// since build the same state: the same handle.
+    ///
+    /// ```
+    /// use axum::{routing::get, Router};
+    /// use tower_status::StatusLayer;
+    ///
+    /// let status = StatusLayer::new().check("db", || async { true }).build();
+    /// let app: Router = Router::new()
+    ///     .route("/", get(|| async { "hello" }))
+    ///     .layer(status.clone());
+    /// status.start_draining();
+    /// # let _ = app;
+    /// ```
+    ///
+    /// A builder call after `build` does not compile, so nothing can watch
+    /// a configuration other than the one served:
+    ///
+    /// ```compile_fail
+    /// let status = tower_status::StatusLayer::new().build();
+    /// let status = status.check("db", || async { true });
+    /// ```
+    #[must_use]
+    pub fn build(self) -> StatusHandle {
+        self.built
+            .get_or_init(|| StatusHandle::new(Shared::new(&self.config)))
+            .clone()
     }
 
     /// Serves the report at `path` instead of `/status`.
     ///
-    /// The path is normalized: a missing leading `/` is added, a trailing
-    /// `/` and anything from `?` or `#` on are dropped. Requests match it
-    /// with or without a trailing slash, whatever their query string.
+    /// The path is normalized: a missing leading `/` is added, trailing
+    /// `/` are dropped. Requests match it with or without a trailing
+    /// slash, whatever their query string.
+    ///
+    /// # Panics
+    ///
+    /// When the path is empty (use `"/"` for the root), has a query or a
+    /// fragment, or is not a valid URI path.
     #[must_use]
     pub fn path(self, path: impl AsRef<str>) -> Self {
         let path = normalize_path(path.as_ref());
@@ -240,16 +174,33 @@ impl StatusLayer {
         self.config(|c| c.checks.add(check))
     }
 
-    /// Runs at most `n` checks at once (at least 1); by default all run together.
+    /// Runs at most `n` checks at once; by default all run together.
+    ///
+    /// # Panics
+    ///
+    /// When `n` is 0 (no check could ever run).
     #[must_use]
     pub fn max_concurrent_checks(self, n: usize) -> Self {
-        self.config(|c| c.checks.limit = Some(Arc::new(Semaphore::new(n.max(1)))))
+        assert!(
+            n > 0,
+            "StatusLayer::max_concurrent_checks: must be at least 1 (no check could run)"
+        );
+        self.config(|c| c.checks.limit = Some(Arc::new(Semaphore::new(n))))
     }
 
     /// Answers within `deadline`: checks not finished by then are reported
     /// as timed out (they go on and fill the cache for later requests).
+    /// Any length is valid (`Duration::MAX` never cuts a check short).
+    ///
+    /// # Panics
+    ///
+    /// When `deadline` is zero (every check not cached would time out).
     #[must_use]
     pub fn report_deadline(self, deadline: Duration) -> Self {
+        assert!(
+            !deadline.is_zero(),
+            "StatusLayer::report_deadline: must be greater than zero"
+        );
         self.config(|c| c.checks.deadline = Some(deadline))
     }
 
@@ -300,8 +251,16 @@ impl StatusLayer {
     /// request carrying one of the keys given in code. The count and the
     /// window's end are in the report's `caller` section. At most
     /// [`MAX_TRACKED_CALLERS`](crate::auth::MAX_TRACKED_CALLERS) callers are tracked.
+    ///
+    /// # Panics
+    ///
+    /// When `window` is shorter than a second (windows are whole seconds).
     #[must_use]
     pub fn count_requests_per_key(self, window: Duration) -> Self {
+        assert!(
+            window >= Duration::from_secs(1),
+            "StatusLayer::count_requests_per_key: the window must be at least one second, got {window:?}"
+        );
         self.config(|c| {
             c.access.counter = Some(Arc::new(CallerCounter::new(window)));
             c.access.count_passthrough = true;
@@ -394,7 +353,7 @@ impl StatusLayer {
         Fut: std::future::Future<Output = V> + Send + 'static,
         V: serde::Serialize,
     {
-        let check = HealthCheck::new(name, crate::section::as_check(section));
+        let check = HealthCheck::new(name, crate::state::section::as_check(section));
         self.config(|c| c.sections.add(check))
     }
 
@@ -408,7 +367,7 @@ impl StatusLayer {
         V: serde::Serialize,
     {
         let name = name.into();
-        let section = crate::section::caller_section(section);
+        let section = crate::state::section::caller_section(section);
         self.config(|c| {
             c.caller_sections.0.retain(|(n, _)| *n != name);
             c.caller_sections.0.push((name, section));
@@ -430,92 +389,87 @@ impl StatusLayer {
         self.config(|c| c.serve_openapi = serve)
     }
 
-    /// The OpenAPI 3.1 document of the status endpoints as configured
-    /// (paths, report and error schemas, security schemes when keys are
-    /// required), to merge into an API's own document.
-    #[must_use]
-    pub fn openapi(&self) -> serde_json::Value {
-        crate::openapi::document(&self.shared.config)
-    }
-
     /// How often the status is evaluated for watchers (`/status/watch`,
-    /// [`subscribe`](Self::subscribe), the gRPC bridge); default 1 s.
+    /// [`StatusHandle::subscribe`], the gRPC bridge); default 1 s.
+    ///
+    /// # Panics
+    ///
+    /// When `every` is shorter than 10 ms (a busy loop of reports).
     #[must_use]
     pub fn watch_interval(self, every: Duration) -> Self {
+        assert!(
+            every >= Duration::from_millis(10),
+            "StatusLayer::watch_interval: must be at least 10 ms, got {every:?}"
+        );
         self.config(|c| c.watch_interval = every)
     }
 
     /// How long `/status/watch` may stay quiet before it sends a keep-alive
     /// comment; default 15 s.
+    ///
+    /// # Panics
+    ///
+    /// When `every` is shorter than 10 ms.
     #[must_use]
     pub fn watch_keepalive(self, every: Duration) -> Self {
-        self.config(|c| c.watch_keepalive = every.max(Duration::from_millis(10)))
-    }
-
-    /// Subscribes to changes of the overall and component statuses,
-    /// evaluated every [`watch_interval`](Self::watch_interval) by a task
-    /// that runs while anyone subscribes. Needs a tokio runtime.
-    #[must_use]
-    pub fn subscribe(&self) -> StatusWatch {
-        StatusWatch::new(crate::watch::subscribe(&self.shared))
-    }
-
-    /// A handle to push component health, drain and set maintenance.
-    #[must_use]
-    pub fn handle(&self) -> StatusHandle {
-        StatusHandle {
-            lifecycle: Arc::clone(&self.shared.lifecycle),
-            counter: self.shared.config.access.counter.clone(),
-        }
-    }
-
-    #[cfg(feature = "grpc")]
-    pub(crate) fn config_ref(&self) -> &Config {
-        &self.shared.config
+        assert!(
+            every >= Duration::from_millis(10),
+            "StatusLayer::watch_keepalive: must be at least 10 ms, got {every:?}"
+        );
+        self.config(|c| c.watch_keepalive = every)
     }
 
     /// The normalized status path.
     #[must_use]
     pub fn status_path(&self) -> &str {
-        &self.shared.config.path
-    }
-
-    /// Bytes of memory the traffic recorder occupies: fixed when the layer
-    /// is created, whatever the traffic.
-    #[must_use]
-    pub fn recorder_size_bytes(&self) -> usize {
-        self.shared.recorder.size_bytes()
-    }
-
-    /// Builds the current report, as `GET` on the status path would
-    /// (running checks whose cached results are stale).
-    pub async fn report(&self) -> crate::Report {
-        crate::report::collect(
-            &self.shared,
-            &crate::report::Selection::all(),
-            &crate::auth::Caller::full(),
-        )
-        .await
+        &self.config.path
     }
 }
 
+/// Built on first use, once for this configuration and its unchanged
+/// clones (axum clones a layer for every route): they all count into one
+/// recorder and serve one state.
 impl<S> Layer<S> for StatusLayer {
     type Service = StatusService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        StatusService::new(inner, Arc::clone(&self.shared))
+        let handle = self
+            .built
+            .get_or_init(|| StatusHandle::new(Shared::new(&self.config)));
+        handle.layer(inner)
     }
 }
 
+/// The status path, normalized: a leading `/` added, trailing ones dropped.
+///
+/// # Panics
+///
+/// When the path is empty or not a valid URI path (a query, a fragment,
+/// spaces), naming the setting.
 fn normalize_path(raw: &str) -> String {
-    let end = raw.find(['?', '#']).unwrap_or(raw.len());
-    let trimmed = raw[..end].trim().trim_end_matches('/');
-    if trimmed.starts_with('/') {
-        trimmed.to_owned()
-    } else if trimmed.is_empty() && raw.starts_with('/') {
+    let setting = "StatusLayer::path";
+    assert!(
+        !raw.trim().is_empty(),
+        "{setting}: the status path is empty; use \"/\" to serve the report at the root"
+    );
+    assert!(
+        !raw.contains(['?', '#']),
+        "{setting}: {raw:?} has a query or fragment; give the path alone"
+    );
+    let with_slash = if raw.starts_with('/') {
+        raw.to_owned()
+    } else {
+        format!("/{raw}")
+    };
+    assert!(
+        with_slash.parse::<http::uri::PathAndQuery>().is_ok() && !with_slash.contains(' '),
+        "{setting}: {raw:?} is not a valid URI path"
+    );
+    let trimmed = with_slash.trim_end_matches('/');
+    if trimmed.is_empty() {
         "/".to_owned()
     } else {
-        format!("/{trimmed}")
+        trimmed.to_owned()
     }
 }
 
@@ -527,18 +481,28 @@ mod tests {
     fn paths_are_normalized() {
         assert_eq!(normalize_path("/status"), "/status");
         assert_eq!(normalize_path("status/"), "/status");
-        assert_eq!(normalize_path("/v1/status?x=1"), "/v1/status");
         assert_eq!(normalize_path("/"), "/");
-        assert_eq!(normalize_path(""), "/");
-        assert_eq!(normalize_path(" /a/b// "), "/a/b");
+        assert_eq!(normalize_path("/a/b//"), "/a/b");
     }
 
     #[test]
-    fn clones_share_the_recorder() {
+    fn bad_paths_fail_loudly_naming_the_setting() {
+        for bad in ["", "  ", "/v1/status?x=1", "/a#b", "/a b"] {
+            let err = std::panic::catch_unwind(|| normalize_path(bad)).unwrap_err();
+            let text = err.downcast_ref::<String>().cloned().unwrap_or_default();
+            assert!(text.contains("StatusLayer::path"), "{bad:?}: {text}");
+        }
+    }
+
+    #[test]
+    fn clones_share_a_state_until_changed() {
         let a = StatusLayer::new();
+        let same = a.clone();
         let b = a.clone().path("/other");
-        assert!(Arc::ptr_eq(&a.shared.recorder, &b.shared.recorder));
-        assert_eq!(a.status_path(), "/status");
-        assert_eq!(b.status_path(), "/other");
+        let (ha, hsame, hb) = (a.build(), same.build(), b.build());
+        assert!(ha.same_state(&hsame));
+        assert!(!ha.same_state(&hb));
+        assert_eq!(ha.status_path(), "/status");
+        assert_eq!(hb.status_path(), "/other");
     }
 }

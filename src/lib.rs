@@ -35,28 +35,31 @@
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]
 
+// Plain data at the bottom.
+pub mod report;
+// The engines: traffic recording, checks, access control, formats.
 pub mod auth;
-pub mod body;
 pub mod check;
-mod endpoint;
 pub mod format;
+mod recorder;
+// The state of a built layer, and collecting a report from it.
+mod state;
+// The endpoint: route table, handlers, responses, OpenAPI.
+mod endpoint;
+// The middleware on top: layer, handle, service, future, body.
+pub mod body;
 pub mod future;
 #[cfg(feature = "grpc")]
 pub mod grpc;
 mod handle;
 mod layer;
-mod openapi;
-mod recorder;
-pub mod report;
-mod section;
 mod service;
-pub mod watch;
 
-pub use handle::{ComponentOptions, StatusHandle};
+pub use handle::{CallerRequests, ComponentOptions, StatusHandle};
 pub use layer::{StatusLayer, ENVIRONMENT_VAR};
 pub use report::{Report, Status};
 pub use service::StatusService;
-pub use watch::{StatusChange, StatusWatch};
+pub use state::{StatusChange, StatusWatch};
 
 /// The calling crate's version from its `Cargo.toml`, for
 /// [`StatusLayer::version`].

@@ -11,7 +11,7 @@ use tower_service::Service;
 use crate::body::ResponseBody;
 use crate::endpoint;
 use crate::future::ResponseFuture;
-use crate::layer::Shared;
+use crate::state::Shared;
 
 /// Middleware that serves the status report on its path and records the
 /// traffic of every other request it passes to `S`.
@@ -113,7 +113,7 @@ where
         let path = req.uri().path();
         // An inlined prefix test first: most requests are not for us.
         if path.starts_with(self.shared.config.path.as_str()) {
-            if let Some(route) = endpoint::route(path, &self.shared.config.path) {
+            if let Some(route) = endpoint::route(path, &self.shared.config) {
                 let (parts, _body) = req.into_parts();
                 return ResponseFuture::status(endpoint::respond(
                     Arc::clone(&self.shared),

@@ -1054,7 +1054,7 @@ async fn real_axum_server_with_keys() {
         assert_eq!(res.body, "hello");
     }
     wait_until("passed-through requests recorded", || async {
-        layer.report().await.requests.total >= 4
+        layer.clone().build().report().await.requests.total >= 4
     })
     .await;
 

@@ -208,7 +208,7 @@ where
         with_layer.1, bare.1,
         "{case}: the layer added allocated bytes"
     );
-    rt.block_on(layer.report())
+    rt.block_on(layer.clone().build().report())
 }
 
 /// Requests made per case by `compare` (two warm-ups, two measured runs).

@@ -175,14 +175,14 @@ fn histogram_count(text: &str) -> u64 {
 async fn settle(layer: &StatusLayer, sent: u64) -> Report {
     let deadline = Instant::now() + STEP;
     loop {
-        let r = layer.report().await;
+        let r = layer.clone().build().report().await;
         if (r.requests.total >= sent && r.requests.in_flight == 0) || Instant::now() > deadline {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
-    layer.report().await
+    layer.clone().build().report().await
 }
 
 /// The book identity every report must satisfy: `total` is every response
@@ -645,10 +645,10 @@ async fn grpc_books_balance_with_dropped_watch_streams() {
 /// for 100 ms; returns the report.
 async fn settle_stable(layer: &StatusLayer) -> Report {
     let deadline = Instant::now() + STEP;
-    let mut last = layer.report().await;
+    let mut last = layer.clone().build().report().await;
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let now = layer.report().await;
+        let now = layer.clone().build().report().await;
         let stable = now.requests.total == last.requests.total && now.requests.in_flight == 0;
         if stable || Instant::now() > deadline {
             return now;

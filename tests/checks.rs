@@ -823,15 +823,16 @@ fn a_check_runs_again_after_the_runtime_that_ran_it_is_gone() {
     );
     runtime().block_on(async {
         // Gives up while the run is in progress; the runtime then drops it.
-        let _ = tokio::time::timeout(Duration::from_millis(50), layer.report()).await;
+        let _ =
+            tokio::time::timeout(Duration::from_millis(50), layer.clone().build().report()).await;
     });
     assert_eq!(runs.load(SeqCst), 1);
 
     let second = runtime();
     // The first answer may report the cancelled run; a later one must not.
-    let _ = second.block_on(bounded("report", layer.report()));
+    let _ = second.block_on(bounded("report", layer.clone().build().report()));
     std::thread::sleep(Duration::from_millis(30));
-    let report = second.block_on(bounded("report", layer.report()));
+    let report = second.block_on(bounded("report", layer.clone().build().report()));
     let slow = &report.components["slow"];
     assert_eq!(slow.status, Status::Ok, "{:?}", slow.error);
     assert!(runs.load(SeqCst) >= 2);
@@ -848,14 +849,14 @@ fn background_polling_resumes_on_a_new_runtime() {
         ),
     );
     runtime().block_on(async {
-        layer.report().await;
+        layer.clone().build().report().await;
         tokio::time::sleep(Duration::from_millis(100)).await;
     });
     let before = runs.load(SeqCst);
     assert!(before >= 2, "{before}");
 
     runtime().block_on(async {
-        layer.report().await;
+        layer.clone().build().report().await;
         tokio::time::sleep(Duration::from_millis(200)).await;
     });
     let after = runs.load(SeqCst);

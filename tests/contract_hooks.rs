@@ -54,7 +54,7 @@ fn all_down_rule(layer: StatusLayer) -> StatusLayer {
 #[tokio::test]
 async fn an_aggregation_rule_decides_status_readiness_and_watch() {
     let layer = all_down_rule(StatusLayer::new());
-    let handle = layer.handle();
+    let handle = layer.clone().build();
     let noncritical = tower_status::ComponentOptions::new().critical(false);
     handle.set_component_with("a", CheckResult::ok(), noncritical.clone());
     handle.set_component_with("b", CheckResult::down("gone"), noncritical.clone());
@@ -74,7 +74,7 @@ async fn an_aggregation_rule_decides_status_readiness_and_watch() {
     // Readiness and watchers follow the same rule.
     let (code, _, _) = call(&layer, Method::GET, "/status/ready").await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
-    let mut watch = layer.subscribe();
+    let mut watch = layer.clone().build().subscribe();
     let change = tokio::time::timeout(Duration::from_secs(5), watch.changed())
         .await
         .unwrap()
@@ -159,7 +159,7 @@ async fn the_application_reads_a_callers_count_and_formats_their_own_time() {
                 &json!({ "ms": ctx.elapsed().as_secs_f64() * 1000.0 }),
             )
         });
-    let handle = layer.handle();
+    let handle = layer.clone().build();
     let svc = layer.layer(service_fn(|_req: Request<Full<Bytes>>| async {
         Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
     }));
@@ -179,8 +179,8 @@ async fn the_application_reads_a_callers_count_and_formats_their_own_time() {
         serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
     // The status call's own time includes its 30 ms section.
     assert!(body["ms"].as_f64().unwrap() >= 30.0, "{body}");
-    let (count, ends) = handle.requests_of("acme").unwrap();
-    assert_eq!(count, 4);
-    assert!(ends > std::time::SystemTime::now());
-    assert_eq!(handle.requests_of("nobody").unwrap().0, 0);
+    let acme = handle.requests_of("acme").unwrap();
+    assert_eq!(acme.count, 4);
+    assert!(acme.window_ends > std::time::SystemTime::now());
+    assert_eq!(handle.requests_of("nobody").unwrap().count, 0);
 }

@@ -315,7 +315,7 @@ async fn misbehaving_checks_never_hold_up_the_report_or_the_service() {
     );
 
     // The in-process report agrees, and a component route too.
-    let report = bounded("report", layer.report()).await;
+    let report = bounded("report", layer.clone().build().report()).await;
     assert!(report.components["huge"]
         .error
         .as_ref()
@@ -530,7 +530,10 @@ async fn hammered_status_with_slow_checks_runs_each_check_once_per_flight() {
         cached >= 1 && cached <= cached_possible,
         "cached ran {cached} times in {elapsed:?}"
     );
-    assert_eq!(layer.report().await.status_requests, REQUESTS as u64);
+    assert_eq!(
+        layer.clone().build().report().await.status_requests,
+        REQUESTS as u64
+    );
 }
 
 // ---------------------------------------------------------------- recovery
@@ -620,7 +623,12 @@ async fn status_recovers_once_the_faults_stop() {
     );
     let (res, _) = timed_get(&client, addr, "/status/ready").await;
     assert_eq!(res.status, StatusCode::OK);
-    assert_eq!(bounded("report", layer.report()).await.status, Status::Ok);
+    assert_eq!(
+        bounded("report", layer.clone().build().report())
+            .await
+            .status,
+        Status::Ok
+    );
     eprintln!("recovery: ok {recovered_in:?} after the flip ({attempts} attempts)");
 }
 
@@ -689,7 +697,7 @@ async fn report_deadline_bounds_every_answer_with_twenty_hanging_checks() {
     }
     // In process too.
     let started = Instant::now();
-    let report = bounded("report", layer.report()).await;
+    let report = bounded("report", layer.clone().build().report()).await;
     assert_eq!(report.status, Status::Down);
     assert!(started.elapsed() < Duration::from_secs(1));
     latencies.sort();

@@ -129,7 +129,7 @@ async fn default_json_is_the_typed_report() {
     let before = SystemTime::now();
     let res = get(&layer, "/status", &[]).await;
     // Made right after, within the checks' 1 s cache: the same component results.
-    let in_process = bounded("layer.report()", layer.report()).await;
+    let in_process = bounded("layer.report()", layer.clone().build().report()).await;
     assert_eq!(res.status, StatusCode::OK);
     assert_json_headers(&res, "application/json");
 
@@ -694,7 +694,7 @@ async fn ietf_health_json() {
 async fn ietf_maintenance_and_draining_notes() {
     let (db, cache) = (flag(), flag());
     let layer = ietf_layer(&db, &cache);
-    let handle = layer.handle();
+    let handle = layer.clone().build();
     let until = SystemTime::now() + Duration::from_secs(3600);
     handle.set_maintenance(Notice::new("database upgrade").estimated_completion(until));
 
@@ -806,7 +806,7 @@ async fn sections_are_cached_and_shown() {
     assert_eq!(runs.load(Ordering::SeqCst), 2);
 
     // The typed report carries them too.
-    let report = layer.report().await;
+    let report = layer.clone().build().report().await;
     assert_eq!(report.sections["jobs"]["total"], 3);
 }
 
@@ -930,7 +930,8 @@ async fn maintenance_retry_after_reaches_callers_without_details() {
     let layer = with_open_keys(StatusLayer::new().check("db", || async { true }));
     let until = SystemTime::now() + Duration::from_secs(120);
     layer
-        .handle()
+        .clone()
+        .build()
         .set_maintenance(Notice::new("database upgrade").estimated_completion(until));
     for (uri, headers) in [
         ("/status", vec![("x-api-key", OPS_KEY)]),

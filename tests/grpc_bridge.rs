@@ -89,7 +89,8 @@ async fn check_and_watch_follow_the_status() {
     let layer = StatusLayer::new()
         .health_check(flag("db", &db, true))
         .health_check(flag("cache", &cache, false))
-        .watch_interval(Duration::from_millis(50));
+        .watch_interval(Duration::from_millis(50))
+        .build();
     let (reporter, health_service) = tonic_health::server::health_reporter();
     HealthBridge::new(reporter)
         .overall_as("test.Orders")

@@ -255,7 +255,7 @@ impl<S> StatusService for S where
 /// (2xx and 5xx) already recorded.
 async fn service() -> impl StatusService {
     let layer = layer();
-    layer.handle().set_component_with(
+    layer.clone().build().set_component_with(
         "zz-secret-pushed",
         CheckResult::down("secret-pushed-text"),
         tower_status::ComponentOptions::new().critical(false),
@@ -682,7 +682,7 @@ async fn anonymous_components_metrics_and_errors_show_nothing() {
 #[tokio::test]
 async fn maintenance_notice_and_draining_stay_private() {
     let layer = layer();
-    let handle = layer.handle();
+    let handle = layer.clone().build();
     handle.set_maintenance(
         Notice::new("secret-maintenance-note")
             .estimated_completion(SystemTime::now() + Duration::from_secs(120)),
@@ -846,7 +846,8 @@ async fn watch_first_event_shows_anonymous_callers_only_the_status() {
 async fn openapi_document_is_public_and_holds_no_keys_or_health_data() {
     let layer = layer();
     layer
-        .handle()
+        .clone()
+        .build()
         .set_maintenance(Notice::new("secret-maintenance-note"));
     let svc = layer.clone().layer(service_fn(inner));
     let bearer = format!("Bearer {KEY}");
@@ -890,7 +891,12 @@ async fn openapi_document_is_public_and_holds_no_keys_or_health_data() {
         assert_no_key(&h);
     }
     // The in-process document says the same and names no key either.
-    assert!(!layer.openapi().to_string().contains(KEY_MARK));
+    assert!(!layer
+        .clone()
+        .build()
+        .openapi()
+        .to_string()
+        .contains(KEY_MARK));
 }
 
 /// Component and section names are details ("component names, errors,
@@ -1085,7 +1091,7 @@ fn debug_output_names_no_key() {
         format!("{layer:?}"),
         format!("{layer:#?}"),
         format!("{svc:?}"),
-        format!("{:?}", layer.handle()),
+        format!("{:?}", layer.clone().build()),
     ] {
         assert!(!shown.contains(KEY_MARK), "{shown}");
     }

@@ -63,7 +63,7 @@ fn components(report: &Value) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn draining_fails_readiness_but_not_liveness() {
     let layer = StatusLayer::new().check("db", || async { true });
-    let handle = layer.handle();
+    let handle = layer.clone().build();
     // The inner service holds `/slow` until a permit is added.
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let g = Arc::clone(&gate);
@@ -140,7 +140,7 @@ async fn draining_fails_readiness_but_not_liveness() {
 #[tokio::test]
 async fn maintenance_answers_503_with_retry_after() {
     let layer = StatusLayer::new().check("db", || async { true });
-    let handle = layer.handle();
+    let handle = layer.clone().build();
     let svc = app(&layer);
 
     handle.set_maintenance(
@@ -191,7 +191,7 @@ async fn maintenance_answers_503_with_retry_after() {
 #[tokio::test]
 async fn maintenance_http_status_is_configurable() {
     let layer = StatusLayer::new().http_status(Status::Maintenance, StatusCode::OK);
-    let handle = layer.handle();
+    let handle = layer.clone().build();
     let svc = app(&layer);
 
     handle.set_maintenance(
@@ -248,7 +248,7 @@ async fn readiness_waits_for_startup_checks() {
 #[tokio::test]
 async fn pushed_components_count_like_checks() {
     let layer = StatusLayer::new();
-    let handle = layer.handle();
+    let handle = layer.clone().build();
     let svc = app(&layer);
 
     handle.set_component("broker", CheckResult::down("lost"));
@@ -482,7 +482,8 @@ async fn pushed_value_overrides_a_check_of_the_same_name_everywhere() {
     let layer = StatusLayer::new()
         .health_check(HealthCheck::new("db", flag_fn(&ok, &runs, "db down")).freshness(always()));
     layer
-        .handle()
+        .clone()
+        .build()
         .set_component("db", CheckResult::down("pushed: connection lost"));
     let svc = app(&layer);
     let (code, report) = call_json(&svc, "/status").await;

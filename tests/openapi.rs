@@ -247,7 +247,11 @@ fn keys_layer() -> StatusLayer {
 
 #[test]
 fn without_keys_everything_is_open() {
-    let doc = StatusLayer::new().check("db", || async { true }).openapi();
+    let doc = StatusLayer::new()
+        .check("db", || async { true })
+        .clone()
+        .build()
+        .openapi();
     assert_openapi_31(&doc);
     assert_eq!(
         paths(&doc),
@@ -338,7 +342,7 @@ fn without_keys_everything_is_open() {
 
 #[test]
 fn keys_required_for_the_report_not_the_probes() {
-    let doc = keys_layer().openapi();
+    let doc = keys_layer().clone().build().openapi();
     assert_openapi_31(&doc);
     let schemes = &doc["components"]["securitySchemes"];
     assert_eq!(
@@ -394,6 +398,8 @@ fn probes_can_require_a_key_too() {
     let doc = keys_layer()
         .require_key(Endpoint::Probes, true)
         .require_key(Endpoint::Report, false)
+        .clone()
+        .build()
         .openapi();
     assert_openapi_31(&doc);
     assert!(doc["paths"]["/status/live"]["get"]["security"].is_array());
@@ -408,6 +414,8 @@ fn custom_path_prefixes_every_path() {
     let doc = StatusLayer::new()
         .path("/health/status")
         .serve_metrics(true)
+        .clone()
+        .build()
         .openapi();
     assert_openapi_31(&doc);
     assert_eq!(
@@ -428,6 +436,8 @@ fn metrics_and_openapi_when_enabled() {
     let doc = keys_layer()
         .serve_metrics(true)
         .serve_openapi(true)
+        .clone()
+        .build()
         .openapi();
     assert_openapi_31(&doc);
     assert!(paths(&doc).contains("/status/metrics"));
@@ -450,14 +460,19 @@ fn metrics_and_openapi_when_enabled() {
             "{name}"
         );
     }
-    let off = StatusLayer::new().openapi();
+    let off = StatusLayer::new().clone().build().openapi();
     assert!(!paths(&off).contains("/status/metrics"));
     assert!(!paths(&off).contains("/status/openapi.json"));
 }
 
 #[test]
 fn a_root_status_path_has_only_the_report() {
-    let doc = StatusLayer::new().path("/").serve_openapi(true).openapi();
+    let doc = StatusLayer::new()
+        .path("/")
+        .serve_openapi(true)
+        .clone()
+        .build()
+        .openapi();
     assert_openapi_31(&doc);
     assert_eq!(paths(&doc), set(&["/"]));
 }
@@ -467,6 +482,8 @@ fn configured_http_statuses_are_the_documented_ones() {
     let doc = StatusLayer::new()
         .http_status(Status::Degraded, StatusCode::MULTI_STATUS)
         .http_status(Status::Maintenance, StatusCode::OK)
+        .clone()
+        .build()
         .openapi();
     assert_openapi_31(&doc);
     let report = &doc["paths"]["/status"]["get"];
@@ -490,6 +507,8 @@ fn custom_formats_get_their_media_type() {
             Some(tower_status::format::PROMETHEUS_MEDIA_TYPE),
             tower_status::format::PrometheusFormat,
         )
+        .clone()
+        .build()
         .openapi();
     assert_openapi_31(&doc);
     let report = &doc["paths"]["/status"]["get"];
@@ -660,7 +679,7 @@ async fn conforms(
     uri: &str,
     headers: &[(&str, &str)],
 ) -> Got {
-    let doc = layer.openapi();
+    let doc = layer.clone().build().openapi();
     let answer = call(layer, method.clone(), uri, headers).await;
     let at = format!("{method} {uri} (as {template})");
     let item = &doc["paths"][template];
@@ -771,7 +790,7 @@ async fn open_layer_answers_as_documented() {
         .await;
         if method == Method::GET {
             let served: Value = serde_json::from_slice(&doc.body).unwrap();
-            assert_eq!(served, layer.openapi());
+            assert_eq!(served, layer.clone().build().openapi());
         }
     }
     for method in [
@@ -795,7 +814,7 @@ async fn maintenance_and_draining_answer_as_documented() {
     let down = conforms(&layer, "/status", Method::GET, "/status", &[]).await;
     assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(down.headers.get(RETRY_AFTER).is_none());
-    let handle = layer.handle();
+    let handle = layer.clone().build();
     handle.set_maintenance(
         Notice::new("upgrading").estimated_completion(SystemTime::now() + Duration::from_secs(90)),
     );
@@ -1135,7 +1154,7 @@ async fn schemathesis_finds_no_contract_violation_in_maintenance() {
             tower_status::format::PrometheusFormat,
         )
         .serve_openapi(true);
-    layer.handle().set_maintenance(
+    layer.clone().build().set_maintenance(
         Notice::new("upgrading the database")
             .estimated_completion(SystemTime::now() + Duration::from_secs(600)),
     );
@@ -1145,7 +1164,7 @@ async fn schemathesis_finds_no_contract_violation_in_maintenance() {
 /// Every status word of the report is one the document lists.
 #[test]
 fn status_words_are_the_documented_ones() {
-    let doc = StatusLayer::new().openapi();
+    let doc = StatusLayer::new().clone().build().openapi();
     let documented: Vec<&str> = doc["components"]["schemas"]["Status"]["enum"]
         .as_array()
         .unwrap()

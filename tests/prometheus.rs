@@ -271,7 +271,8 @@ async fn metrics_are_200_whatever_the_health() {
     assert_eq!(sample(&all, r#"tower_status_status{status="down"}"#), 1.0);
 
     layer
-        .handle()
+        .clone()
+        .build()
         .set_maintenance(tower_status::report::Notice::new("upgrade"));
     let all = samples(&metrics_text(&layer).await);
     assert_eq!(sample(&all, "tower_status_up"), 0.0);
@@ -292,7 +293,10 @@ async fn without_serve_metrics_metrics_is_a_component_name() {
     assert_eq!(json["code"], "not_found");
 
     // A component named `metrics` is found there instead.
-    layer.handle().set_component("metrics", CheckResult::ok());
+    layer
+        .clone()
+        .build()
+        .set_component("metrics", CheckResult::ok());
     let (parts, body) = get(&layer, "/status/metrics", &[]).await;
     assert_eq!(parts.status, StatusCode::OK, "{body}");
     let json = parse_json(body.as_bytes());
@@ -323,7 +327,7 @@ fn hostile_layer() -> StatusLayer {
         .service_name("bill\"ing")
         .version("1.0\\beta")
         .environment("line\nbreak");
-    layer.handle().set_component_with(
+    layer.clone().build().set_component_with(
         HOSTILE,
         CheckResult::degraded("slow"),
         ComponentOptions::new().critical(false),
@@ -668,7 +672,7 @@ async fn a_real_prometheus_scrapes_the_metrics() {
     assert!((0.0..=0.1).contains(&p50), "median of fast requests: {p50}");
 
     // Scrapes are status requests, never traffic: still 10 after several.
-    let report = layer.report().await;
+    let report = layer.clone().build().report().await;
     assert_eq!(report.requests.total, 10);
     assert!(report.status_requests >= 2, "scraped: {report:?}");
 }

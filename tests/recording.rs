@@ -27,7 +27,7 @@ fn class(report: &Report, class: &str) -> u64 {
 /// Asserts the counters of `layer`'s report: total, errors, aborted, in flight.
 macro_rules! assert_counts {
     ($layer:expr, $total:expr, $errors:expr, $aborted:expr, $in_flight:expr) => {{
-        let r = $layer.report().await.requests;
+        let r = $layer.clone().build().report().await.requests;
         assert_eq!(
             (r.total, r.errors, r.aborted, r.in_flight),
             ($total, $errors, $aborted, $in_flight),
@@ -73,7 +73,7 @@ async fn latency_includes_body_streaming() {
     let body = common::body_bytes(res.into_body()).await;
     assert_eq!(body, "chunk0chunk1chunk2");
 
-    let report = layer.report().await;
+    let report = layer.clone().build().report().await;
     assert_counts!(&layer, 1, 0, 0, 0);
     assert_eq!(report.response_time_ms.count, 1);
     assert!(
@@ -98,7 +98,7 @@ async fn a_500_response_is_an_error() {
     assert_eq!(parts.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(body, "boom");
 
-    let report = layer.report().await;
+    let report = layer.clone().build().report().await;
     assert_eq!(class(&report, "5xx"), 1, "{report:?}");
     assert_counts!(&layer, 1, 1, 0, 0);
     assert_eq!(report.requests.error_rate, 1.0);
@@ -113,7 +113,7 @@ async fn a_4xx_response_is_not_an_error() {
         Ok::<_, Infallible>(res)
     }));
     send(svc, get("/")).await;
-    assert_eq!(class(&layer.report().await, "4xx"), 1);
+    assert_eq!(class(&layer.clone().build().report().await, "4xx"), 1);
     assert_counts!(&layer, 1, 0, 0, 0);
 }
 
@@ -133,7 +133,7 @@ async fn a_body_error_is_an_error() {
     assert!(err.is_err(), "the body error must reach the caller");
 
     assert_counts!(&layer, 1, 1, 0, 0);
-    assert_eq!(class(&layer.report().await, "2xx"), 1);
+    assert_eq!(class(&layer.clone().build().report().await, "2xx"), 1);
 }
 
 #[tokio::test]
@@ -148,7 +148,7 @@ async fn an_inner_service_error_is_an_error() {
         Err(err) => assert_eq!(err.to_string(), "connection refused"),
     }
 
-    let report = layer.report().await;
+    let report = layer.clone().build().report().await;
     assert_counts!(&layer, 1, 1, 0, 0);
     assert!(report.requests.by_class.is_empty(), "{report:?}");
     assert_eq!(report.response_time_ms.count, 1);
@@ -169,7 +169,14 @@ async fn a_dropped_future_is_aborted_not_an_error() {
     );
 
     assert_counts!(&layer, 1, 0, 1, 0);
-    assert!(layer.report().await.requests.by_class.is_empty());
+    assert!(layer
+        .clone()
+        .build()
+        .report()
+        .await
+        .requests
+        .by_class
+        .is_empty());
 }
 
 #[tokio::test]
@@ -194,7 +201,7 @@ async fn a_body_dropped_before_its_end_is_aborted() {
 
     assert_counts!(&layer, 1, 0, 1, 0);
     // An abort counts as aborted only, not under its response's class.
-    assert_eq!(class(&layer.report().await, "2xx"), 0);
+    assert_eq!(class(&layer.clone().build().report().await, "2xx"), 0);
 }
 
 #[tokio::test]
@@ -213,7 +220,7 @@ async fn in_flight_counts_pending_requests() {
     assert_counts!(&layer, 0, 0, 0, 0);
     let pending = tokio::spawn(send(svc.clone(), get("/")));
     wait_until("request in flight", || async {
-        layer.report().await.requests.in_flight == 1
+        layer.clone().build().report().await.requests.in_flight == 1
     })
     .await;
     assert_counts!(&layer, 0, 0, 0, 1);
@@ -246,7 +253,7 @@ async fn an_empty_body_is_recorded_when_the_future_resolves() {
     assert_counts!(&layer, 1, 0, 0, 0);
     let second = bounded("call", empty.oneshot(get("/"))).await.unwrap();
     assert_counts!(&layer, 2, 0, 0, 0);
-    assert_eq!(class(&layer.report().await, "2xx"), 2);
+    assert_eq!(class(&layer.clone().build().report().await, "2xx"), 2);
 
     // Dropping or draining them later changes nothing.
     drop(first);
@@ -287,7 +294,7 @@ async fn concurrent_requests_are_counted_exactly() {
         assert!(bodies.iter().all(|b| b == "ok"));
     }
 
-    let report = layer.report().await;
+    let report = layer.clone().build().report().await;
     assert_eq!(report.requests.total, N, "{report:?}");
     assert_eq!(class(&report, "2xx"), N, "{report:?}");
     assert_eq!(report.response_time_ms.count, N, "{report:?}");
@@ -352,7 +359,7 @@ async fn grpc_status_decides_grpc_errors() {
     call("/headers-14", Method::POST, "application/json").await;
     call("/trailers-13", Method::GET, "application/grpc").await;
     assert_counts!(&layer, 5, 2, 0, 0);
-    assert_eq!(class(&layer.report().await, "2xx"), 5);
+    assert_eq!(class(&layer.clone().build().report().await, "2xx"), 5);
 }
 
 /// A trailers frame is the last frame of a body: a consumer that stops

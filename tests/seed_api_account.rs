@@ -418,7 +418,8 @@ async fn account_rate_limits_and_the_http_contract() {
     assert!(head.body.is_empty());
     assert_eq!(head.header("content-type"), Some("application/json"));
     assert!(head.header("content-length").is_some_and(|l| l != "0"));
-    // Other methods: 405 with Allow, refused before the key is looked at.
+    // Other methods: 405 with Allow; like every request carrying a key,
+    // each counts against it.
     for method in [Method::POST, Method::PUT, Method::DELETE] {
         let reply = app
             .request(method, "/v1/status", &[("x-api-key", "std-key")])
@@ -426,7 +427,7 @@ async fn account_rate_limits_and_the_http_contract() {
         assert_error(&reply, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
         assert_eq!(reply.header("allow"), Some("GET, HEAD"));
     }
-    assert_eq!(remaining(&app.body("std-key").await.1), 992);
+    assert_eq!(remaining(&app.body("std-key").await.1), 989);
 
     // The seed's body is the only one served: the crate's own formats are
     // off, so asking for them is a 400 in the seed's error shape.

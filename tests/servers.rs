@@ -56,7 +56,7 @@ where
 /// Waits until the layer's own report counts `total` finished requests.
 async fn wait_for_total(layer: &StatusLayer, total: u64) {
     wait_until("requests recorded", || async {
-        layer.report().await.requests.total >= total
+        layer.clone().build().report().await.requests.total >= total
     })
     .await;
 }
@@ -161,7 +161,7 @@ async fn tonic_health_server_counts_grpc_calls() {
     // And over HTTP/2, as a gRPC client's connection would be.
     let report = fetch_json(&http2_client(), addr, "/status").await;
     assert_eq!(num(&report, "requests", "total"), 3, "{report}");
-    assert_eq!(layer.report().await.status_requests, 2);
+    assert_eq!(layer.clone().build().report().await.status_requests, 2);
 }
 
 #[tokio::test]
@@ -233,7 +233,7 @@ async fn hyper_h1_streamed_body_with_content_length_is_a_success() {
     assert_eq!(res.body, "streamed");
 
     wait_for_total(&layer, 1).await;
-    let r = layer.report().await.requests;
+    let r = layer.clone().build().report().await.requests;
     assert_eq!((r.total, r.aborted, r.errors), (1, 0, 0), "{r:?}");
     assert_eq!(r.by_class.get("2xx"), Some(&1), "{r:?}");
 }
@@ -259,7 +259,7 @@ async fn h2_body_with_trailers_is_a_success() {
     wait_for_total(&layer, 1).await;
     // Give a late record a moment to show up too.
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let r = layer.report().await.requests;
+    let r = layer.clone().build().report().await.requests;
     assert_eq!((r.total, r.aborted, r.errors), (1, 0, 0), "{r:?}");
     assert_eq!(r.by_class.get("2xx"), Some(&1), "{r:?}");
 }

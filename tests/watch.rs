@@ -41,7 +41,7 @@ fn db_layer(db: &Arc<AtomicBool>, runs: &Arc<AtomicUsize>) -> StatusLayer {
 async fn subscribe_gives_the_current_status_then_each_change() {
     let db = flag();
     let layer = db_layer(&db, &counter());
-    let mut watch = layer.subscribe();
+    let mut watch = layer.clone().build().subscribe();
 
     let first = bounded("first status", watch.changed())
         .await
@@ -72,8 +72,8 @@ async fn subscribe_gives_the_current_status_then_each_change() {
 #[tokio::test]
 async fn subscribe_follows_pushed_components_and_maintenance() {
     let layer = StatusLayer::new().watch_interval(INTERVAL);
-    let handle = layer.handle();
-    let mut watch = layer.subscribe();
+    let handle = layer.clone().build();
+    let mut watch = layer.clone().build().subscribe();
     let first = bounded("first", watch.changed()).await.expect("alive");
     assert_eq!(first.status, Status::Ok);
     assert!(first.components.is_empty());
@@ -93,7 +93,7 @@ async fn subscribe_follows_pushed_components_and_maintenance() {
 #[tokio::test]
 async fn a_subscription_ends_with_the_layer() {
     let layer = db_layer(&flag(), &counter());
-    let mut watch = layer.subscribe();
+    let mut watch = layer.clone().build().subscribe();
     bounded("first", watch.changed()).await.expect("alive");
     drop(layer);
     let end = bounded("end of the subscription", watch.changed()).await;
@@ -103,12 +103,12 @@ async fn a_subscription_ends_with_the_layer() {
 #[tokio::test]
 async fn a_later_subscriber_gets_the_current_status_first() {
     let layer = db_layer(&flag(), &counter());
-    let mut early = layer.subscribe();
+    let mut early = layer.clone().build().subscribe();
     bounded("first subscriber", early.changed())
         .await
         .expect("alive");
 
-    let mut late = layer.subscribe();
+    let mut late = layer.clone().build().subscribe();
     let first = tokio::time::timeout(INTERVAL + MARGIN, late.changed())
         .await
         .expect("the current status, as StatusWatch::changed documents")
@@ -120,7 +120,7 @@ async fn a_later_subscriber_gets_the_current_status_first() {
 async fn the_evaluator_stops_with_the_last_subscriber() {
     let runs = counter();
     let layer = db_layer(&flag(), &runs);
-    let mut watch = layer.subscribe();
+    let mut watch = layer.clone().build().subscribe();
     bounded("first", watch.changed()).await.expect("alive");
     tokio::time::sleep(3 * INTERVAL).await;
     assert!(runs.load(Ordering::SeqCst) >= 2, "evaluated every interval");
@@ -264,7 +264,7 @@ async fn events_follow_the_status() {
     assert_eq!(current, first);
 
     // Watch requests are status requests, not traffic.
-    let report = layer.report().await;
+    let report = layer.clone().build().report().await;
     assert_eq!(report.requests.total, 0);
 }
 
@@ -432,7 +432,7 @@ async fn a_stream_opened_after_a_pause_starts_with_the_current_status() {
     let layer = db_layer(&db, &counter());
     let addr = serve_hello(&layer).await;
     {
-        let mut watch = layer.subscribe();
+        let mut watch = layer.clone().build().subscribe();
         let first = bounded("first", watch.changed()).await.expect("alive");
         assert_eq!(first.status, Status::Ok);
     }

@@ -47,12 +47,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
+pub use crate::report::{CheckResult, MAX_ERROR_LEN};
 
-use crate::report::Status;
-
-pub use runner::MAX_ERROR_LEN;
-pub(crate) use runner::{truncate_error, Board, Checks, Entry};
+pub(crate) use runner::{Board, Checks, Entry};
 pub use tcp::{InvalidAddr, TcpCheck};
 pub use traffic::TrafficRule;
 
@@ -60,78 +57,6 @@ pub use traffic::TrafficRule;
 pub use http::HttpCheck;
 #[cfg(feature = "nats")]
 pub use nats::NatsCheck;
-
-/// What one run of a check found.
-///
-/// ```
-/// use tower_status::check::CheckResult;
-/// use tower_status::Status;
-///
-/// let r = CheckResult::down("connection refused").with_details(serde_json::json!({"retries": 3}));
-/// assert_eq!(r.status, Status::Down);
-/// assert_eq!(r.error.as_deref(), Some("connection refused"));
-/// ```
-#[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
-pub struct CheckResult {
-    /// `Ok`, `Degraded` or `Down`.
-    pub status: Status,
-    /// Why the component is not healthy.
-    pub error: Option<String>,
-    /// Free-form details shown in the report.
-    pub details: Option<Value>,
-    /// A measured value (IETF health check `observedValue`).
-    pub observed_value: Option<Value>,
-    /// Unit of the measured value (IETF health check `observedUnit`).
-    pub observed_unit: Option<String>,
-}
-
-impl CheckResult {
-    /// A healthy result.
-    #[must_use]
-    pub fn ok() -> Self {
-        Self::new(Status::Ok, None)
-    }
-
-    /// A degraded result: working, with a problem.
-    #[must_use]
-    pub fn degraded(error: impl Into<String>) -> Self {
-        Self::new(Status::Degraded, Some(error.into()))
-    }
-
-    /// An unhealthy result.
-    #[must_use]
-    pub fn down(error: impl Into<String>) -> Self {
-        Self::new(Status::Down, Some(error.into()))
-    }
-
-    /// A result with the given status and error message.
-    #[must_use]
-    pub fn new(status: Status, error: Option<String>) -> Self {
-        Self {
-            status,
-            error,
-            details: None,
-            observed_value: None,
-            observed_unit: None,
-        }
-    }
-
-    /// Adds details shown with the component.
-    #[must_use]
-    pub fn with_details(mut self, details: Value) -> Self {
-        self.details = Some(details);
-        self
-    }
-
-    /// Adds a measured value and its unit (`"ms"`, `"percent"`, ...).
-    #[must_use]
-    pub fn with_observed(mut self, value: impl Into<Value>, unit: impl Into<String>) -> Self {
-        self.observed_value = Some(value.into());
-        self.observed_unit = Some(unit.into());
-        self
-    }
-}
 
 /// Values a check may return: converted into a [`CheckResult`].
 pub trait IntoCheckResult {

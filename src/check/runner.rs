@@ -11,10 +11,6 @@ use tokio::sync::Semaphore;
 use super::{BoxFuture, CheckResult, Freshness, HealthCheck};
 use crate::report::{Component, Status, Stored, Timestamp};
 
-/// Longest error message kept from a check, in bytes; longer ones are cut
-/// at a character boundary and end with `…`.
-pub const MAX_ERROR_LEN: usize = 1024;
-
 type Flight = Shared<BoxFuture<'static, Arc<Stored>>>;
 
 /// A registered check and its last result.
@@ -84,6 +80,20 @@ impl std::fmt::Debug for Checks {
 }
 
 impl Checks {
+    /// The same checks and settings with no results, runs or pollers yet:
+    /// for a newly built layer, which shares nothing with other layers.
+    pub(crate) fn fresh(&self) -> Self {
+        let mut fresh = Checks {
+            limit: self.limit.clone(),
+            deadline: self.deadline,
+            ..Checks::default()
+        };
+        for entry in &self.entries {
+            fresh.add(entry.spec.clone());
+        }
+        fresh
+    }
+
     /// Adds a check, replacing one registered under the same name.
     pub(crate) fn add(&mut self, spec: HealthCheck) {
         self.entries.retain(|e| e.spec.name != spec.name);
@@ -401,30 +411,4 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
         .copied()
         .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("(no message)")
-}
-
-/// Cuts `text` to at most [`MAX_ERROR_LEN`] bytes at a character boundary.
-pub(crate) fn truncate_error(mut text: String) -> String {
-    if text.len() > MAX_ERROR_LEN {
-        let mut end = MAX_ERROR_LEN - '…'.len_utf8();
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-        text.push('…');
-    }
-    text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn long_errors_are_cut_at_a_char_boundary() {
-        let cut = truncate_error("é".repeat(5000));
-        assert!(cut.len() <= MAX_ERROR_LEN);
-        assert!(cut.ends_with('…'));
-        assert_eq!(truncate_error("short".into()), "short");
-    }
 }

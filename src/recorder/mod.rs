@@ -11,6 +11,7 @@
 //! [`WINDOW`](window::WINDOW) ago (see [`window`]), so the hot path never
 //! rotates buckets.
 
+mod figures;
 pub(crate) mod histogram;
 mod shards;
 mod window;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 
 use http::StatusCode;
 
+pub(crate) use figures::{cumulative_histogram, latency_between, traffic};
 use shards::{Block, OUTCOMES};
 pub(crate) use window::Window;
 
@@ -136,6 +138,7 @@ impl Recorder {
     }
 
     /// Size of the recorder's counters in bytes: fixed at creation.
+    #[cfg(test)]
     pub(crate) fn size_bytes(&self) -> usize {
         self.block.size_bytes() + std::mem::size_of::<Self>()
     }

@@ -147,6 +147,7 @@ impl Block {
         &self.spill
     }
 
+    #[cfg(test)]
     pub(crate) fn size_bytes(&self) -> usize {
         std::mem::size_of::<Self>() + self.shards.len() * std::mem::size_of::<Shard>()
     }

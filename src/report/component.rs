@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Status, Timestamp};
-use crate::check::CheckResult;
+use super::result::truncate_error;
+use super::{CheckResult, Status, Timestamp};
 
 /// Health of one component: a check's last run, or a value pushed through
 /// [`StatusHandle`](crate::StatusHandle).
@@ -51,7 +51,7 @@ impl Component {
             status: result.status,
             component_type,
             critical,
-            error: result.error.map(crate::check::truncate_error),
+            error: result.error.map(truncate_error),
             duration_ms: (took.as_secs_f64() * 1_000_000.0).round() / 1000.0,
             last_checked: at,
             details: result.details,

@@ -275,13 +275,15 @@ pub async fn serve_tonic_health(layer: &StatusLayer) -> SocketAddr {
     reporter
         .set_service_status("test.Echo", tonic_health::ServingStatus::Serving)
         .await;
-    serve_health_service(layer, health_service).await.0
+    serve_health_service(&layer.clone().build(), health_service)
+        .await
+        .0
 }
 
 /// Serves `health_service` behind `layer` with tonic on a loopback port
 /// (HTTP/1.1 accepted too), until the test ends or the task is aborted.
 pub async fn serve_health_service<H: Health>(
-    layer: &StatusLayer,
+    layer: &tower_status::StatusHandle,
     health_service: HealthServer<H>,
 ) -> (SocketAddr, JoinHandle<()>) {
     let (listener, addr) = loopback().await;

@@ -3,20 +3,16 @@
 //! `/status/watch`, the gRPC health bridge, and [`StatusWatch`] in code.
 
 use std::collections::BTreeMap;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body::{Body, Frame, SizeHint};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use super::{Selection, Shared};
 use crate::auth::Caller;
-use crate::layer::Shared;
-use crate::report::{Selection, Status};
+use crate::report::Status;
 
 /// The overall status and each component's, as watchers see them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,7 +105,7 @@ async fn evaluate(shared: Weak<Shared>, mut running: Running, every: Duration) {
             }
             break;
         }
-        let report = crate::report::collect(&shared, &Selection::all(), &Caller::full()).await;
+        let report = super::collect(&shared, &Selection::all(), &Caller::full()).await;
         let change = StatusChange {
             status: report.status,
             components: report
@@ -163,105 +159,5 @@ impl StatusWatch {
                 return Some(change);
             }
         }
-    }
-}
-
-/// What woke the stream.
-enum Wake {
-    KeepAlive,
-    Change(Option<StatusChange>),
-    /// The layer is gone: the stream ends.
-    Closed,
-}
-
-type Receiver = watch::Receiver<Option<StatusChange>>;
-type Next = Pin<Box<dyn std::future::Future<Output = (Receiver, Wake)> + Send + Sync>>;
-
-/// The `text/event-stream` body of `/status/watch`: an `event: status` with
-/// the current status first, then one on every change the caller may see,
-/// and a comment line every keep-alive period.
-pub(crate) struct SseBody {
-    next: Next,
-    details: bool,
-    keepalive: Duration,
-    last: Option<StatusChange>,
-}
-
-impl SseBody {
-    pub(crate) fn new(mut rx: Receiver, details: bool, keepalive: Duration) -> Self {
-        // The current value, when known, is the first event.
-        rx.mark_changed();
-        Self {
-            next: Self::wait(rx, keepalive),
-            details,
-            keepalive,
-            last: None,
-        }
-    }
-
-    fn wait(mut rx: Receiver, keepalive: Duration) -> Next {
-        Box::pin(async move {
-            let wake = match tokio::time::timeout(keepalive, rx.changed()).await {
-                Err(_) => Wake::KeepAlive,
-                Ok(Err(_)) => Wake::Closed,
-                Ok(Ok(())) => Wake::Change(rx.borrow_and_update().clone()),
-            };
-            (rx, wake)
-        })
-    }
-
-    /// What this caller may see of a change.
-    fn view(&self, change: &StatusChange) -> StatusChange {
-        StatusChange {
-            status: change.status,
-            components: if self.details {
-                change.components.clone()
-            } else {
-                BTreeMap::new()
-            },
-        }
-    }
-}
-
-impl Body for SseBody {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        loop {
-            let (rx, wake) = ready!(self.next.as_mut().poll(cx));
-            let keepalive = self.keepalive;
-            self.next = Self::wait(rx, keepalive);
-            let change = match wake {
-                Wake::Closed => return Poll::Ready(None),
-                Wake::KeepAlive => {
-                    let comment = Bytes::from_static(b": keep-alive\n\n");
-                    return Poll::Ready(Some(Ok(Frame::data(comment))));
-                }
-                // Not evaluated yet: nothing to say.
-                Wake::Change(None) => continue,
-                Wake::Change(Some(change)) => change,
-            };
-            let view = self.view(&change);
-            if self.last.as_ref() == Some(&view) {
-                // A change this caller cannot see (a component, without details).
-                continue;
-            }
-            let json = serde_json::to_string(&view).unwrap_or_else(|_| "{}".to_owned());
-            self.last = Some(view);
-            let event = format!("event: status\ndata: {json}\n\n");
-            return Poll::Ready(Some(Ok(Frame::data(Bytes::from(event)))));
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        false
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::default()
     }
 }

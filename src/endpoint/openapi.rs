@@ -34,11 +34,13 @@ use std::collections::BTreeMap;
 use http::StatusCode;
 use serde_json::{json, Map, Value};
 
+use super::responses::{ErrorCode, BEARER_CHALLENGE};
+use super::routes::ALLOWED_METHODS;
 use crate::auth::{ApiKeys, Endpoint, Visibility};
-use crate::check::MAX_ERROR_LEN;
 use crate::format::{IETF_MEDIA_TYPE, PROMETHEUS_MEDIA_TYPE};
-use crate::layer::Config;
+use crate::report::MAX_ERROR_LEN;
 use crate::report::{Status, TRAFFIC_COMPONENT};
+use crate::state::Config;
 
 const JSON: &str = "application/json";
 const EVENT_STREAM: &str = "text/event-stream";
@@ -48,21 +50,6 @@ const ALL_STATUSES: [Status; 4] = [
     Status::Down,
     Status::Maintenance,
 ];
-/// Every `code` an error body can carry.
-const ERROR_CODES: [&str; 7] = [
-    "unknown_format",
-    "unauthorized",
-    "forbidden",
-    "auth_unavailable",
-    "not_found",
-    "method_not_allowed",
-    "internal_error",
-];
-/// What `Allow` says on a 405.
-const ALLOWED: &str = "GET, HEAD";
-/// The challenge sent with a 401 when Bearer keys are accepted.
-const CHALLENGE: &str = "Bearer realm=\"status\"";
-
 fn schema_ref(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
 }
@@ -276,7 +263,7 @@ impl<'a> Facts<'a> {
                 json!({
                     "description": "The Bearer challenge.",
                     "required": true,
-                    "schema": { "type": "string", "const": CHALLENGE }
+                    "schema": { "type": "string", "const": BEARER_CHALLENGE }
                 }),
             )
         } else {
@@ -579,7 +566,7 @@ fn path_item(facts: &Facts<'_>, route: &Route) -> Value {
     json!({
         "summary": route.summary,
         "description": format!(
-            "Only GET and HEAD: any other method is answered 405 with `Allow: {ALLOWED}` (see `#/components/responses/MethodNotAllowed`)."
+            "Only GET and HEAD: any other method is answered 405 with `Allow: {ALLOWED_METHODS}` (see `#/components/responses/MethodNotAllowed`)."
         ),
         "get": operation("get", true),
         "head": operation("head", false),
@@ -923,7 +910,7 @@ fn schemas(facts: &Facts<'_>) -> Value {
             "required": ["error", "code"],
             "properties": {
                 "error": { "type": "string", "description": "Human-readable message." },
-                "code": { "type": "string", "enum": ERROR_CODES, "description": "Machine-readable code." }
+                "code": { "type": "string", "enum": ErrorCode::ALL.map(ErrorCode::as_str), "description": "Machine-readable code." }
             },
             "additionalProperties": false
         },
@@ -1071,7 +1058,7 @@ pub(crate) fn document(config: &Config) -> Value {
             "MethodNotAllowed": {
                 "description": "Any method but GET and HEAD, on every path of the endpoint.",
                 "headers": {
-                    "Allow": { "required": true, "schema": { "type": "string", "const": ALLOWED } },
+                    "Allow": { "required": true, "schema": { "type": "string", "const": ALLOWED_METHODS } },
                     "Cache-Control": { "required": true, "schema": no_store() }
                 },
                 "content": { JSON: { "schema": error_schema("method_not_allowed") } }

@@ -1,0 +1,235 @@
+//! The route table of the status endpoint: which requests are ours, what
+//! each path below the status path is, and who may ask for it. Routing and
+//! the OpenAPI document both read [`RESOURCES`], so they cannot disagree.
+
+use crate::auth::Endpoint;
+use crate::state::Config;
+
+/// A resource served below the status path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Resource {
+    /// The full report, at the status path itself.
+    Report,
+    /// Liveness: the process answers; no dependency checks.
+    Live,
+    /// Readiness: critical checks, draining, startup, maintenance.
+    Ready,
+    /// Server-Sent Events of status changes.
+    Watch,
+    /// Prometheus metrics, when enabled.
+    Metrics,
+    /// The OpenAPI document, when enabled.
+    OpenApi,
+    /// One component by name: any other single segment.
+    Component,
+}
+
+/// One row of the route table.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ResourceRoute {
+    pub(crate) resource: Resource,
+    /// The path segment below the status path; `None` for the status path
+    /// itself and for `{component}`, which takes any other segment.
+    pub(crate) segment: Option<&'static str>,
+}
+
+/// Every resource, in the order the OpenAPI document lists them.
+pub(crate) const RESOURCES: [ResourceRoute; 7] = [
+    ResourceRoute {
+        resource: Resource::Report,
+        segment: None,
+    },
+    ResourceRoute {
+        resource: Resource::Live,
+        segment: Some("live"),
+    },
+    ResourceRoute {
+        resource: Resource::Ready,
+        segment: Some("ready"),
+    },
+    ResourceRoute {
+        resource: Resource::Watch,
+        segment: Some("watch"),
+    },
+    ResourceRoute {
+        resource: Resource::Metrics,
+        segment: Some("metrics"),
+    },
+    ResourceRoute {
+        resource: Resource::OpenApi,
+        segment: Some("openapi.json"),
+    },
+    ResourceRoute {
+        resource: Resource::Component,
+        segment: None,
+    },
+];
+
+/// The methods every resource answers; any other gets `405` with this `Allow`.
+pub(crate) const ALLOWED_METHODS: &str = "GET, HEAD";
+
+impl Resource {
+    /// Whether `config` serves it. Below a status path of `/`, only the
+    /// report is the endpoint's: everything else is the application's.
+    pub(crate) fn served(self, config: &Config) -> bool {
+        match self {
+            Resource::Report => true,
+            _ if config.path == "/" => false,
+            Resource::Metrics => config.serve_metrics,
+            Resource::OpenApi => config.serve_openapi,
+            Resource::Live | Resource::Ready | Resource::Watch | Resource::Component => true,
+        }
+    }
+
+    /// The access rules it is under; `None`: open to everyone (it holds no
+    /// health data).
+    pub(crate) fn access(self) -> Option<Endpoint> {
+        match self {
+            Resource::Live | Resource::Ready => Some(Endpoint::Probes),
+            Resource::OpenApi => None,
+            Resource::Report | Resource::Watch | Resource::Metrics | Resource::Component => {
+                Some(Endpoint::Report)
+            }
+        }
+    }
+}
+
+/// What a request on the status path asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// A fixed resource.
+    Fixed(Resource),
+    /// One component by name (percent-decoded).
+    Component(String),
+    /// Anything else below the status path.
+    Unknown,
+}
+
+impl Route {
+    /// The access rules of the route (`Report` for unknown paths, so an
+    /// anonymous caller learns nothing about which names exist).
+    pub(crate) fn access(&self) -> Option<Endpoint> {
+        match self {
+            Route::Fixed(resource) => resource.access(),
+            Route::Component(_) | Route::Unknown => Some(Endpoint::Report),
+        }
+    }
+}
+
+/// Matches a request path against the status path of `config`. The status
+/// path itself, with or without trailing slashes, is the report; one
+/// segment below it is a served resource or else a component name; deeper
+/// paths are unknown. A resource that is not served (metrics off, say) is
+/// just a component name. The query string is not part of `path`.
+#[inline]
+pub(crate) fn route(path: &str, config: &Config) -> Option<Route> {
+    let base = config.path.as_str();
+    let rest = path.strip_prefix(base)?;
+    if rest.is_empty() {
+        return Some(Route::Fixed(Resource::Report));
+    }
+    if base == "/" {
+        return None;
+    }
+    let rest = rest.strip_prefix('/')?;
+    let rest = rest.trim_end_matches('/');
+    if rest.is_empty() {
+        return Some(Route::Fixed(Resource::Report));
+    }
+    if rest.contains('/') {
+        return Some(Route::Unknown);
+    }
+    let fixed = RESOURCES
+        .iter()
+        .find(|r| r.segment == Some(rest) && r.resource.served(config));
+    if let Some(r) = fixed {
+        return Some(Route::Fixed(r.resource));
+    }
+    Some(
+        match percent_encoding::percent_decode_str(rest).decode_utf8() {
+            Ok(name) => Route::Component(name.into_owned()),
+            Err(_) => Route::Unknown,
+        },
+    )
+}
+
+/// Options from the query string.
+#[derive(Debug, Default)]
+pub(crate) struct Query {
+    pub(crate) verbose: bool,
+    pub(crate) exclude: Vec<String>,
+    /// Every pair, for formats.
+    pub(crate) pairs: Vec<(String, String)>,
+}
+
+impl Query {
+    pub(crate) fn parse(query: Option<&str>) -> Self {
+        let mut q = Query::default();
+        for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            q.pairs.push((key.to_string(), value.to_string()));
+            match &*key {
+                "verbose" => q.verbose = !matches!(&*value, "0" | "false"),
+                "exclude" => q.exclude.extend(
+                    value
+                        .split(',')
+                        .filter(|v| !v.is_empty())
+                        .map(str::to_owned),
+                ),
+                _ => {}
+            }
+        }
+        q
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(path: &str) -> Config {
+        let mut c = Config::new("test".into());
+        c.path = path.into();
+        c
+    }
+
+    #[test]
+    fn matches_the_path_with_or_without_slash() {
+        let c = config("/status");
+        let fixed = |r| Some(Route::Fixed(r));
+        assert_eq!(route("/status", &c), fixed(Resource::Report));
+        assert_eq!(route("/status/", &c), fixed(Resource::Report));
+        assert_eq!(route("/status//", &c), fixed(Resource::Report));
+        assert_eq!(route("/status/live", &c), fixed(Resource::Live));
+        assert_eq!(route("/status/ready/", &c), fixed(Resource::Ready));
+        assert_eq!(route("/status/db", &c), Some(Route::Component("db".into())));
+        assert_eq!(
+            route("/status/a%20b", &c),
+            Some(Route::Component("a b".into()))
+        );
+        assert_eq!(route("/status/a/b", &c), Some(Route::Unknown));
+        assert_eq!(route("/statusx", &c), None);
+        assert_eq!(route("/", &c), None);
+        let root = config("/");
+        assert_eq!(route("/", &root), fixed(Resource::Report));
+        assert_eq!(route("/x", &root), None);
+    }
+
+    #[test]
+    fn resources_that_are_off_are_component_names() {
+        let mut c = config("/status");
+        assert_eq!(
+            route("/status/metrics", &c),
+            Some(Route::Component("metrics".into()))
+        );
+        c.serve_metrics = true;
+        c.serve_openapi = true;
+        assert_eq!(
+            route("/status/metrics", &c),
+            Some(Route::Fixed(Resource::Metrics))
+        );
+        assert_eq!(
+            route("/status/openapi.json", &c),
+            Some(Route::Fixed(Resource::OpenApi))
+        );
+    }
+}

@@ -1,0 +1,469 @@
+//! Collecting a report: the selected checks and sections run concurrently,
+//! joined with pushed components, traffic rules, the recorder's figures and
+//! the lifecycle, into what the endpoint renders.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::{Config, Shared};
+use crate::auth::Caller;
+use crate::check::{Board, CheckResult, Entry, TrafficRule};
+use crate::recorder::{Recorder, Snapshot};
+use crate::report::{
+    aggregate, write_member, CallerSummary, Component, Latency, Memory, Notice, Report, Status,
+    Stored, Timestamp, Traffic, TRAFFIC_COMPONENT,
+};
+
+/// Which components a report covers.
+#[derive(Debug, Default)]
+pub(crate) struct Selection {
+    /// Only critical checks (readiness).
+    pub(crate) only_critical: bool,
+    /// Components left out (`?exclude=`), neither run nor counted.
+    pub(crate) exclude: Vec<String>,
+}
+
+impl Selection {
+    pub(crate) fn all() -> Self {
+        Self::default()
+    }
+
+    fn wants(&self, name: &str, critical: bool) -> bool {
+        (critical || !self.only_critical) && !self.exclude.iter().any(|e| e == name)
+    }
+}
+
+/// Builds the report of the layer behind `shared`, running the selected
+/// checks and, for the full report, the sections, all concurrently.
+pub(crate) async fn collect(shared: &Shared, selection: &Selection, caller: &Caller) -> Report {
+    collect_parts(shared, selection, caller).await.into_report()
+}
+
+/// A component of a collected report: a check's stored result (shared,
+/// rendered once), or one made for this report (pushed, traffic).
+#[derive(Clone)]
+pub(crate) enum Part {
+    Stored(Arc<Stored>),
+    Owned(Component),
+}
+
+impl Part {
+    fn component(&self) -> &Component {
+        match self {
+            Part::Stored(s) => &s.component,
+            Part::Owned(c) => c,
+        }
+    }
+
+    fn into_component(self) -> Component {
+        match self {
+            Part::Stored(s) => {
+                Arc::try_unwrap(s).map_or_else(|s| s.component.clone(), |s| s.component)
+            }
+            Part::Owned(c) => c,
+        }
+    }
+}
+
+/// Everything a report holds, before it becomes a typed [`Report`] (for
+/// formats) or is written straight to the default JSON.
+#[derive(Clone)]
+pub(crate) struct Collected<'a> {
+    config: &'a Config,
+    /// Overall status.
+    pub(crate) status: Status,
+    /// When the report was made.
+    pub(crate) timestamp: Timestamp,
+    uptime_seconds: u64,
+    memory: Option<Memory>,
+    requests: Traffic,
+    response_time_ms: Latency,
+    /// The cumulative counters, for the typed report's histogram.
+    total: Snapshot,
+    status_requests: u64,
+    /// Every check's result, when the report has them and nothing else.
+    board: Option<Arc<Board>>,
+    /// Sorted by name, each name once (empty with a board).
+    components: Vec<(Cow<'a, str>, Part)>,
+    /// The typed components, when a custom aggregation rule needed them.
+    typed: Option<BTreeMap<String, Component>>,
+    /// The maintenance notice in force.
+    pub(crate) notice: Option<Notice>,
+    draining: bool,
+    sections: BTreeMap<String, serde_json::Value>,
+}
+
+/// A board's results as parts, under the names of their checks.
+fn board_parts<'a>(board: &Board, entries: &'a [Arc<Entry>]) -> Vec<(Cow<'a, str>, Part)> {
+    board
+        .items
+        .iter()
+        .map(|(i, stored)| {
+            (
+                Cow::Borrowed(entries[*i].spec.name.as_str()),
+                Part::Stored(Arc::clone(stored)),
+            )
+        })
+        .collect()
+}
+
+/// The components as a typed map: from the board, else from the parts.
+fn typed_components(
+    board: Option<&Board>,
+    components: &[(Cow<'_, str>, Part)],
+    config: &Config,
+) -> BTreeMap<String, Component> {
+    match board {
+        Some(board) => board
+            .items
+            .iter()
+            .map(|(i, stored)| {
+                (
+                    config.checks.entries[*i].spec.name.clone(),
+                    stored.component.clone(),
+                )
+            })
+            .collect(),
+        None => components
+            .iter()
+            .map(|(name, part)| (name.to_string(), part.component().clone()))
+            .collect(),
+    }
+}
+
+/// Puts `part` under `name` in `components` (sorted by name), replacing the
+/// one of that name.
+fn put<'a>(components: &mut Vec<(Cow<'a, str>, Part)>, name: Cow<'a, str>, part: Part) {
+    match components.binary_search_by(|(n, _)| n.as_ref().cmp(name.as_ref())) {
+        Ok(i) => components[i].1 = part,
+        Err(i) => components.insert(i, (name, part)),
+    }
+}
+
+/// Gathers what the report of the layer behind `shared` holds, running the
+/// selected checks and, for the full report, the sections, all concurrently.
+pub(crate) async fn collect_parts<'a>(
+    shared: &'a Shared,
+    selection: &Selection,
+    caller: &Caller,
+) -> Collected<'a> {
+    let config = &shared.config;
+    let entries = config
+        .checks
+        .entries
+        .iter()
+        .filter(|e| selection.wants(&e.spec.name, e.spec.critical));
+    // Readiness needs no sections; neither does a caller who cannot see them.
+    let with_sections = !selection.only_critical && caller.details;
+    // One clock read for every cached result, and for the rest of the
+    // report unless something had to be waited for.
+    let started = Instant::now();
+    let sections = async {
+        if !with_sections {
+            return (BTreeMap::new(), false);
+        }
+        let plain = config
+            .sections
+            .gather(config.sections.entries.iter(), started);
+        let per_caller = futures_util::future::join_all(config.caller_sections.iter().map(
+            |(name, section)| async move {
+                let value = super::section::run_caller_section(section, caller.clone()).await;
+                (name.clone(), value)
+            },
+        ));
+        let ((plain, waited), per_caller) = futures_util::future::join(plain, per_caller).await;
+        let sections = plain
+            .into_iter()
+            .map(|(name, c)| (name.to_owned(), super::section::value_of(&c.component)))
+            .chain(per_caller)
+            .collect();
+        (sections, waited || !config.caller_sections.is_empty())
+    };
+    // Every check, each serving its cached result: all of them at once.
+    let board = if !selection.only_critical && selection.exclude.is_empty() {
+        config.checks.board(started)
+    } else {
+        None
+    };
+    let checks = async {
+        if board.is_some() {
+            return (Vec::new(), false);
+        }
+        config.checks.gather(entries, started).await
+    };
+    let ((checked, checks_waited), (sections, sections_waited)) =
+        futures_util::future::join(checks, sections).await;
+    let mut components: Vec<(Cow<'a, str>, Part)> = checked
+        .into_iter()
+        .map(|(name, stored)| (Cow::Borrowed(name), Part::Stored(stored)))
+        .collect();
+    // By name, as a map holds them (`Checks::add` keeps names unique).
+    components.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let pushed: Vec<_> = shared
+        .lifecycle
+        .pushed()
+        .into_iter()
+        .filter(|(name, c)| selection.wants(name, c.critical))
+        .collect();
+    let with_traffic = !config.traffic_rules.is_empty() && selection.wants(TRAFFIC_COMPONENT, true);
+    // Others to merge in: the board's results become parts.
+    let mut board = board;
+    if !pushed.is_empty() || with_traffic {
+        if let Some(board) = board.take() {
+            components = board_parts(&board, &config.checks.entries);
+        }
+    }
+    for (name, c) in pushed {
+        put(&mut components, Cow::Owned(name), Part::Owned(c));
+    }
+
+    // The moment of the window, the uptime and the memory figures.
+    let at = if checks_waited || sections_waited {
+        Instant::now()
+    } else {
+        started
+    };
+    let recorder = &shared.recorder;
+    let (requests, response_time_ms, total) = traffic(recorder, at);
+    if with_traffic {
+        put(
+            &mut components,
+            Cow::Borrowed(TRAFFIC_COMPONENT),
+            Part::Owned(traffic_component(
+                &config.traffic_rules,
+                &requests,
+                &response_time_ms,
+            )),
+        );
+    }
+
+    let notice = shared.lifecycle.maintenance();
+    let mut typed = None;
+    let status = match &config.aggregation {
+        Some(_) if notice.is_some() => Status::Maintenance,
+        Some(rule) => {
+            let map = typed_components(board.as_deref(), &components, config);
+            let status = (rule.0)(&map);
+            typed = Some(map);
+            status
+        }
+        None if notice.is_some() => Status::Maintenance,
+        None => match &board {
+            Some(board) => board.impact,
+            None => aggregate(components.iter().map(|(_, part)| part.component())),
+        },
+    };
+    Collected {
+        config,
+        status,
+        timestamp: Timestamp::now(),
+        uptime_seconds: at.saturating_duration_since(shared.started).as_secs(),
+        memory: recorder.memory.get_at(at),
+        requests,
+        response_time_ms,
+        total,
+        status_requests: recorder.status_requests(),
+        board,
+        components,
+        typed,
+        notice,
+        draining: shared.lifecycle.draining(),
+        sections,
+    }
+}
+
+impl Collected<'_> {
+    /// The typed report.
+    pub(crate) fn into_report(self) -> Report {
+        let components = match (self.typed, &self.board) {
+            (Some(map), _) => map,
+            (None, Some(board)) => typed_components(Some(board), &[], self.config),
+            (None, None) => self
+                .components
+                .into_iter()
+                .map(|(name, part)| (name.into_owned(), part.into_component()))
+                .collect(),
+        };
+        Report {
+            status: self.status,
+            service: self.config.service.clone(),
+            version: self.config.version.clone(),
+            environment: self.config.environment.clone(),
+            timestamp: self.timestamp,
+            uptime_seconds: self.uptime_seconds,
+            memory: self.memory,
+            requests: self.requests,
+            response_time_ms: self.response_time_ms,
+            status_requests: self.status_requests,
+            components,
+            notice: self.notice,
+            draining: self.draining,
+            caller: None,
+            sections: self.sections,
+            histogram: crate::recorder::cumulative_histogram(&self.total),
+        }
+    }
+
+    /// The report with `caller` as the default JSON serializes it (the
+    /// bytes of `serde_json::to_vec(&report)`), splicing each stored
+    /// component's rendered member.
+    pub(crate) fn to_json(&self, caller: Option<&CallerSummary>) -> Vec<u8> {
+        /// `Report`'s fields before `components`, serialized alike.
+        #[derive(Serialize)]
+        struct Head<'a> {
+            status: Status,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            service: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            version: Option<&'a str>,
+            environment: &'a str,
+            timestamp: Timestamp,
+            uptime_seconds: u64,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            memory: Option<Memory>,
+            requests: &'a Traffic,
+            response_time_ms: &'a Latency,
+            status_requests: u64,
+        }
+        /// `Report`'s fields after `components`, serialized alike.
+        #[derive(Serialize)]
+        struct Tail<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            notice: Option<&'a Notice>,
+            #[serde(skip_serializing_if = "std::ops::Not::not")]
+            draining: bool,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            caller: Option<&'a CallerSummary>,
+            #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+            sections: &'a BTreeMap<String, serde_json::Value>,
+        }
+
+        let members: usize = self.board.as_ref().map_or(0, |b| b.members.len())
+            + self
+                .components
+                .iter()
+                .map(|(_, part)| match part {
+                    Part::Stored(s) => s.member.len() + 1,
+                    Part::Owned(_) => 256,
+                })
+                .sum::<usize>();
+        let mut out = Vec::with_capacity(640 + members);
+        // Nothing here can fail to serialize (maps of `Value` have string
+        // keys, numbers are finite or written as null), and a `Vec` takes
+        // any write.
+        let _ = serde_json::to_writer(
+            &mut out,
+            &Head {
+                status: self.status,
+                service: self.config.service.as_deref(),
+                version: self.config.version.as_deref(),
+                environment: &self.config.environment,
+                timestamp: self.timestamp,
+                uptime_seconds: self.uptime_seconds,
+                memory: self.memory,
+                requests: &self.requests,
+                response_time_ms: &self.response_time_ms,
+                status_requests: self.status_requests,
+            },
+        );
+        // Reopen the object: `Head` always has fields, so `,` follows.
+        out.pop();
+        if let Some(board) = self.board.as_ref().filter(|b| !b.items.is_empty()) {
+            out.extend_from_slice(b",\"components\":{");
+            out.extend_from_slice(&board.members);
+            out.push(b'}');
+        } else if !self.components.is_empty() {
+            out.extend_from_slice(b",\"components\":{");
+            for (i, (name, part)) in self.components.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                match part {
+                    Part::Stored(s) => out.extend_from_slice(&s.member),
+                    Part::Owned(c) => write_member(&mut out, name, c),
+                }
+            }
+            out.push(b'}');
+        }
+        let tail = out.len();
+        let _ = serde_json::to_writer(
+            &mut out,
+            &Tail {
+                notice: self.notice.as_ref(),
+                draining: self.draining,
+                caller,
+                sections: &self.sections,
+            },
+        );
+        if out[tail..] == *b"{}" {
+            out.truncate(tail);
+            out.push(b'}');
+        } else {
+            // `{"notice":..}` continues the report's object: `,"notice":..}`.
+            out[tail] = b',';
+        }
+        out
+    }
+}
+
+impl Collected<'_> {
+    /// Panics unless `json` is the typed report's serialization.
+    #[cfg(any(test, all(debug_assertions, feature = "_verify-json")))]
+    pub(crate) fn assert_json(&self, caller: Option<&CallerSummary>, json: &[u8]) {
+        let mut report = self.clone().into_report();
+        report.caller = caller.cloned();
+        let typed = serde_json::to_vec(&report).expect("serializable");
+        assert_eq!(
+            String::from_utf8_lossy(json),
+            String::from_utf8_lossy(&typed),
+            "spliced JSON differs from the typed report's"
+        );
+    }
+}
+
+/// Traffic and window latency of the wrapped service at `at`, with the
+/// cumulative snapshot they come from.
+fn traffic(recorder: &Recorder, at: Instant) -> (Traffic, Latency, Snapshot) {
+    let now = recorder.snapshot();
+    let (requests, latency) = recorder.window.advance_with(at, &now, |span, base| {
+        let window = now.counts_since(base);
+        (
+            crate::recorder::traffic(&now, &window, span),
+            crate::recorder::latency_between(&now, base),
+        )
+    });
+    (requests, latency, now)
+}
+
+/// The `traffic` component alone, when traffic rules are set: runs no check.
+pub(crate) fn traffic_only(shared: &Shared) -> Option<Component> {
+    let rules = &shared.config.traffic_rules;
+    if rules.is_empty() {
+        return None;
+    }
+    let (requests, latency, _) = traffic(&shared.recorder, Instant::now());
+    Some(traffic_component(rules, &requests, &latency))
+}
+
+fn traffic_component(rules: &[TrafficRule], traffic: &Traffic, latency: &Latency) -> Component {
+    let at = Timestamp::now();
+    let worst = rules
+        .iter()
+        .filter_map(|r| r.evaluate(traffic, latency))
+        .max_by_key(|(status, _)| *status);
+    let result = match worst {
+        Some((status, why)) => CheckResult::new(status, Some(why)),
+        None => CheckResult::ok(),
+    }
+    .with_details(serde_json::json!({
+        "window_seconds": traffic.window_seconds,
+        "requests": traffic.window_total,
+        "error_rate": traffic.error_rate,
+        "p99_ms": latency.p99,
+    }));
+    Component::from_result(result, None, true, std::time::Duration::ZERO, at)
+}
