@@ -43,6 +43,7 @@ pub mod format;
 pub mod future;
 #[cfg(feature = "grpc")]
 pub mod grpc;
+mod guarded;
 mod handle;
 mod layer;
 mod openapi;
@@ -50,6 +51,7 @@ mod recorder;
 pub mod report;
 mod section;
 mod service;
+mod ticker;
 pub mod watch;
 
 pub use handle::{ComponentOptions, StatusHandle};
