@@ -35,25 +35,44 @@
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]
 
-// Plain data at the bottom.
+// The crate in layers, each module using only those above it here.
+//
+// 1. Plain data: the report types, check results, status.
 pub mod report;
-// The engines: traffic recording, checks, access control, formats.
-pub mod auth;
-pub mod check;
-pub mod format;
+
+// 2. Small shared tools: guarded futures, interval tasks.
+mod guarded;
+mod ticker;
+
+// 3. The engines: traffic recording, checks, access control, formats.
 mod recorder;
-// The state of a built layer, and collecting a report from it.
+
+pub mod check;
+
+pub mod auth;
+
+pub mod format;
+
+// 4. The state of a built layer (configuration, lifecycle, watcher) and
+//    collecting a report from it.
 mod state;
-// The endpoint: route table, handlers, responses, OpenAPI.
+
+// 5. The endpoint: route table, handlers, responses, OpenAPI.
 mod endpoint;
-// The middleware on top: layer, handle, service, future, body.
+
+// 6. The middleware on top: service, future, body, layer and handle.
 pub mod body;
+
 pub mod future;
+
+mod service;
+
+mod handle;
+
+mod layer;
+
 #[cfg(feature = "grpc")]
 pub mod grpc;
-mod handle;
-mod layer;
-mod service;
 
 pub use handle::{CallerRequests, ComponentOptions, StatusHandle};
 pub use layer::{StatusLayer, ENVIRONMENT_VAR};

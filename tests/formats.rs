@@ -398,8 +398,19 @@ async fn named_formats_by_accept_and_query() {
     assert_default_json(&get(&layer, "/status", &[("accept", "application/xml")]).await);
     assert_default_json(&get(&layer, "/status", &[("accept", "*/*")]).await);
     assert_default_json(&get(&layer, "/status", &[("accept", "")]).await);
-    // The first registered media type in the header wins, unregistered ones are skipped.
+    // The preferred registered media type wins, unregistered ones are skipped.
     assert_csv(
+        &get(
+            &layer,
+            "/status",
+            &[(
+                "accept",
+                "text/html, text/csv;q=0.5, application/json;q=0.4",
+            )],
+        )
+        .await,
+    );
+    assert_default_json(
         &get(
             &layer,
             "/status",
@@ -423,15 +434,24 @@ async fn named_formats_by_accept_and_query() {
     assert!(head.body.is_empty());
 }
 
-/// Observed: quality values are ignored; the first media type listed that
-/// some format registered decides (`application/json` is the default).
+/// Quality values decide (RFC 9110 §12.5.1), then the order of the header;
+/// `q=0` means "not acceptable".
 #[tokio::test]
-async fn accept_order_wins_over_quality() {
+async fn accept_quality_wins_over_order() {
     let layer = StatusLayer::new().check("db", || async { true });
     let res = get(
         &layer,
         "/status",
         &[("accept", "application/json;q=0.9, application/health+json")],
+    )
+    .await;
+    assert_json_headers(&res, "application/health+json");
+    assert_eq!(res.json()["status"], "pass");
+
+    let res = get(
+        &layer,
+        "/status",
+        &[("accept", "application/json, application/health+json")],
     )
     .await;
     assert_json_headers(&res, "application/json");
@@ -440,20 +460,24 @@ async fn accept_order_wins_over_quality() {
     let res = get(
         &layer,
         "/status",
-        &[("accept", "application/health+json, application/json;q=0.9")],
-    )
-    .await;
-    assert_json_headers(&res, "application/health+json");
-    assert_eq!(res.json()["status"], "pass");
-
-    // A quality of zero ("not acceptable") is ignored too.
-    let res = get(
-        &layer,
-        "/status",
         &[("accept", "application/health+json;q=0, application/json")],
     )
     .await;
+    assert_json_headers(&res, "application/json");
+
+    // Anything but JSON.
+    let res = get(
+        &layer,
+        "/status",
+        &[("accept", "application/json;q=0, */*")],
+    )
+    .await;
     assert_json_headers(&res, "application/health+json");
+
+    // Nothing acceptable: the default all the same, never 406.
+    let res = get(&layer, "/status", &[("accept", "application/json;q=0")]).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_json_headers(&res, "application/json");
 }
 
 #[tokio::test]

@@ -29,10 +29,14 @@
 //! Checks run concurrently, each under its own timeout, and a panicking
 //! check is reported unhealthy with its panic message. On-demand checks are
 //! single-flight: however many status requests arrive while a check runs,
-//! it runs once. Timers and background polling need a tokio runtime with
-//! timers enabled (as `#[tokio::main]` provides).
+//! it runs once. Checks run on the caller's tokio runtime, which needs
+//! timers enabled (as `#[tokio::main]` provides); a report asked for
+//! outside any runtime (`futures::executor::block_on(layer.report())`)
+//! runs them, and polls background checks, on a runtime of this crate's
+//! own: one thread for the whole process, started on first need.
 
 mod runner;
+pub(crate) mod runtime;
 mod tcp;
 mod traffic;
 
@@ -222,25 +226,96 @@ impl HealthCheck {
         self
     }
 
-    /// How long one run may take before it is reported unhealthy.
+    /// How long one run may take before it is reported unhealthy. Any
+    /// non-zero `Duration` will do: one too long to reach means no limit.
+    ///
+    /// # Panics
+    ///
+    /// If `timeout` is zero: no run could finish within it.
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
+        assert!(
+            !timeout.is_zero(),
+            "HealthCheck::timeout for check `{}` must be greater than zero",
+            self.name
+        );
         self.timeout = timeout;
         self
     }
 
-    /// When the check runs: on demand with a cache TTL, or in the background.
+    /// When the check runs: on demand with a cache TTL (zero: every
+    /// request runs it), or in the background. Any `Duration` will do
+    /// otherwise: one too long to reach means "never again".
+    ///
+    /// # Panics
+    ///
+    /// If the interval of [`Freshness::Background`] is zero: the check
+    /// would never stop running.
     #[must_use]
     pub fn freshness(mut self, freshness: Freshness) -> Self {
+        if let Freshness::Background { every } = freshness {
+            assert!(
+                !every.is_zero(),
+                "HealthCheck::freshness for check `{}`: Freshness::Background {{ every }} \
+                 must be greater than zero",
+                self.name
+            );
+        }
         self.freshness = freshness;
         self
     }
 
     /// While a refresh runs, serve the last result if it is at most this
-    /// much older than its TTL, instead of waiting for the new one.
+    /// much older than its TTL, instead of waiting for the new one. Any
+    /// `Duration` will do: one too long to reach means "whatever its age".
     #[must_use]
     pub fn serve_stale(mut self, bound: Duration) -> Self {
         self.serve_stale = bound;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[should_panic(expected = "HealthCheck::timeout for check `db` must be greater than zero")]
+    fn a_zero_timeout_is_refused() {
+        let _ = HealthCheck::new("db", || async { true }).timeout(Duration::ZERO);
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "HealthCheck::freshness for check `db`: Freshness::Background { every } must be greater than zero"
+    )]
+    fn a_zero_background_interval_is_refused() {
+        let _ = HealthCheck::new("db", || async { true }).freshness(Freshness::Background {
+            every: Duration::ZERO,
+        });
+    }
+
+    #[test]
+    fn every_other_duration_is_accepted() {
+        for d in [
+            Duration::from_nanos(1),
+            Duration::from_secs(1),
+            Duration::MAX,
+        ] {
+            let check = HealthCheck::new("db", || async { true })
+                .timeout(d)
+                .freshness(Freshness::Background { every: d })
+                .serve_stale(d);
+            assert_eq!((check.timeout, check.serve_stale), (d, d));
+            let check = check.freshness(Freshness::OnDemand {
+                ttl: Duration::ZERO,
+            });
+            assert_eq!(
+                check.freshness,
+                Freshness::OnDemand {
+                    ttl: Duration::ZERO
+                }
+            );
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! Running checks: timeouts, panics, caching, single flight, background polling.
 
-use std::panic::AssertUnwindSafe;
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 use futures_util::future::{join_all, FutureExt, Shared};
 use tokio::sync::Semaphore;
 
-use super::{BoxFuture, CheckResult, Freshness, HealthCheck};
+use super::{runtime, BoxFuture, CheckResult, Freshness, HealthCheck};
+use crate::guarded::{self, Failure};
 use crate::report::{Component, Status, Stored, Timestamp};
+use crate::ticker;
 
 type Flight = Shared<BoxFuture<'static, Arc<Stored>>>;
 
@@ -193,21 +195,32 @@ impl Checks {
         if waiting.is_empty() {
             return (done, false);
         }
-        let deadline = self.deadline.map(|d| tokio::time::Instant::now() + d);
+        // A deadline past the clock's end is none.
+        let deadline = self
+            .deadline
+            .and_then(|d| tokio::time::Instant::now().checked_add(d));
         let runs = waiting.into_iter().map(|(entry, flight)| async move {
             let component = match deadline {
                 None => flight.await,
-                Some(at) => match tokio::time::timeout_at(at, flight).await {
-                    Ok(c) => c,
-                    Err(_) => entry.component(
-                        CheckResult::down(format!(
-                            "timed out after {} ms (report deadline)",
-                            self.deadline.unwrap_or_default().as_millis()
-                        )),
-                        Duration::ZERO,
-                        Timestamp::now(),
-                    ),
-                },
+                // Timers need tokio: off a runtime, the wait is a task on the fallback.
+                Some(at) => {
+                    match runtime::in_tokio(
+                        async move { tokio::time::timeout_at(at, flight).await },
+                    )
+                    .await
+                    {
+                        Some(Ok(c)) => c,
+                        Some(Err(_)) => entry.component(
+                            CheckResult::down(format!(
+                                "timed out after {} ms (report deadline)",
+                                self.deadline.unwrap_or_default().as_millis()
+                            )),
+                            Duration::ZERO,
+                            Timestamp::now(),
+                        ),
+                        None => entry.unavailable(),
+                    }
+                }
             };
             (entry.spec.name.as_str(), component)
         });
@@ -241,7 +254,11 @@ impl Entry {
                 if age < ttl {
                     return Ok(Arc::clone(c));
                 }
-                if age < ttl + self.spec.serve_stale {
+                // A bound past `Duration::MAX` is none: stale results are always served.
+                if ttl
+                    .checked_add(self.spec.serve_stale)
+                    .is_none_or(|bound| age < bound)
+                {
                     let c = Arc::clone(c);
                     // The run is its own task: it goes on without this request.
                     let _refresh = self.start_flight(&mut state, limit.clone());
@@ -253,9 +270,9 @@ impl Entry {
         Err(self.start_flight(&mut state, limit.clone()))
     }
 
-    /// Joins the run in progress or starts one. A run is its own task when
-    /// a runtime is there, so it finishes (and fills the cache) even if
-    /// every request waiting for it goes away.
+    /// Joins the run in progress or starts one. A run is its own task (on
+    /// the fallback runtime when the caller is on none), so it finishes
+    /// (and fills the cache) even if every request waiting for it goes away.
     fn start_flight(self: &Arc<Self>, state: &mut State, limit: Option<Arc<Semaphore>>) -> Flight {
         if let Some(flight) = &state.flight {
             return flight.clone();
@@ -272,28 +289,33 @@ impl Entry {
             entry.generation.fetch_add(1, Ordering::Release);
             component
         };
-        let fut: BoxFuture<'static, Arc<Stored>> = match tokio::runtime::Handle::try_current() {
-            Ok(rt) => {
-                let task = rt.spawn(run);
-                let entry = Arc::clone(self);
-                Box::pin(async move {
-                    task.await.unwrap_or_else(|e| {
-                        // The run itself catches panics; this is cancellation at shutdown.
-                        entry.component(
-                            CheckResult::down(format!("check task failed: {e}")),
-                            Duration::ZERO,
-                            Timestamp::now(),
-                        )
-                    })
-                })
-            }
-            Err(_) => Box::pin(run),
+        // Off a runtime the run goes to the fallback: a check may need tokio
+        // for its own I/O and timers, and its timeout does.
+        let Some(rt) = runtime::handle() else {
+            // Not kept as the flight: a later request tries again.
+            let component = self.unavailable();
+            let ready: BoxFuture<'static, Arc<Stored>> = Box::pin(async move { component });
+            return ready.shared();
         };
+        let task = rt.spawn(run);
+        let entry = Arc::clone(self);
+        let fut: BoxFuture<'static, Arc<Stored>> = Box::pin(async move {
+            task.await.unwrap_or_else(|e| {
+                // The run itself catches panics; this is cancellation at shutdown.
+                entry.component(
+                    CheckResult::down(format!("check task failed: {e}")),
+                    Duration::ZERO,
+                    Timestamp::now(),
+                )
+            })
+        });
         let flight = fut.shared();
         state.flight = Some(flight.clone());
         flight
     }
 
+    /// Polls the check every `every` from a task of its own (on the
+    /// fallback runtime when the caller is on none), unless one runs.
     fn ensure_poller(
         self: &Arc<Self>,
         state: &mut State,
@@ -303,29 +325,32 @@ impl Entry {
         if state.poller {
             return;
         }
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        let Some(rt) = runtime::handle() else {
             return;
         };
         state.poller = true;
-        let weak = Arc::downgrade(self);
+        // Dropped with the task (and its runtime): a later request on
+        // another runtime starts a new poller.
         let reset = Reset::new(self, |state| state.poller = false);
-        rt.spawn(async move {
-            // Dropped with its runtime: a later request on another runtime starts a new poller.
-            let _reset = reset;
-            let mut interval = tokio::time::interval(every.max(Duration::from_millis(1)));
-            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                interval.tick().await;
-                // Stops when the layer that registered the check is gone.
-                let Some(entry) = weak.upgrade() else { break };
+        // Stops when the layer that registered the check is gone.
+        ticker::spawn(
+            &rt,
+            every,
+            Arc::downgrade(self),
+            move |entry: Arc<Entry>| {
+                let _until_the_task_ends = &reset;
                 let flight = {
                     let mut state = entry.lock();
                     entry.start_flight(&mut state, limit.clone())
                 };
+                // Not kept alive while the run goes on.
                 drop(entry);
-                flight.await;
-            }
-        });
+                async move {
+                    flight.await;
+                    ControlFlow::Continue(())
+                }
+            },
+        );
     }
 
     /// One run: waits for a slot, then the check under its timeout with panics caught.
@@ -339,16 +364,13 @@ impl Entry {
         let check = Arc::clone(&self.spec.check);
         // The call itself happens inside the guarded future, so a check that
         // panics before returning its future is caught too.
-        let guarded = AssertUnwindSafe(async move { check.check().await }).catch_unwind();
-        let result = match tokio::time::timeout(self.spec.timeout, guarded).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(panic)) => {
-                CheckResult::down(format!("check panicked: {}", panic_message(&*panic)))
+        let result = match guarded::run(async move { check.check().await }, self.spec.timeout).await
+        {
+            Ok(result) => result,
+            Err(Failure::Panicked(message)) => {
+                CheckResult::down(format!("check panicked: {message}"))
             }
-            Err(_) => CheckResult::down(format!(
-                "timed out after {} ms",
-                self.spec.timeout.as_millis()
-            )),
+            Err(timed_out @ Failure::TimedOut(_)) => CheckResult::down(timed_out.to_string()),
         };
         // Degraded is working: it counts as having passed for startup gating.
         if result.status <= Status::Degraded {
@@ -372,6 +394,16 @@ impl Entry {
             at,
         );
         Stored::new(&self.spec.name, component)
+    }
+
+    /// The component of a check that could not run: no tokio runtime was
+    /// there and none could be started.
+    fn unavailable(&self) -> Arc<Stored> {
+        self.component(
+            CheckResult::down(runtime::UNAVAILABLE),
+            Duration::ZERO,
+            Timestamp::now(),
+        )
     }
 }
 
@@ -405,10 +437,177 @@ impl Drop for Reset {
     }
 }
 
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
-    panic
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("(no message)")
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StatusLayer;
+
+    /// A check that needs tokio's timers.
+    fn sleepy(name: &str) -> HealthCheck {
+        HealthCheck::new(name, || async {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            true
+        })
+    }
+
+    fn checks(specs: impl IntoIterator<Item = HealthCheck>) -> Checks {
+        let mut checks = Checks::default();
+        for spec in specs {
+            checks.add(spec);
+        }
+        checks
+    }
+
+    /// Each check's status and error, by name.
+    fn outcome(results: &[(&str, Arc<Stored>)]) -> Vec<(String, Status, Option<String>)> {
+        let mut out: Vec<_> = results
+            .iter()
+            .map(|(name, s)| {
+                let c = &s.component;
+                ((*name).to_owned(), c.status, c.error.clone())
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn gather_off_a_runtime_runs_checks_on_the_fallback() {
+        assert!(tokio::runtime::Handle::try_current().is_err());
+        let mut checks = checks([
+            sleepy("on-demand"),
+            sleepy("background").freshness(Freshness::Background {
+                every: Duration::from_millis(10),
+            }),
+        ]);
+        // The deadline's timer needs tokio too.
+        checks.deadline = Some(Duration::from_secs(5));
+        let (results, waited) =
+            futures_executor::block_on(checks.gather(checks.entries.iter(), Instant::now()));
+        assert!(waited);
+        assert_eq!(
+            outcome(&results),
+            [
+                ("background".to_owned(), Status::Ok, None),
+                ("on-demand".to_owned(), Status::Ok, None)
+            ]
+        );
+        // The background check is polled there too.
+        let polled = Arc::clone(&checks.entries[1]);
+        let first = polled.lock().last.as_ref().map(|(at, _)| *at).unwrap();
+        for _ in 0..500 {
+            if polled
+                .lock()
+                .last
+                .as_ref()
+                .is_some_and(|(at, _)| *at > first)
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        panic!("the background check was not polled again");
+    }
+
+    #[test]
+    fn report_off_a_runtime_is_served() {
+        let layer = StatusLayer::new()
+            .health_check(sleepy("db"))
+            .health_check(sleepy("queue").freshness(Freshness::Background {
+                every: Duration::from_secs(60),
+            }))
+            .report_deadline(Duration::from_secs(5))
+            .section("jobs", || async {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                3
+            })
+            .caller_section("account", |_caller| async {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                "me"
+            })
+            .build();
+        let report = futures_executor::block_on(layer.report());
+        assert_eq!(report.status, Status::Ok, "{report:?}");
+        assert_eq!(report.components["db"].status, Status::Ok);
+        assert_eq!(report.components["queue"].status, Status::Ok);
+        assert_eq!(report.sections["jobs"], 3);
+        assert_eq!(report.sections["account"], "me");
+    }
+
+    #[tokio::test]
+    async fn any_report_deadline_is_valid() {
+        let mut checks = checks([sleepy("db")]);
+        checks.deadline = Some(Duration::MAX);
+        let (results, _) = checks.gather(checks.entries.iter(), Instant::now()).await;
+        assert_eq!(outcome(&results), [("db".to_owned(), Status::Ok, None)]);
+
+        let layer = StatusLayer::new()
+            .health_check(sleepy("db"))
+            .report_deadline(Duration::MAX)
+            .build();
+        for _ in 0..2 {
+            assert_eq!(layer.report().await.status, Status::Ok);
+        }
+    }
+
+    #[tokio::test]
+    async fn any_timeout_and_stale_bound_are_valid() {
+        let checks = checks([sleepy("db")
+            .timeout(Duration::MAX)
+            .freshness(Freshness::OnDemand {
+                ttl: Duration::from_millis(1),
+            })
+            .serve_stale(Duration::MAX)]);
+        let (results, waited) = checks.gather(checks.entries.iter(), Instant::now()).await;
+        assert!(waited);
+        assert_eq!(outcome(&results), [("db".to_owned(), Status::Ok, None)]);
+        // Expired, and within a bound too long to reach: served stale at once.
+        let later = Instant::now() + Duration::from_secs(3600);
+        let (results, waited) = checks.gather(checks.entries.iter(), later).await;
+        assert!(!waited);
+        assert_eq!(outcome(&results), [("db".to_owned(), Status::Ok, None)]);
+    }
+
+    #[tokio::test]
+    async fn any_background_interval_is_valid() {
+        let checks = checks([sleepy("db").freshness(Freshness::Background {
+            every: Duration::MAX,
+        })]);
+        for _ in 0..3 {
+            let (results, _) = checks.gather(checks.entries.iter(), Instant::now()).await;
+            assert_eq!(outcome(&results), [("db".to_owned(), Status::Ok, None)]);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // One poller, still there: scheduling its next run did not overflow.
+        assert!(checks.entries[0].lock().poller);
+    }
+
+    #[tokio::test]
+    async fn failures_keep_their_messages() {
+        let checks = checks([
+            HealthCheck::new("boom", || async {
+                panic!("the check exploded");
+                #[allow(unreachable_code)]
+                true
+            }),
+            HealthCheck::new("hang", std::future::pending::<bool>)
+                .timeout(Duration::from_millis(20)),
+        ]);
+        let (results, _) = checks.gather(checks.entries.iter(), Instant::now()).await;
+        assert_eq!(
+            outcome(&results),
+            [
+                (
+                    "boom".to_owned(),
+                    Status::Down,
+                    Some("check panicked: the check exploded".to_owned())
+                ),
+                (
+                    "hang".to_owned(),
+                    Status::Down,
+                    Some("timed out after 20 ms".to_owned())
+                ),
+            ]
+        );
+    }
 }

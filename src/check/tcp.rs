@@ -43,6 +43,12 @@ impl TcpCheck {
     /// let err = TcpCheck::parse("localhost").unwrap_err();
     /// assert_eq!(err.to_string(), "`localhost` is not host:port");
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidAddr`] when `addr` is not `host:port`: a missing or zero port, an
+    /// empty host, or a host that is neither a name nor a bracketed IPv6
+    /// address.
     pub fn parse(addr: &str) -> Result<Self, InvalidAddr> {
         let invalid = || InvalidAddr(addr.to_owned());
         let (host, port) = addr.rsplit_once(':').ok_or_else(invalid)?;

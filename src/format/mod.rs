@@ -9,8 +9,10 @@
 //! a contract of any shape takes a format and checks, never a handler.
 //!
 //! A request picks a format with `?format=NAME` (unknown names get 400), or
-//! with an `Accept` header naming a registered media type; anything else
-//! gets the default.
+//! with an `Accept` header, negotiated as RFC 9110 says (quality values,
+//! `q=0` for "not this", specific ranges over wildcards) among the default
+//! (`application/json`) and the registered media types; a request that
+//! accepts none of them still gets the default.
 //!
 //! ```
 //! use http::StatusCode;
@@ -26,6 +28,7 @@
 //! # let _ = layer;
 //! ```
 
+mod accept;
 mod ietf;
 pub(crate) mod json;
 mod prometheus;
@@ -40,6 +43,7 @@ use serde::Serialize;
 
 use crate::auth::Caller;
 use crate::report::Report;
+use accept::Accept;
 
 pub use ietf::{word as ietf_word, IetfFormat, MEDIA_TYPE as IETF_MEDIA_TYPE};
 pub use json::JsonFormat;
@@ -232,8 +236,18 @@ impl Formats {
         Arc::ptr_eq(format, &self.builtin_json)
     }
 
-    /// `?format=` wins; then the first `Accept` media type that a format
-    /// registered (other than plain JSON); else the default.
+    /// `?format=` wins; then the format whose media type the `Accept`
+    /// header prefers (RFC 9110 §12.5.1, see [`accept`]); else the default.
+    ///
+    /// On offer to `Accept` are the default, as `application/json`, and
+    /// every registered format with a media type (one that is
+    /// `application/json` too is left to the default). Each takes the weight
+    /// of the most specific range that matches it, `q=0` keeping it out;
+    /// the highest weight wins, then the more specific range, then the
+    /// range listed first, then the default, then the first by name. So
+    /// `*/*` and `application/*` select the default whenever it is
+    /// acceptable. When nothing on offer is acceptable the default is
+    /// served all the same (never `406`).
     pub(crate) fn choose(
         &self,
         query: &[(String, String)],
@@ -247,25 +261,28 @@ impl Formats {
                 .map(|r| Arc::clone(&r.format))
                 .ok_or(UnknownFormat);
         }
-        for accept in headers.get_all(http::header::ACCEPT) {
-            let Ok(accept) = accept.to_str() else {
+        let accept = Accept::from_headers(headers);
+        if accept.is_empty() {
+            return Ok(Arc::clone(&self.default));
+        }
+        let mut best = accept
+            .preference(&accept::JSON)
+            .map(|preference| (preference, &self.default));
+        for registered in self.by_name.values() {
+            let Some(offer) = registered.media_type.as_deref().and_then(accept::offer) else {
                 continue;
             };
-            for media in accept.split(',') {
-                let media = media.split(';').next().unwrap_or("").trim();
-                if media.eq_ignore_ascii_case("application/json") {
-                    return Ok(Arc::clone(&self.default));
-                }
-                if let Some(r) = self.by_name.values().find(|r| {
-                    r.media_type
-                        .as_deref()
-                        .is_some_and(|m| m.eq_ignore_ascii_case(media))
-                }) {
-                    return Ok(Arc::clone(&r.format));
+            if accept::is_json(&offer) {
+                continue;
+            }
+            if let Some(preference) = accept.preference(&offer) {
+                // Strictly better only: ties stay with the default, then the first by name.
+                if best.is_none_or(|(b, _)| preference > b) {
+                    best = Some((preference, &registered.format));
                 }
             }
         }
-        Ok(Arc::clone(&self.default))
+        Ok(Arc::clone(best.map_or(&self.default, |(_, format)| format)))
     }
 }
 
@@ -309,5 +326,176 @@ where
 {
     fn render(&self, error: &StatusError) -> Rendered {
         self(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The built-in formats, plus `csv` (`text/csv`) and `prometheus`.
+    fn formats() -> Formats {
+        let mut formats = Formats::default();
+        let csv = |_: &Report, _: &FormatContext<'_>| Rendered::new(StatusCode::OK, "text/csv", "");
+        for (name, media_type, format) in [
+            ("csv", "text/csv", Arc::new(csv) as Arc<dyn Format>),
+            (
+                "prometheus",
+                PROMETHEUS_MEDIA_TYPE,
+                Arc::new(PrometheusFormat),
+            ),
+        ] {
+            let media_type = Some(media_type.to_owned());
+            formats
+                .by_name
+                .insert(name.to_owned(), Registered { media_type, format });
+        }
+        formats
+    }
+
+    /// Name of the format chosen for these `Accept` fields and query.
+    fn chosen(formats: &Formats, query: &[(&str, &str)], accept: &[&str]) -> String {
+        let query: Vec<_> = query
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let mut headers = HeaderMap::new();
+        for field in accept {
+            headers.append(http::header::ACCEPT, HeaderValue::from_str(field).unwrap());
+        }
+        let format = formats.choose(&query, &headers).unwrap();
+        if Arc::ptr_eq(&format, &formats.default) {
+            return "default".to_owned();
+        }
+        let (name, _) = formats
+            .by_name
+            .iter()
+            .find(|(_, r)| Arc::ptr_eq(&r.format, &format))
+            .expect("a registered format");
+        name.clone()
+    }
+
+    fn by_accept(accept: &str) -> String {
+        chosen(&formats(), &[], &[accept])
+    }
+
+    #[test]
+    fn not_acceptable_is_never_chosen() {
+        assert_eq!(
+            by_accept("application/health+json;q=0, application/json"),
+            "default"
+        );
+        assert_eq!(
+            by_accept("application/json, application/health+json;q=0"),
+            "default"
+        );
+        // Anything but JSON: the first other format by name.
+        assert_eq!(by_accept("application/json;q=0, */*"), "csv");
+        assert_eq!(by_accept("application/json;q=0, application/*"), "ietf");
+        assert_eq!(by_accept("*/*;q=0, text/csv;q=0.1"), "csv");
+    }
+
+    #[test]
+    fn the_highest_weight_wins() {
+        assert_eq!(
+            by_accept("application/json;q=0.9, application/health+json"),
+            "ietf"
+        );
+        assert_eq!(
+            by_accept("application/health+json, application/json;q=0.9"),
+            "ietf"
+        );
+        assert_eq!(
+            by_accept("text/html, text/csv;q=0.5, application/json"),
+            "default"
+        );
+        assert_eq!(by_accept("text/csv;q=0.5, application/json;q=0.4"), "csv");
+        assert_eq!(by_accept("text/csv;q=0.001, */*;q=0"), "csv");
+    }
+
+    #[test]
+    fn wildcards_mean_the_default() {
+        for accept in [
+            "*/*",
+            "application/*",
+            "*/*, application/*",
+            "text/*;q=0.5, */*",
+        ] {
+            assert_eq!(by_accept(accept), "default", "{accept}");
+        }
+        // A replaced default too.
+        let mut formats = formats();
+        formats.default = Arc::new(IetfFormat);
+        assert_eq!(chosen(&formats, &[], &["*/*"]), "default");
+        // But a text type is no JSON.
+        assert_eq!(by_accept("text/*"), "csv");
+    }
+
+    #[test]
+    fn more_specific_ranges_win_at_equal_weight() {
+        assert_eq!(by_accept("application/*, application/health+json"), "ietf");
+        assert_eq!(
+            by_accept("*/*;q=0.5, text/*;q=0.5, application/json;q=0.5"),
+            "default"
+        );
+        assert_eq!(by_accept("*/*, text/*"), "csv");
+        // The most specific range decides a type's weight, wherever it is listed.
+        assert_eq!(
+            by_accept("text/*;q=0.8, text/csv;q=0, application/json;q=0.5"),
+            "prometheus"
+        );
+        // A range's own parameters make it more specific.
+        assert_eq!(
+            by_accept("text/csv, text/plain;version=0.0.4, application/json"),
+            "prometheus"
+        );
+        assert_eq!(
+            by_accept("text/plain;version=1.0.0, application/json;q=0.1"),
+            "default"
+        );
+    }
+
+    #[test]
+    fn equal_ranges_go_by_order() {
+        assert_eq!(
+            by_accept("application/health+json, application/json"),
+            "ietf"
+        );
+        assert_eq!(
+            by_accept("application/json, application/health+json"),
+            "default"
+        );
+        assert_eq!(
+            by_accept("text/csv;q=0.5, application/health+json;q=0.5"),
+            "csv"
+        );
+    }
+
+    #[test]
+    fn malformed_entries_are_ignored() {
+        assert_eq!(
+            by_accept("application/health+json;q=abc, nonsense, */html, application/json;q=0.5"),
+            "default"
+        );
+        assert_eq!(by_accept("garbage;;, text/csv"), "csv");
+        for accept in ["", ",,,", "nonsense", "application/json;q=2"] {
+            assert_eq!(by_accept(accept), "default", "{accept}");
+        }
+    }
+
+    #[test]
+    fn fields_combine_and_the_query_wins() {
+        let formats = formats();
+        let two = ["application/json;q=0.5", "application/health+json"];
+        assert_eq!(chosen(&formats, &[], &two), "ietf");
+        assert_eq!(chosen(&formats, &[("format", "csv")], &two), "csv");
+        // The built-in JSON, here the default.
+        assert_eq!(chosen(&formats, &[("format", "json")], &two), "default");
+        assert_eq!(chosen(&formats, &[], &[]), "default");
+        // Unregistered types get the default.
+        assert_eq!(by_accept("image/png, application/xml"), "default");
+        assert!(formats
+            .choose(&[("format".into(), "nope".into())], &HeaderMap::new())
+            .is_err());
     }
 }

@@ -167,22 +167,14 @@ impl Recorder {
         if self.ticker.swap(true, Relaxed) {
             return;
         }
-        let weak = Arc::downgrade(self);
-        runtime.spawn(async move {
-            let mut interval = tokio::time::interval(window::TICK);
-            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                interval.tick().await;
-                // Ends with the last layer that owns the recorder.
-                let Some(recorder) = weak.upgrade() else {
-                    break;
-                };
-                let snapshot = recorder.snapshot();
-                // Only the ring moves: the baseline is not needed here.
-                recorder
-                    .window
-                    .advance_with(std::time::Instant::now(), &snapshot, |_, _| ());
-            }
+        // Ends with the last layer that owns the recorder.
+        crate::ticker::spawn(&runtime, window::TICK, Arc::downgrade(self), |recorder| {
+            let snapshot = recorder.snapshot();
+            // Only the ring moves: the baseline is not needed here.
+            recorder
+                .window
+                .advance_with(std::time::Instant::now(), &snapshot, |_, _| ());
+            std::future::ready(std::ops::ControlFlow::Continue(()))
         });
     }
 

@@ -20,16 +20,14 @@
 //! ```
 
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Duration;
 
-use futures_util::FutureExt;
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::auth::Caller;
-use crate::check::{BoxFuture, CheckResult, DEFAULT_TIMEOUT};
+use crate::check::{runtime, BoxFuture, CheckResult, DEFAULT_TIMEOUT};
+use crate::guarded::{self, Failure};
 
 /// A section that depends on who is asking.
 pub(crate) type CallerSection = Arc<dyn Fn(Caller) -> BoxFuture<'static, Value> + Send + Sync>;
@@ -78,16 +76,17 @@ pub(crate) fn value_of(result: &crate::report::Component) -> Value {
     }
 }
 
-/// Runs a caller section under the default timeout, with panics caught.
+/// Runs a caller section under the default timeout, with panics caught
+/// (off a tokio runtime, on the checks' fallback runtime).
 pub(crate) async fn run_caller_section(section: &CallerSection, caller: Caller) -> Value {
-    let guarded = AssertUnwindSafe(async { section(caller).await }).catch_unwind();
-    match tokio::time::timeout(DEFAULT_TIMEOUT, guarded).await {
-        Ok(Ok(v)) => v,
-        Ok(Err(_)) => json!({ "error": "section panicked" }),
-        Err(_) => json!({ "error": format!("timed out after {} ms", timeout_ms(DEFAULT_TIMEOUT)) }),
+    let section = Arc::clone(section);
+    // The call itself is guarded too: a section that panics before
+    // returning its future is caught.
+    let run = guarded::run(async move { section(caller).await }, DEFAULT_TIMEOUT);
+    match runtime::in_tokio(run).await {
+        Some(Ok(v)) => v,
+        Some(Err(Failure::Panicked(_))) => json!({ "error": "section panicked" }),
+        Some(Err(timed_out @ Failure::TimedOut(_))) => json!({ "error": timed_out.to_string() }),
+        None => json!({ "error": runtime::UNAVAILABLE }),
     }
-}
-
-fn timeout_ms(d: Duration) -> u128 {
-    d.as_millis()
 }

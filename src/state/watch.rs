@@ -3,9 +3,11 @@
 //! `/status/watch`, the gRPC health bridge, and [`StatusWatch`] in code.
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -13,6 +15,7 @@ use tokio::sync::watch;
 use super::{Selection, Shared};
 use crate::auth::Caller;
 use crate::report::Status;
+use crate::ticker;
 
 /// The overall status and each component's, as watchers see them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,7 +45,7 @@ impl Default for Watcher {
 }
 
 /// Clears `running` and the last value if the evaluator is cancelled (its
-/// runtime shut down); a normal stop does the same in [`evaluate`].
+/// runtime shut down, or the layer gone); a normal stop does the same.
 struct Running {
     watcher: Arc<Watcher>,
     /// This evaluator owns `running`.
@@ -68,60 +71,67 @@ impl Drop for Running {
 }
 
 /// Subscribes to the status of the layer behind `shared`, starting the
-/// evaluator (every `interval`) when it is not running. Needs a tokio runtime.
+/// evaluator (every `watch_interval`) when it is not running. Needs a tokio
+/// runtime: outside one, the receiver waits for an evaluator that a
+/// subscription inside one starts.
 pub(crate) fn subscribe(shared: &Arc<Shared>) -> watch::Receiver<Option<StatusChange>> {
     let watcher = &shared.watcher;
     let rx = watcher.tx.subscribe();
     if let Ok(rt) = tokio::runtime::Handle::try_current() {
         if !watcher.running.swap(true, Ordering::SeqCst) {
-            let weak: Weak<Shared> = Arc::downgrade(shared);
             let running = Running {
                 watcher: Arc::clone(watcher),
                 armed: true,
             };
             let every = shared.config.watch_interval;
-            rt.spawn(evaluate(weak, running, every));
+            ticker::spawn(&rt, every, Arc::downgrade(shared), evaluator(running));
         }
     }
     rx
 }
 
-async fn evaluate(shared: Weak<Shared>, mut running: Running, every: Duration) {
-    let mut interval = tokio::time::interval(every.max(Duration::from_millis(10)));
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        interval.tick().await;
-        let Some(shared) = shared.upgrade() else {
-            break;
-        };
-        if running.watcher.tx.receiver_count() == 0 {
+/// One evaluation per tick while anyone subscribes; the evaluator stops
+/// (and `running` is cleared, by the guard it owns) when nobody does.
+fn evaluator(
+    mut running: Running,
+) -> impl FnMut(Arc<Shared>) -> BoxFuture<'static, ControlFlow<()>> + Send + 'static {
+    move |shared| {
+        let go_on = if running.watcher.tx.receiver_count() == 0 {
             running.stop();
             // A subscriber that came between the count and the stop saw
             // `running` still set and started nothing: go on for it.
             let watcher = &running.watcher;
-            if watcher.tx.receiver_count() > 0 && !watcher.running.swap(true, Ordering::SeqCst) {
-                running.armed = true;
-                continue;
-            }
-            break;
-        }
-        let report = super::collect(&shared, &Selection::all(), &Caller::full()).await;
-        let change = StatusChange {
-            status: report.status,
-            components: report
-                .components
-                .iter()
-                .map(|(name, c)| (name.clone(), c.status))
-                .collect(),
+            let rearm =
+                watcher.tx.receiver_count() > 0 && !watcher.running.swap(true, Ordering::SeqCst);
+            running.armed = rearm;
+            rearm
+        } else {
+            true
         };
-        running.watcher.tx.send_if_modified(|current| {
-            if current.as_ref() == Some(&change) {
-                false
-            } else {
-                *current = Some(change);
-                true
+        let watcher = Arc::clone(&running.watcher);
+        Box::pin(async move {
+            if !go_on {
+                return ControlFlow::Break(());
             }
-        });
+            let report = super::collect(&shared, &Selection::all(), &Caller::full()).await;
+            let change = StatusChange {
+                status: report.status,
+                components: report
+                    .components
+                    .iter()
+                    .map(|(name, c)| (name.clone(), c.status))
+                    .collect(),
+            };
+            watcher.tx.send_if_modified(|current| {
+                if current.as_ref() == Some(&change) {
+                    false
+                } else {
+                    *current = Some(change);
+                    true
+                }
+            });
+            ControlFlow::Continue(())
+        })
     }
 }
 
