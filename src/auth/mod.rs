@@ -39,13 +39,13 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use http::header::HeaderName;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 
-use crate::check::BoxFuture;
 use crate::report::Timestamp;
 
 pub(crate) use counter::CallerCounter;
@@ -135,6 +135,9 @@ impl Identity {
 /// Finds the identity of a key elsewhere (a database, a secrets service).
 ///
 /// Implemented by async closures `Fn(String) -> impl Future<Output = Option<Identity>>`.
+/// To implement it by hand, return a boxed future:
+/// [`futures_util::future::BoxFuture`], that is
+/// `Pin<Box<dyn Future<Output = Option<Identity>> + Send + '_>>`.
 pub trait KeyLookup: Send + Sync + 'static {
     /// The identity of `key`, or `None` when it is unknown.
     fn lookup(&self, key: String) -> BoxFuture<'_, Option<Identity>>;
@@ -604,6 +607,36 @@ mod tests {
         assert!(keys.find_static(b"ab").is_none());
         assert!(keys.find_static(b"").is_none());
         assert!(bool::from(b"abc".as_slice().ct_eq(b"abc")));
+    }
+
+    #[test]
+    fn auth_stands_alone() {
+        // Access control depends on no other module of the crate but `report`.
+        let other = concat!("crate::", "check");
+        for (file, source) in [
+            ("mod.rs", include_str!("mod.rs")),
+            ("counter.rs", include_str!("counter.rs")),
+            ("credential.rs", include_str!("credential.rs")),
+        ] {
+            assert!(!source.contains(other), "{file} uses {other}");
+        }
+    }
+
+    #[test]
+    fn lookups_are_futures_util_box_futures() {
+        struct Table;
+        impl KeyLookup for Table {
+            fn lookup(&self, key: String) -> futures_util::future::BoxFuture<'_, Option<Identity>> {
+                Box::pin(async move { (key == "t").then(|| Identity::new("table")) })
+            }
+        }
+        let keys = ApiKeys::new().lookup(Table);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let found = rt.block_on(keys.identify("t")).unwrap().unwrap();
+        assert_eq!(found.name, "table");
     }
 
     #[tokio::test]
