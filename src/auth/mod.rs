@@ -205,11 +205,30 @@ impl ApiKeys {
         }
     }
 
-    /// Reads keys from this header instead of `X-Api-Key`. A name that is
-    /// not a valid header name turns the header off (only Bearer remains).
+    /// Reads keys from this header instead of `X-Api-Key`. Header names are
+    /// case-insensitive: a request's `X-Status-Token` is read for
+    /// `x-status-token`. A `HeaderName` is always valid, so a misspelt name
+    /// can no longer turn the key header off unnoticed:
+    /// [`HeaderName::from_static`] takes a lowercase literal (and panics on
+    /// anything else), `HeaderName::try_from` reports a name that is not
+    /// valid.
+    ///
+    /// ```
+    /// use http::header::HeaderName;
+    /// use tower_status::auth::{ApiKeys, Identity};
+    ///
+    /// let keys = ApiKeys::new()
+    ///     .header(HeaderName::from_static("x-status-token"))
+    ///     .key("s3cret", Identity::new("ops"));
+    /// // A name known only at run time: `HeaderName::try_from` says when
+    /// // it is not a valid header name.
+    /// let name = HeaderName::try_from("X-Status-Token").expect("a header name");
+    /// let keys = keys.header(name);
+    /// # let _ = keys;
+    /// ```
     #[must_use]
-    pub fn header(mut self, name: &str) -> Self {
-        self.header = HeaderName::try_from(name.to_ascii_lowercase()).ok();
+    pub fn header(mut self, name: HeaderName) -> Self {
+        self.header = Some(name);
         self
     }
 
@@ -607,6 +626,30 @@ mod tests {
         assert!(keys.find_static(b"ab").is_none());
         assert!(keys.find_static(b"").is_none());
         assert!(bool::from(b"abc".as_slice().ct_eq(b"abc")));
+    }
+
+    #[test]
+    fn the_key_header_is_a_header_name() {
+        let keys = ApiKeys::new()
+            .key("k", Identity::new("ops"))
+            .header(HeaderName::from_static("x-status-token"));
+        let a = Access {
+            keys: Some(keys),
+            ..Access::default()
+        };
+        let read = |pairs: &[(&str, &[u8])]| {
+            let h = headers(pairs);
+            match credential(&h, a.keys.as_ref().unwrap().header.as_ref(), false) {
+                Credential::Key(key) => Some(key.to_owned()),
+                _ => None,
+            }
+        };
+        assert_eq!(read(&[("X-Status-Token", b"k")]).as_deref(), Some("k"));
+        assert_eq!(read(&[("x-api-key", b"k")]), None);
+        // Parsed at run time, any spelling is the same header.
+        let keys = ApiKeys::new().header(HeaderName::try_from("X-API-Key").unwrap());
+        assert_eq!(keys.header, Some(HeaderName::from_static("x-api-key")));
+        assert_eq!(ApiKeys::new().no_header().header, None);
     }
 
     #[test]
