@@ -4,7 +4,8 @@
 //! `Authorization: Bearer`. [`ApiKeys`] maps each key to an [`Identity`]
 //! with [`Permissions`]: from code, from an environment variable, or from an
 //! async lookup (a database, say) whose answers are cached briefly. Keys are
-//! compared in constant time and never logged or echoed.
+//! kept only as SHA-256 digests, compared in constant time, and never
+//! logged or echoed.
 //!
 //! Access is decided before any check runs: a request that is refused
 //! never makes the service do work. Missing, unknown or malformed keys get
@@ -44,7 +45,8 @@ use futures_util::FutureExt;
 use http::header::HeaderName;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use subtle::ConstantTimeEq;
+use sha2::{Digest as _, Sha256};
+use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 use crate::report::Timestamp;
 
@@ -153,8 +155,15 @@ where
     }
 }
 
-/// Lookup answers by key, with when they were made.
-type LookupCache = HashMap<String, (Instant, Option<Arc<Identity>>)>;
+/// The SHA-256 digest of a key: all that is kept of it.
+type KeyDigest = [u8; 32];
+
+fn digest(key: &[u8]) -> KeyDigest {
+    Sha256::digest(key).into()
+}
+
+/// Lookup answers by key digest, with when they were made.
+type LookupCache = HashMap<KeyDigest, (Instant, Option<Arc<Identity>>)>;
 
 /// Most lookup answers cached at once.
 const LOOKUP_CACHE_SIZE: usize = 4096;
@@ -164,7 +173,8 @@ const LOOKUP_CACHE_SIZE: usize = 4096;
 pub struct ApiKeys {
     pub(crate) header: Option<HeaderName>,
     pub(crate) bearer: bool,
-    keys: Vec<(Vec<u8>, Arc<Identity>)>,
+    /// Keys given in code, as digests (the keys themselves are not kept).
+    keys: Vec<(KeyDigest, Arc<Identity>)>,
     lookup: Option<Arc<dyn KeyLookup>>,
     cache_ttl: Duration,
     lookup_timeout: Duration,
@@ -246,13 +256,16 @@ impl ApiKeys {
         self
     }
 
-    /// Accepts `key` for `identity`. Empty keys are ignored.
+    /// Accepts `key` for `identity`; a key given again is accepted for the
+    /// latest identity. Empty keys are ignored. Only the key's SHA-256
+    /// digest is kept.
     #[must_use]
     pub fn key(mut self, key: impl Into<String>, identity: Identity) -> Self {
         let key = key.into();
         if !key.is_empty() {
-            self.keys.retain(|(k, _)| k != key.as_bytes());
-            self.keys.push((key.into_bytes(), Arc::new(identity)));
+            let key = digest(key.as_bytes());
+            self.keys.retain(|(k, _)| *k != key);
+            self.keys.push((key, Arc::new(identity)));
         }
         self
     }
@@ -284,16 +297,25 @@ impl ApiKeys {
         self
     }
 
-    /// The static key matching `key`, compared in constant time against
-    /// every key (no early exit, so timing says nothing about which matched).
+    /// The static key matching `key`: see [`find_digest`](Self::find_digest).
     pub(crate) fn find_static(&self, key: &[u8]) -> Option<&Arc<Identity>> {
-        let mut found = None;
-        for (candidate, identity) in &self.keys {
-            if bool::from(candidate.as_slice().ct_eq(key)) {
-                found = Some(identity);
-            }
+        self.find_digest(&digest(key))
+    }
+
+    /// The static key whose digest is `key`. Every stored digest is
+    /// compared, in constant time and without an early exit; all digests
+    /// have the same length, so timing says nothing about which key
+    /// matched, nor about the length of any key.
+    fn find_digest(&self, key: &KeyDigest) -> Option<&Arc<Identity>> {
+        // Index of the match, chosen without a branch on the comparison.
+        let mut found = u64::MAX;
+        for (index, (candidate, _)) in (0u64..).zip(&self.keys) {
+            // `subtle` compares slices; both are 32 bytes, so every byte is compared.
+            let equal = candidate.as_slice().ct_eq(key.as_slice());
+            found.conditional_assign(&index, equal);
         }
-        found
+        let found = usize::try_from(found).ok()?;
+        self.keys.get(found).map(|(_, identity)| identity)
     }
 
     /// How long one lookup may take before the request is answered 503
@@ -307,7 +329,8 @@ impl ApiKeys {
     /// The identity of `key`, from code or the lookup; an error when the
     /// lookup panicked or timed out.
     pub(crate) async fn identify(&self, key: &str) -> Result<Option<Arc<Identity>>, &'static str> {
-        if let Some(identity) = self.find_static(key.as_bytes()) {
+        let hashed = digest(key.as_bytes());
+        if let Some(identity) = self.find_digest(&hashed) {
             return Ok(Some(Arc::clone(identity)));
         }
         let Some(lookup) = self.lookup.as_ref() else {
@@ -316,7 +339,7 @@ impl ApiKeys {
         let now = Instant::now();
         {
             let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((at, answer)) = cache.get(key) {
+            if let Some((at, answer)) = cache.get(&hashed) {
                 if now.saturating_duration_since(*at) < self.cache_ttl {
                     return Ok(answer.clone());
                 }
@@ -337,7 +360,7 @@ impl ApiKeys {
                 cache.clear();
             }
         }
-        cache.insert(key.to_owned(), (now, answer.clone()));
+        cache.insert(hashed, (now, answer.clone()));
         Ok(answer)
     }
 }
@@ -623,9 +646,42 @@ mod tests {
             .key("abc", Identity::new("a"))
             .key("abd", Identity::new("b"));
         assert_eq!(keys.find_static(b"abd").unwrap().name, "b");
+        assert_eq!(keys.find_static(b"abc").unwrap().name, "a");
         assert!(keys.find_static(b"ab").is_none());
+        assert!(keys.find_static(b"abcd").is_none());
         assert!(keys.find_static(b"").is_none());
         assert!(bool::from(b"abc".as_slice().ct_eq(b"abc")));
+    }
+
+    #[test]
+    fn static_keys_are_kept_only_as_digests() {
+        let keys = ApiKeys::new()
+            .key("abc", Identity::new("first"))
+            .key("", Identity::new("empty"))
+            .key("other", Identity::new("o"))
+            .key("abc", Identity::new("second"));
+        // SHA-256("abc"), the FIPS 180-2 test vector.
+        let abc: KeyDigest = [
+            0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40, 0xde, 0x5d, 0xae,
+            0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61,
+            0xf2, 0x00, 0x15, 0xad,
+        ];
+        assert_eq!(digest(b"abc"), abc);
+        let stored: Vec<(KeyDigest, &str)> = keys
+            .keys
+            .iter()
+            .map(|(d, i)| (*d, i.name.as_str()))
+            .collect();
+        // The empty key is ignored; a key given again takes the latest identity.
+        assert_eq!(stored, [(digest(b"other"), "o"), (abc, "second")]);
+        assert_eq!(keys.find_static(b"abc").unwrap().name, "second");
+        // Neither the keys nor their digests are printed: only how many.
+        let shown = format!("{keys:?}");
+        assert!(shown.contains("keys: 2"), "{shown}");
+        assert!(
+            !shown.contains("abc") && !shown.contains("186, 120"),
+            "{shown}"
+        );
     }
 
     #[test]
@@ -701,5 +757,12 @@ mod tests {
             assert!(keys.identify("other").await.unwrap().is_none());
         }
         assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+        // Answers are cached by digest: the keys themselves are not kept.
+        let cache = keys.cache.lock().unwrap();
+        let mut cached: Vec<KeyDigest> = cache.keys().copied().collect();
+        cached.sort_unstable();
+        let mut expected = [digest(b"db-key"), digest(b"other")];
+        expected.sort_unstable();
+        assert_eq!(cached, expected);
     }
 }
