@@ -38,7 +38,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
@@ -410,9 +410,11 @@ pub struct Caller {
     pub identity: Option<Arc<Identity>>,
     /// Whether this caller sees details.
     pub details: bool,
-    /// Requests of this caller in the current counting window, when counted.
+    /// Requests of this caller in the current counting window, when counted
+    /// (`None` without counting, and for a caller the counter could not
+    /// track: see [`MAX_TRACKED_CALLERS`]).
     pub requests_in_window: Option<u64>,
-    /// When the counting window ends.
+    /// When the counting window ends, when this caller's requests are counted.
     pub window_ends: Option<Timestamp>,
 }
 
@@ -528,8 +530,13 @@ impl Access {
             window_ends: None,
         };
         if let (Some(counter), Some(identity)) = (&self.counter, &caller.identity) {
-            caller.requests_in_window = counter.count(&identity.name);
-            caller.window_ends = Some(Timestamp(counter.get(&identity.name).1));
+            // An untracked caller (the counter's table is full of callers
+            // of the current window) has neither a count nor a window end.
+            let now = SystemTime::now();
+            if let Some(count) = counter.count_at(&identity.name, now) {
+                caller.requests_in_window = Some(count);
+                caller.window_ends = Some(Timestamp(counter.current_window(now).1));
+            }
         }
         Ok(caller)
     }
@@ -706,6 +713,31 @@ mod tests {
         let keys = ApiKeys::new().header(HeaderName::try_from("X-API-Key").unwrap());
         assert_eq!(keys.header, Some(HeaderName::from_static("x-api-key")));
         assert_eq!(ApiKeys::new().no_header().header, None);
+    }
+
+    #[tokio::test]
+    async fn untracked_callers_have_no_count() {
+        let mut a = access();
+        let counter = Arc::new(CallerCounter::new(Duration::from_secs(400 * 24 * 3600)));
+        a.counter = Some(Arc::clone(&counter));
+        let key = headers(&[("x-api-key", b"good")]);
+        let counted = a.authorize(Endpoint::Report, &key).await.unwrap();
+        assert_eq!(counted.requests_in_window, Some(1));
+        let ends = counted.window_ends.expect("a window end").0;
+        assert_eq!(ends, counter.get("ops").1);
+        // Full of callers whose window is running: "lb" is not tracked, and
+        // is still served.
+        for i in 0..MAX_TRACKED_CALLERS {
+            let _ = counter.count(&format!("caller{i}"));
+        }
+        let lb = headers(&[("x-api-key", b"lb")]);
+        let untracked = a.authorize(Endpoint::Report, &lb).await.unwrap();
+        assert_eq!(untracked.identity.unwrap().name, "lb");
+        assert_eq!(untracked.requests_in_window, None);
+        assert_eq!(untracked.window_ends, None);
+        // A tracked caller still is.
+        let again = a.authorize(Endpoint::Report, &key).await.unwrap();
+        assert_eq!(again.requests_in_window, Some(2));
     }
 
     #[test]
