@@ -4,7 +4,8 @@
 //! `Authorization: Bearer`. [`ApiKeys`] maps each key to an [`Identity`]
 //! with [`Permissions`]: from code, from an environment variable, or from an
 //! async lookup (a database, say) whose answers are cached briefly. Keys are
-//! compared in constant time and never logged or echoed.
+//! kept only as SHA-256 digests, compared in constant time, and never
+//! logged or echoed.
 //!
 //! Access is decided before any check runs: a request that is refused
 //! never makes the service do work. Missing, unknown or malformed keys get
@@ -37,15 +38,16 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
+use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use http::header::HeaderName;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use subtle::ConstantTimeEq;
+use sha2::{Digest as _, Sha256};
+use subtle::{ConditionallySelectable, ConstantTimeEq};
 
-use crate::check::BoxFuture;
 use crate::report::Timestamp;
 
 pub(crate) use counter::CallerCounter;
@@ -135,6 +137,9 @@ impl Identity {
 /// Finds the identity of a key elsewhere (a database, a secrets service).
 ///
 /// Implemented by async closures `Fn(String) -> impl Future<Output = Option<Identity>>`.
+/// To implement it by hand, return a boxed future:
+/// [`futures_util::future::BoxFuture`], that is
+/// `Pin<Box<dyn Future<Output = Option<Identity>> + Send + '_>>`.
 pub trait KeyLookup: Send + Sync + 'static {
     /// The identity of `key`, or `None` when it is unknown.
     fn lookup(&self, key: String) -> BoxFuture<'_, Option<Identity>>;
@@ -150,8 +155,15 @@ where
     }
 }
 
-/// Lookup answers by key, with when they were made.
-type LookupCache = HashMap<String, (Instant, Option<Arc<Identity>>)>;
+/// The SHA-256 digest of a key: all that is kept of it.
+type KeyDigest = [u8; 32];
+
+fn digest(key: &[u8]) -> KeyDigest {
+    Sha256::digest(key).into()
+}
+
+/// Lookup answers by key digest, with when they were made.
+type LookupCache = HashMap<KeyDigest, (Instant, Option<Arc<Identity>>)>;
 
 /// Most lookup answers cached at once.
 const LOOKUP_CACHE_SIZE: usize = 4096;
@@ -161,7 +173,8 @@ const LOOKUP_CACHE_SIZE: usize = 4096;
 pub struct ApiKeys {
     pub(crate) header: Option<HeaderName>,
     pub(crate) bearer: bool,
-    keys: Vec<(Vec<u8>, Arc<Identity>)>,
+    /// Keys given in code, as digests (the keys themselves are not kept).
+    keys: Vec<(KeyDigest, Arc<Identity>)>,
     lookup: Option<Arc<dyn KeyLookup>>,
     cache_ttl: Duration,
     lookup_timeout: Duration,
@@ -202,11 +215,30 @@ impl ApiKeys {
         }
     }
 
-    /// Reads keys from this header instead of `X-Api-Key`. A name that is
-    /// not a valid header name turns the header off (only Bearer remains).
+    /// Reads keys from this header instead of `X-Api-Key`. Header names are
+    /// case-insensitive: a request's `X-Status-Token` is read for
+    /// `x-status-token`. A `HeaderName` is always valid, so a misspelt name
+    /// can no longer turn the key header off unnoticed:
+    /// [`HeaderName::from_static`] takes a lowercase literal (and panics on
+    /// anything else), `HeaderName::try_from` reports a name that is not
+    /// valid.
+    ///
+    /// ```
+    /// use http::header::HeaderName;
+    /// use tower_status::auth::{ApiKeys, Identity};
+    ///
+    /// let keys = ApiKeys::new()
+    ///     .header(HeaderName::from_static("x-status-token"))
+    ///     .key("s3cret", Identity::new("ops"));
+    /// // A name known only at run time: `HeaderName::try_from` says when
+    /// // it is not a valid header name.
+    /// let name = HeaderName::try_from("X-Status-Token").expect("a header name");
+    /// let keys = keys.header(name);
+    /// # let _ = keys;
+    /// ```
     #[must_use]
-    pub fn header(mut self, name: &str) -> Self {
-        self.header = HeaderName::try_from(name.to_ascii_lowercase()).ok();
+    pub fn header(mut self, name: HeaderName) -> Self {
+        self.header = Some(name);
         self
     }
 
@@ -224,13 +256,16 @@ impl ApiKeys {
         self
     }
 
-    /// Accepts `key` for `identity`. Empty keys are ignored.
+    /// Accepts `key` for `identity`; a key given again is accepted for the
+    /// latest identity. Empty keys are ignored. Only the key's SHA-256
+    /// digest is kept.
     #[must_use]
     pub fn key(mut self, key: impl Into<String>, identity: Identity) -> Self {
         let key = key.into();
         if !key.is_empty() {
-            self.keys.retain(|(k, _)| k != key.as_bytes());
-            self.keys.push((key.into_bytes(), Arc::new(identity)));
+            let key = digest(key.as_bytes());
+            self.keys.retain(|(k, _)| *k != key);
+            self.keys.push((key, Arc::new(identity)));
         }
         self
     }
@@ -262,16 +297,25 @@ impl ApiKeys {
         self
     }
 
-    /// The static key matching `key`, compared in constant time against
-    /// every key (no early exit, so timing says nothing about which matched).
+    /// The static key matching `key`: see [`find_digest`](Self::find_digest).
     pub(crate) fn find_static(&self, key: &[u8]) -> Option<&Arc<Identity>> {
-        let mut found = None;
-        for (candidate, identity) in &self.keys {
-            if bool::from(candidate.as_slice().ct_eq(key)) {
-                found = Some(identity);
-            }
+        self.find_digest(&digest(key))
+    }
+
+    /// The static key whose digest is `key`. Every stored digest is
+    /// compared, in constant time and without an early exit; all digests
+    /// have the same length, so timing says nothing about which key
+    /// matched, nor about the length of any key.
+    fn find_digest(&self, key: &KeyDigest) -> Option<&Arc<Identity>> {
+        // Index of the match, chosen without a branch on the comparison.
+        let mut found = u64::MAX;
+        for (index, (candidate, _)) in (0u64..).zip(&self.keys) {
+            // `subtle` compares slices; both are 32 bytes, so every byte is compared.
+            let equal = candidate.as_slice().ct_eq(key.as_slice());
+            found.conditional_assign(&index, equal);
         }
-        found
+        let found = usize::try_from(found).ok()?;
+        self.keys.get(found).map(|(_, identity)| identity)
     }
 
     /// How long one lookup may take before the request is answered 503
@@ -285,7 +329,8 @@ impl ApiKeys {
     /// The identity of `key`, from code or the lookup; an error when the
     /// lookup panicked or timed out.
     pub(crate) async fn identify(&self, key: &str) -> Result<Option<Arc<Identity>>, &'static str> {
-        if let Some(identity) = self.find_static(key.as_bytes()) {
+        let hashed = digest(key.as_bytes());
+        if let Some(identity) = self.find_digest(&hashed) {
             return Ok(Some(Arc::clone(identity)));
         }
         let Some(lookup) = self.lookup.as_ref() else {
@@ -294,7 +339,7 @@ impl ApiKeys {
         let now = Instant::now();
         {
             let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((at, answer)) = cache.get(key) {
+            if let Some((at, answer)) = cache.get(&hashed) {
                 if now.saturating_duration_since(*at) < self.cache_ttl {
                     return Ok(answer.clone());
                 }
@@ -315,7 +360,7 @@ impl ApiKeys {
                 cache.clear();
             }
         }
-        cache.insert(key.to_owned(), (now, answer.clone()));
+        cache.insert(hashed, (now, answer.clone()));
         Ok(answer)
     }
 }
@@ -365,9 +410,11 @@ pub struct Caller {
     pub identity: Option<Arc<Identity>>,
     /// Whether this caller sees details.
     pub details: bool,
-    /// Requests of this caller in the current counting window, when counted.
+    /// Requests of this caller in the current counting window, when counted
+    /// (`None` without counting, and for a caller the counter could not
+    /// track: see [`MAX_TRACKED_CALLERS`]).
     pub requests_in_window: Option<u64>,
-    /// When the counting window ends.
+    /// When the counting window ends, when this caller's requests are counted.
     pub window_ends: Option<Timestamp>,
 }
 
@@ -483,8 +530,13 @@ impl Access {
             window_ends: None,
         };
         if let (Some(counter), Some(identity)) = (&self.counter, &caller.identity) {
-            caller.requests_in_window = counter.count(&identity.name);
-            caller.window_ends = Some(Timestamp(counter.get(&identity.name).1));
+            // An untracked caller (the counter's table is full of callers
+            // of the current window) has neither a count nor a window end.
+            let now = SystemTime::now();
+            if let Some(count) = counter.count_at(&identity.name, now) {
+                caller.requests_in_window = Some(count);
+                caller.window_ends = Some(Timestamp(counter.current_window(now).1));
+            }
         }
         Ok(caller)
     }
@@ -601,9 +653,121 @@ mod tests {
             .key("abc", Identity::new("a"))
             .key("abd", Identity::new("b"));
         assert_eq!(keys.find_static(b"abd").unwrap().name, "b");
+        assert_eq!(keys.find_static(b"abc").unwrap().name, "a");
         assert!(keys.find_static(b"ab").is_none());
+        assert!(keys.find_static(b"abcd").is_none());
         assert!(keys.find_static(b"").is_none());
         assert!(bool::from(b"abc".as_slice().ct_eq(b"abc")));
+    }
+
+    #[test]
+    fn static_keys_are_kept_only_as_digests() {
+        let keys = ApiKeys::new()
+            .key("abc", Identity::new("first"))
+            .key("", Identity::new("empty"))
+            .key("other", Identity::new("o"))
+            .key("abc", Identity::new("second"));
+        // SHA-256("abc"), the FIPS 180-2 test vector.
+        let abc: KeyDigest = [
+            0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40, 0xde, 0x5d, 0xae,
+            0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61,
+            0xf2, 0x00, 0x15, 0xad,
+        ];
+        assert_eq!(digest(b"abc"), abc);
+        let stored: Vec<(KeyDigest, &str)> = keys
+            .keys
+            .iter()
+            .map(|(d, i)| (*d, i.name.as_str()))
+            .collect();
+        // The empty key is ignored; a key given again takes the latest identity.
+        assert_eq!(stored, [(digest(b"other"), "o"), (abc, "second")]);
+        assert_eq!(keys.find_static(b"abc").unwrap().name, "second");
+        // Neither the keys nor their digests are printed: only how many.
+        let shown = format!("{keys:?}");
+        assert!(shown.contains("keys: 2"), "{shown}");
+        assert!(
+            !shown.contains("abc") && !shown.contains("186, 120"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn the_key_header_is_a_header_name() {
+        let keys = ApiKeys::new()
+            .key("k", Identity::new("ops"))
+            .header(HeaderName::from_static("x-status-token"));
+        let a = Access {
+            keys: Some(keys),
+            ..Access::default()
+        };
+        let read = |pairs: &[(&str, &[u8])]| {
+            let h = headers(pairs);
+            match credential(&h, a.keys.as_ref().unwrap().header.as_ref(), false) {
+                Credential::Key(key) => Some(key.to_owned()),
+                _ => None,
+            }
+        };
+        assert_eq!(read(&[("X-Status-Token", b"k")]).as_deref(), Some("k"));
+        assert_eq!(read(&[("x-api-key", b"k")]), None);
+        // Parsed at run time, any spelling is the same header.
+        let keys = ApiKeys::new().header(HeaderName::try_from("X-API-Key").unwrap());
+        assert_eq!(keys.header, Some(HeaderName::from_static("x-api-key")));
+        assert_eq!(ApiKeys::new().no_header().header, None);
+    }
+
+    #[tokio::test]
+    async fn untracked_callers_have_no_count() {
+        let mut a = access();
+        let counter = Arc::new(CallerCounter::new(Duration::from_secs(400 * 24 * 3600)));
+        a.counter = Some(Arc::clone(&counter));
+        let key = headers(&[("x-api-key", b"good")]);
+        let counted = a.authorize(Endpoint::Report, &key).await.unwrap();
+        assert_eq!(counted.requests_in_window, Some(1));
+        let ends = counted.window_ends.expect("a window end").0;
+        assert_eq!(ends, counter.get("ops").1);
+        // Full of callers whose window is running: "lb" is not tracked, and
+        // is still served.
+        for i in 0..MAX_TRACKED_CALLERS {
+            let _ = counter.count(&format!("caller{i}"));
+        }
+        let lb = headers(&[("x-api-key", b"lb")]);
+        let untracked = a.authorize(Endpoint::Report, &lb).await.unwrap();
+        assert_eq!(untracked.identity.unwrap().name, "lb");
+        assert_eq!(untracked.requests_in_window, None);
+        assert_eq!(untracked.window_ends, None);
+        // A tracked caller still is.
+        let again = a.authorize(Endpoint::Report, &key).await.unwrap();
+        assert_eq!(again.requests_in_window, Some(2));
+    }
+
+    #[test]
+    fn auth_stands_alone() {
+        // Access control depends on no other module of the crate but `report`.
+        let other = concat!("crate::", "check");
+        for (file, source) in [
+            ("mod.rs", include_str!("mod.rs")),
+            ("counter.rs", include_str!("counter.rs")),
+            ("credential.rs", include_str!("credential.rs")),
+        ] {
+            assert!(!source.contains(other), "{file} uses {other}");
+        }
+    }
+
+    #[test]
+    fn lookups_are_futures_util_box_futures() {
+        struct Table;
+        impl KeyLookup for Table {
+            fn lookup(&self, key: String) -> futures_util::future::BoxFuture<'_, Option<Identity>> {
+                Box::pin(async move { (key == "t").then(|| Identity::new("table")) })
+            }
+        }
+        let keys = ApiKeys::new().lookup(Table);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let found = rt.block_on(keys.identify("t")).unwrap().unwrap();
+        assert_eq!(found.name, "table");
     }
 
     #[tokio::test]
@@ -625,5 +789,12 @@ mod tests {
             assert!(keys.identify("other").await.unwrap().is_none());
         }
         assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+        // Answers are cached by digest: the keys themselves are not kept.
+        let cache = keys.cache.lock().unwrap();
+        let mut cached: Vec<KeyDigest> = cache.keys().copied().collect();
+        cached.sort_unstable();
+        let mut expected = [digest(b"db-key"), digest(b"other")];
+        expected.sort_unstable();
+        assert_eq!(cached, expected);
     }
 }
