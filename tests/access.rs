@@ -428,14 +428,20 @@ async fn key_header_and_bearer() {
         .key("lb", Identity::new("lb").permissions(Permissions::STATUS));
 
     // `X-API-Key` spelled any way is the same header.
-    let layer = StatusLayer::new().api_keys(keys.clone().header("X-API-Key"));
+    let layer = StatusLayer::new().api_keys(
+        keys.clone()
+            .header(HeaderName::try_from("X-API-Key").unwrap()),
+    );
     for name in ["x-api-key", "X-Api-Key", "X-API-KEY"] {
         let res = get(&layer, "/status", &[(name, b"full")]).await;
         assert_eq!(res.status, StatusCode::OK, "{name}");
     }
 
     // Another header name: read there, and X-Api-Key no longer counts.
-    let layer = StatusLayer::new().api_keys(keys.clone().header("X-Status-Token"));
+    let layer = StatusLayer::new().api_keys(
+        keys.clone()
+            .header(HeaderName::from_static("x-status-token")),
+    );
     let res = get(&layer, "/status", &[("x-status-token", b"full")]).await;
     assert_eq!(res.status, StatusCode::OK, "{res:?}");
     assert_eq!(res.json()["caller"]["name"], "ops");

@@ -1077,7 +1077,7 @@ fn debug_output_names_no_key() {
             Identity::new("lb").permissions(Permissions::STATUS),
         )
         .keys_from_env(VAR, Identity::new("env"))
-        .header("X-Leak-Key");
+        .header(HeaderName::from_static("x-leak-key"));
     let shown = format!("{keys:?} {keys:#?}");
     assert!(!shown.contains(KEY_MARK), "{shown}");
     assert!(

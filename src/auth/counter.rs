@@ -104,6 +104,11 @@ impl std::fmt::Debug for CallerCounter {
 }
 
 impl CallerCounter {
+    /// The length of a counting window.
+    pub(crate) fn window(&self) -> Duration {
+        self.window
+    }
+
     pub(crate) fn new(window: Duration) -> Self {
         Self {
             slots: (0..MAX_TRACKED_CALLERS)

@@ -36,18 +36,17 @@ mod credential;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::future::BoxFuture;
-use futures_util::FutureExt;
 use http::header::HeaderName;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
+use crate::guarded::{self, Failure};
 use crate::report::Timestamp;
 
 pub(crate) use counter::CallerCounter;
@@ -345,11 +344,10 @@ impl ApiKeys {
                 }
             }
         }
-        let run = AssertUnwindSafe(lookup.lookup(key.to_owned())).catch_unwind();
-        let answer = match tokio::time::timeout(self.lookup_timeout, run).await {
-            Ok(Ok(answer)) => answer.map(Arc::new),
-            Ok(Err(_panic)) => return Err("the API key lookup failed"),
-            Err(_) => return Err("the API key lookup timed out"),
+        let answer = match guarded::run(lookup.lookup(key.to_owned()), self.lookup_timeout).await {
+            Ok(answer) => answer.map(Arc::new),
+            Err(Failure::Panicked(_)) => return Err("the API key lookup failed"),
+            Err(Failure::TimedOut(_)) => return Err("the API key lookup timed out"),
         };
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= LOOKUP_CACHE_SIZE {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use http::StatusCode;
 
-use crate::auth::Access;
+use crate::auth::{Access, CallerCounter};
 use crate::check::{Checks, TrafficRule};
 use crate::format::{ErrorFormat, Formats};
 use crate::recorder::Recorder;
@@ -156,6 +156,11 @@ impl Shared {
         let mut config = config.clone();
         config.checks = config.checks.fresh();
         config.sections = config.sections.fresh();
+        config.access.counter = config
+            .access
+            .counter
+            .as_ref()
+            .map(|counter| Arc::new(CallerCounter::new(counter.window())));
         Arc::new(Self {
             config,
             recorder: Arc::new(Recorder::new()),
