@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use futures_util::future::{join_all, FutureExt, Shared};
+use serde_json::value::RawValue;
 use tokio::sync::Semaphore;
 
 use super::{runtime, BoxFuture, CheckResult, Freshness, HealthCheck};
@@ -50,7 +51,7 @@ pub(crate) struct Checks {
     board: Arc<Mutex<Option<Arc<Board>>>>,
 }
 
-/// Every check's stored result at once, with their members joined: what a
+/// Every check's stored result at once, with their JSON joined: what a
 /// report with all checks selected takes with one lock instead of one per
 /// check. Valid while no entry's result changes (same generation) and every
 /// on-demand result is fresh, so it holds exactly what each entry would
@@ -62,8 +63,8 @@ pub(crate) struct Board {
     fresh_until: Option<Instant>,
     /// Index in [`Checks::entries`] and stored result of each check, by name.
     pub(crate) items: Vec<(usize, Arc<Stored>)>,
-    /// `"a":{..},"b":{..}`: the members of `items`, joined in that order.
-    pub(crate) members: Vec<u8>,
+    /// `{"a":{..},"b":{..}}`: the results of `items` as one JSON object.
+    pub(crate) joined: Box<RawValue>,
     /// The worst impact among them.
     pub(crate) impact: Status,
 }
@@ -144,19 +145,17 @@ impl Checks {
         }
         let entries = &self.entries;
         items.sort_by(|a, b| entries[a.0].spec.name.cmp(&entries[b.0].spec.name));
-        let mut members = Vec::with_capacity(items.iter().map(|(_, s)| s.member.len() + 1).sum());
-        for (k, (_, stored)) in items.iter().enumerate() {
-            if k > 0 {
-                members.push(b',');
-            }
-            members.extend_from_slice(&stored.member);
-        }
+        let joined = crate::report::join(
+            items
+                .iter()
+                .map(|(i, stored)| (entries[*i].spec.name.as_str(), &*stored.json)),
+        );
         let impact = crate::report::aggregate(items.iter().map(|(_, s)| &s.component));
         let board = Arc::new(Board {
             generation,
             fresh_until,
             items,
-            members,
+            joined,
             impact,
         });
         *slot = Some(Arc::clone(&board));
@@ -393,7 +392,7 @@ impl Entry {
             took,
             at,
         );
-        Stored::new(&self.spec.name, component)
+        Stored::new(component)
     }
 
     /// The component of a check that could not run: no tokio runtime was

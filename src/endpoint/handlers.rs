@@ -46,14 +46,12 @@ pub(crate) async fn report(
     };
     if shared.config.formats.is_builtin_json(&format) {
         // The default JSON is written straight from the collected parts,
-        // each cached component's JSON spliced in: no typed report.
+        // each cached component's rendered JSON reused: no typed report.
         let parts = collect_parts(shared, &selection, &caller).await;
         let code = shared.config.code(parts.status);
         let r = if caller.details {
             let summary = caller_summary(&caller);
             let body = parts.to_json(summary.as_ref());
-            #[cfg(any(test, all(debug_assertions, feature = "_verify-json")))]
-            parts.assert_json(summary.as_ref(), &body);
             Rendered::new(code, "application/json", body)
         } else {
             crate::format::json::minimal(code, parts.status, parts.timestamp)

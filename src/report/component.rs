@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::result::truncate_error;
@@ -72,35 +73,59 @@ impl Component {
     }
 }
 
-/// A component as a check stores it: the typed value, and its member of the
-/// report's `components` object (`"name":{...}`) rendered once, so that
-/// each report splices the bytes instead of cloning and serializing again.
+/// A component as a check stores it: the typed value, and its JSON
+/// rendered once, so each report writes the stored bytes instead of
+/// cloning and serializing the component again.
 #[derive(Debug)]
 pub(crate) struct Stored {
     pub(crate) component: Component,
-    /// `"name":{...}`, byte for byte as a `BTreeMap<String, Component>`
-    /// entry serializes.
-    pub(crate) member: Box<[u8]>,
+    /// `serde_json::to_string(&component)`.
+    pub(crate) json: Box<RawValue>,
 }
 
 impl Stored {
-    pub(crate) fn new(name: &str, component: Component) -> Arc<Self> {
-        let mut member = Vec::with_capacity(name.len() + 128);
-        write_member(&mut member, name, &component);
-        Arc::new(Self {
-            component,
-            member: member.into_boxed_slice(),
-        })
+    pub(crate) fn new(component: Component) -> Arc<Self> {
+        // A component always serializes: a `Value` has string keys only,
+        // and non-finite numbers are written as null.
+        let json = serde_json::value::to_raw_value(&component)
+            .unwrap_or_else(|_| RawValue::NULL.to_owned());
+        Arc::new(Self { component, json })
     }
 }
 
-/// Appends `"name":{component}` to `out`, as a map entry serializes.
-pub(crate) fn write_member(out: &mut Vec<u8>, name: &str, component: &Component) {
-    // Neither a string nor a component can fail to serialize (a `Value`
-    // has string keys only); writing to a `Vec` cannot fail either.
-    let _ = serde_json::to_writer(&mut *out, name);
-    out.push(b':');
-    let _ = serde_json::to_writer(&mut *out, component);
+/// A component of a collected report: a check's stored result (shared,
+/// rendered once), or one made for this report (pushed, traffic).
+#[derive(Clone, Debug)]
+pub(crate) enum Part {
+    Stored(Arc<Stored>),
+    Owned(Component),
+}
+
+impl Part {
+    pub(crate) fn component(&self) -> &Component {
+        match self {
+            Part::Stored(s) => &s.component,
+            Part::Owned(c) => c,
+        }
+    }
+
+    pub(crate) fn into_component(self) -> Component {
+        match self {
+            Part::Stored(s) => {
+                Arc::try_unwrap(s).map_or_else(|s| s.component.clone(), |s| s.component)
+            }
+            Part::Owned(c) => c,
+        }
+    }
+}
+
+impl Serialize for Part {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Part::Stored(stored) => stored.json.serialize(s),
+            Part::Owned(c) => c.serialize(s),
+        }
+    }
 }
 
 /// The worst impact among `components`; `ok` when there are none.

@@ -9,6 +9,7 @@ mod component;
 mod memory;
 mod result;
 mod traffic;
+mod wire;
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -16,11 +17,12 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 pub use component::{aggregate, Component, Notice};
-pub(crate) use component::{write_member, Stored};
+pub(crate) use component::{Part, Stored};
 pub use memory::Memory;
 pub(crate) use memory::MemoryCache;
 pub use result::{CheckResult, MAX_ERROR_LEN};
 pub use traffic::{Latency, LatencyHistogram, Traffic, HISTOGRAM_BOUNDS};
+pub(crate) use wire::{join, ComponentsWire, Wire};
 
 /// Overall health, from best to worst (`maintenance` is set by the operator).
 #[derive(
@@ -107,16 +109,19 @@ impl<'de> Deserialize<'de> for Timestamp {
 /// assert_eq!(report.status, Status::Ok);
 /// assert_eq!(report.requests.total, 3);
 /// ```
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+///
+/// It serializes exactly as `GET /status` answers (members left out when
+/// empty); deserializing is tolerant of those missing members.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[non_exhaustive]
 pub struct Report {
     /// Overall status.
     pub status: Status,
     /// Name of the service, when configured.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub service: Option<String>,
     /// Version of the service, when configured.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub version: Option<String>,
     /// Deployment environment (`production`, `development`, ...).
     pub environment: String,
@@ -125,7 +130,7 @@ pub struct Report {
     /// Whole seconds since the first `StatusLayer` of the process was created.
     pub uptime_seconds: u64,
     /// Memory of the process, where the platform reports it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub memory: Option<Memory>,
     /// Traffic of the wrapped service.
     pub requests: Traffic,
@@ -134,19 +139,19 @@ pub struct Report {
     /// Requests answered by the status endpoint itself (not in `requests`).
     pub status_requests: u64,
     /// Health of each component, by name.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default)]
     pub components: BTreeMap<String, Component>,
     /// The maintenance notice in force.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub notice: Option<Notice>,
     /// The service is draining before shutdown (readiness fails).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default)]
     pub draining: bool,
     /// Who asked, when the request carried a valid API key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub caller: Option<CallerSummary>,
     /// Custom sections, by name (see [`StatusLayer::section`](crate::StatusLayer::section)).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default)]
     pub sections: BTreeMap<String, serde_json::Value>,
     /// Response times since start in cumulative buckets (for metrics
     /// formats; not in the default JSON).

@@ -7,15 +7,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde::Serialize;
-
 use super::{Config, Shared};
 use crate::auth::Caller;
 use crate::check::{Board, CheckResult, Entry, TrafficRule};
 use crate::recorder::{Recorder, Snapshot};
 use crate::report::{
-    aggregate, write_member, CallerSummary, Component, Latency, Memory, Notice, Report, Status,
-    Stored, Timestamp, Traffic, TRAFFIC_COMPONENT,
+    aggregate, CallerSummary, Component, ComponentsWire, Latency, Memory, Notice, Part, Report,
+    Status, Timestamp, Traffic, Wire, TRAFFIC_COMPONENT,
 };
 
 /// Which components a report covers.
@@ -43,35 +41,8 @@ pub(crate) async fn collect(shared: &Shared, selection: &Selection, caller: &Cal
     collect_parts(shared, selection, caller).await.into_report()
 }
 
-/// A component of a collected report: a check's stored result (shared,
-/// rendered once), or one made for this report (pushed, traffic).
-#[derive(Clone)]
-pub(crate) enum Part {
-    Stored(Arc<Stored>),
-    Owned(Component),
-}
-
-impl Part {
-    fn component(&self) -> &Component {
-        match self {
-            Part::Stored(s) => &s.component,
-            Part::Owned(c) => c,
-        }
-    }
-
-    fn into_component(self) -> Component {
-        match self {
-            Part::Stored(s) => {
-                Arc::try_unwrap(s).map_or_else(|s| s.component.clone(), |s| s.component)
-            }
-            Part::Owned(c) => c,
-        }
-    }
-}
-
 /// Everything a report holds, before it becomes a typed [`Report`] (for
 /// formats) or is written straight to the default JSON.
-#[derive(Clone)]
 pub(crate) struct Collected<'a> {
     config: &'a Config,
     /// Overall status.
@@ -308,120 +279,33 @@ impl Collected<'_> {
         }
     }
 
-    /// The report with `caller` as the default JSON serializes it (the
-    /// bytes of `serde_json::to_vec(&report)`), splicing each stored
-    /// component's rendered member.
+    /// The default JSON of the report with `caller`: the report's one
+    /// serializer, writing each stored component's rendered JSON.
     pub(crate) fn to_json(&self, caller: Option<&CallerSummary>) -> Vec<u8> {
-        /// `Report`'s fields before `components`, serialized alike.
-        #[derive(Serialize)]
-        struct Head<'a> {
-            status: Status,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            service: Option<&'a str>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            version: Option<&'a str>,
-            environment: &'a str,
-            timestamp: Timestamp,
-            uptime_seconds: u64,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            memory: Option<Memory>,
-            requests: &'a Traffic,
-            response_time_ms: &'a Latency,
-            status_requests: u64,
-        }
-        /// `Report`'s fields after `components`, serialized alike.
-        #[derive(Serialize)]
-        struct Tail<'a> {
-            #[serde(skip_serializing_if = "Option::is_none")]
-            notice: Option<&'a Notice>,
-            #[serde(skip_serializing_if = "std::ops::Not::not")]
-            draining: bool,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            caller: Option<&'a CallerSummary>,
-            #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-            sections: &'a BTreeMap<String, serde_json::Value>,
-        }
-
-        let members: usize = self.board.as_ref().map_or(0, |b| b.members.len())
-            + self
-                .components
-                .iter()
-                .map(|(_, part)| match part {
-                    Part::Stored(s) => s.member.len() + 1,
-                    Part::Owned(_) => 256,
-                })
-                .sum::<usize>();
-        let mut out = Vec::with_capacity(640 + members);
-        // Nothing here can fail to serialize (maps of `Value` have string
-        // keys, numbers are finite or written as null), and a `Vec` takes
-        // any write.
-        let _ = serde_json::to_writer(
-            &mut out,
-            &Head {
-                status: self.status,
-                service: self.config.service.as_deref(),
-                version: self.config.version.as_deref(),
-                environment: &self.config.environment,
-                timestamp: self.timestamp,
-                uptime_seconds: self.uptime_seconds,
-                memory: self.memory,
-                requests: &self.requests,
-                response_time_ms: &self.response_time_ms,
-                status_requests: self.status_requests,
-            },
-        );
-        // Reopen the object: `Head` always has fields, so `,` follows.
-        out.pop();
-        if let Some(board) = self.board.as_ref().filter(|b| !b.items.is_empty()) {
-            out.extend_from_slice(b",\"components\":{");
-            out.extend_from_slice(&board.members);
-            out.push(b'}');
-        } else if !self.components.is_empty() {
-            out.extend_from_slice(b",\"components\":{");
-            for (i, (name, part)) in self.components.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                match part {
-                    Part::Stored(s) => out.extend_from_slice(&s.member),
-                    Part::Owned(c) => write_member(&mut out, name, c),
-                }
-            }
-            out.push(b'}');
-        }
-        let tail = out.len();
-        let _ = serde_json::to_writer(
-            &mut out,
-            &Tail {
-                notice: self.notice.as_ref(),
-                draining: self.draining,
-                caller,
-                sections: &self.sections,
-            },
-        );
-        if out[tail..] == *b"{}" {
-            out.truncate(tail);
-            out.push(b'}');
-        } else {
-            // `{"notice":..}` continues the report's object: `,"notice":..}`.
-            out[tail] = b',';
-        }
-        out
-    }
-}
-
-impl Collected<'_> {
-    /// Panics unless `json` is the typed report's serialization.
-    #[cfg(any(test, all(debug_assertions, feature = "_verify-json")))]
-    pub(crate) fn assert_json(&self, caller: Option<&CallerSummary>, json: &[u8]) {
-        let mut report = self.clone().into_report();
-        report.caller = caller.cloned();
-        let typed = serde_json::to_vec(&report).expect("serializable");
-        assert_eq!(
-            String::from_utf8_lossy(json),
-            String::from_utf8_lossy(&typed),
-            "spliced JSON differs from the typed report's"
-        );
+        let components = match &self.board {
+            Some(board) => ComponentsWire::Joined(&board.joined),
+            None => ComponentsWire::Parts(&self.components),
+        };
+        let wire = Wire {
+            status: self.status,
+            service: self.config.service.as_deref(),
+            version: self.config.version.as_deref(),
+            environment: &self.config.environment,
+            timestamp: self.timestamp,
+            uptime_seconds: self.uptime_seconds,
+            memory: self.memory,
+            requests: &self.requests,
+            response_time_ms: &self.response_time_ms,
+            status_requests: self.status_requests,
+            components,
+            notice: self.notice.as_ref(),
+            draining: self.draining,
+            caller,
+            sections: &self.sections,
+        };
+        // Nothing in it fails to serialize (maps of `Value` have string
+        // keys, numbers are finite or written as null).
+        serde_json::to_vec(&wire).unwrap_or_default()
     }
 }
 
