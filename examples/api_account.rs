@@ -87,7 +87,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let check = |name: &str, var_name: &str, default: &str| {
         let tcp =
             TcpCheck::parse(var(var_name, default).trim()).unwrap_or_else(|e| invalid(var_name, e));
-        HealthCheck::new(name, tcp.connect_timeout(Duration::from_millis(500)))
+        HealthCheck::new(name, tcp.timeout(Duration::from_millis(500)))
             .component_type("datastore")
             .critical(false)
     };
@@ -112,7 +112,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .default_format(move |report: &Report, ctx: &FormatContext<'_>| {
             seed_body(report, ctx, &datacenter)
         })
-        .without_builtin_formats()
+        .serve_builtin_formats(false)
         .error_format(seed_error)
         .build();
 

@@ -276,10 +276,10 @@ async fn main() {
         .default_format(move |report: &Report, ctx: &FormatContext<'_>| {
             seed_001(&order, report, ctx)
         })
-        .without_builtin_formats();
+        .serve_builtin_formats(false);
     for i in integrations {
         layer = layer.health_check(
-            HealthCheck::new(i.id, i.check.connect_timeout(Duration::from_secs(1)))
+            HealthCheck::new(i.id, i.check.timeout(Duration::from_secs(1)))
                 .component_type(i.kind)
                 .critical(false)
                 .freshness(Freshness::OnDemand {

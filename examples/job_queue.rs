@@ -114,7 +114,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         })
         .default_format(seed_format)
-        .without_builtin_formats()
+        .serve_builtin_formats(false)
         .error_format(seed_error);
 
     let app = Router::new()

@@ -66,7 +66,7 @@ fn dependency(var: &str, name: &str, critical: bool) -> Option<HealthCheck> {
         }
     };
     Some(
-        HealthCheck::new(name, tcp.connect_timeout(Duration::from_secs(1)))
+        HealthCheck::new(name, tcp.timeout(Duration::from_secs(1)))
             .component_type("tcp")
             .critical(critical)
             .freshness(Freshness::OnDemand {
@@ -97,7 +97,7 @@ async fn main() {
         })
         // The document's body is the only one served: `?format=json` and
         // `?format=ietf` are a 400 like any unknown format.
-        .without_builtin_formats();
+        .serve_builtin_formats(false);
     if let Some(check) = dependency("DEPENDENCY_ADDR", "dependency", true) {
         layer = layer.health_check(check);
     }

@@ -126,7 +126,7 @@ async fn main() {
         .service_name(SERVICE)
         .version(tower_status::app_version!())
         .default_format(seed_000)
-        .without_builtin_formats()
+        .serve_builtin_formats(false)
         .error_format(seed_000_error);
 
     if let Some(addr) = std::env::var("DEPENDENCY_ADDR")
@@ -141,7 +141,7 @@ async fn main() {
             }
         };
         layer = layer.health_check(
-            HealthCheck::new("dependency", tcp.connect_timeout(Duration::from_secs(1)))
+            HealthCheck::new("dependency", tcp.timeout(Duration::from_secs(1)))
                 .component_type("tcp")
                 .freshness(Freshness::OnDemand {
                     ttl: Duration::from_millis(500),

@@ -225,6 +225,7 @@ impl StatusHandle {
     /// orchestrators see readiness fail before the server stops. Made for
     /// `axum::serve(..).with_graceful_shutdown(status.drain_on_signal(grace))`.
     #[cfg(feature = "signal")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "signal")))]
     pub async fn drain_on_signal(self, grace: Duration) {
         wait_for_signal().await;
         self.start_draining();

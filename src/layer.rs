@@ -283,15 +283,14 @@ impl StatusLayer {
         self.config(|c| c.error_format = Some(Hook(format)))
     }
 
-    /// Removes the built-in named formats (`json`, `ietf`), so `?format=`
-    /// and `Accept` reach only the default and formats registered after
-    /// this call: for a contract that must be the only shape served.
+    /// Whether the built-in named formats (`json`, `ietf`) are served
+    /// (default `true`). With `false`, `?format=` and `Accept` reach only
+    /// the default and the formats the application registers, in whatever
+    /// order the calls come: for a contract that must be the only shape
+    /// served.
     #[must_use]
-    pub fn without_builtin_formats(self) -> Self {
-        self.config(|c| {
-            c.formats.by_name.remove(crate::format::DEFAULT);
-            c.formats.by_name.remove("ietf");
-        })
+    pub fn serve_builtin_formats(self, serve: bool) -> Self {
+        self.config(|c| c.builtin_formats = serve)
     }
 
     /// Replaces the rule that turns components into the overall status
@@ -336,6 +335,7 @@ impl StatusLayer {
         let registered = Registered {
             media_type: media_type.map(str::to_owned),
             format: Arc::new(format),
+            builtin: false,
         };
         let name = name.into();
         self.config(|c| {

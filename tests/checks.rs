@@ -20,7 +20,7 @@ use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
 use tower::{service_fn, Layer, ServiceExt};
 use tower_status::check::{
-    BoxFuture, Check, CheckResult, Freshness, HealthCheck, TcpCheck, TrafficRule, MAX_ERROR_LEN,
+    Check, CheckResult, Freshness, HealthCheck, TcpCheck, TrafficRule, MAX_ERROR_LEN,
 };
 use tower_status::report::Timestamp;
 use tower_status::{Status, StatusLayer};
@@ -257,7 +257,9 @@ struct PanicsBeforeItsFuture {
 }
 
 impl Check for PanicsBeforeItsFuture {
-    fn check(&self) -> BoxFuture<'_, CheckResult> {
+    fn check(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = CheckResult> + Send + '_>> {
         if self.calls.fetch_add(1, SeqCst) == 0 {
             panic!("early boom");
         }
@@ -591,7 +593,7 @@ async fn tcp_check_follows_a_real_listener() {
     let layer = StatusLayer::new().health_check(
         HealthCheck::new(
             "db",
-            TcpCheck::new(addr.to_string()).connect_timeout(Duration::from_millis(500)),
+            TcpCheck::new(addr.to_string()).timeout(Duration::from_millis(500)),
         )
         .freshness(on_demand(0)),
     );
@@ -684,7 +686,7 @@ mod http_check {
         let gateway = StatusLayer::new().health_check(
             HealthCheck::new(
                 "users",
-                HttpCheck::new(url.clone()).request_timeout(Duration::from_secs(2)),
+                HttpCheck::new(url.clone()).timeout(Duration::from_secs(2)),
             )
             .freshness(on_demand(0)),
         );

@@ -121,7 +121,7 @@ async fn builtin_formats_can_be_turned_off() {
         .default_format(|report: &Report, ctx: &FormatContext<'_>| {
             Rendered::json(ctx.status_code(), &json!({ "state": report.status }))
         })
-        .without_builtin_formats();
+        .serve_builtin_formats(false);
     for uri in ["/status?format=json", "/status?format=ietf"] {
         let (code, _, body) = call(&layer, Method::GET, uri).await;
         assert_eq!(code, StatusCode::BAD_REQUEST, "{uri}: {body}");

@@ -362,7 +362,7 @@ async fn silent_upstreams_time_out_and_closed_ports_are_refused() {
     let http = |name: &str, addr: SocketAddr| {
         HealthCheck::new(
             name,
-            HttpCheck::new(format!("http://{addr}/status")).request_timeout(REQUEST_TIMEOUT),
+            HttpCheck::new(format!("http://{addr}/status")).timeout(REQUEST_TIMEOUT),
         )
         .freshness(always())
     };
@@ -543,21 +543,23 @@ async fn hammered_status_with_slow_checks_runs_each_check_once_per_flight() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_recovers_once_the_faults_stop() {
     let broken = Arc::new(AtomicBool::new(true));
-    let check =
-        |name: &str, fault: fn() -> tower_status::check::BoxFuture<'static, CheckResult>| {
-            let broken = Arc::clone(&broken);
-            HealthCheck::new(name, move || {
-                let fault = broken.load(SeqCst).then(fault);
-                async move {
-                    match fault {
-                        Some(fault) => fault.await,
-                        None => CheckResult::ok(),
-                    }
+    let check = |name: &str,
+                 fault: fn() -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = CheckResult> + Send>,
+    >| {
+        let broken = Arc::clone(&broken);
+        HealthCheck::new(name, move || {
+            let fault = broken.load(SeqCst).then(fault);
+            async move {
+                match fault {
+                    Some(fault) => fault.await,
+                    None => CheckResult::ok(),
                 }
-            })
-            .timeout(Duration::from_millis(200))
-            .freshness(always())
-        };
+            }
+        })
+        .timeout(Duration::from_millis(200))
+        .freshness(always())
+    };
     let layer = StatusLayer::new()
         .health_check(check("hang", || Box::pin(std::future::pending())))
         .health_check(check("panic", || {

@@ -255,7 +255,7 @@ fn seed_like(report: &Report, ctx: &FormatContext<'_>) -> Rendered {
             "status": word,
             "service": report.service,
             "lang": ctx.query_value("lang"),
-            "caller": ctx.caller.identity.as_ref().map(|i| i.name.clone()),
+            "caller": ctx.caller.identity().map(|i| i.name.clone()),
             "details": ctx.details(),
             "components": report.components.len(),
             "user_agent": ctx.headers.get("user-agent").and_then(|v| v.to_str().ok()),
@@ -798,9 +798,9 @@ fn me_section(layer: StatusLayer, runs: &Arc<AtomicUsize>) -> StatusLayer {
         runs.fetch_add(1, Ordering::SeqCst);
         async move {
             json!({
-                "name": caller.identity.as_ref().map(|i| i.name.clone()),
-                "tier": caller.identity.as_ref().and_then(|i| i.attributes.get("tier").cloned()),
-                "details": caller.details,
+                "name": caller.identity().map(|i| i.name.clone()),
+                "tier": caller.identity().and_then(|i| i.attributes.get("tier").cloned()),
+                "details": caller.details(),
             })
         }
     })
@@ -943,7 +943,7 @@ async fn a_caller_section_replaces_one_of_the_same_name() {
         .caller_section("me", |_c: Caller| async { 1 })
         .caller_section(
             "me",
-            |c: Caller| async move { json!({"details": c.details}) },
+            |c: Caller| async move { json!({"details": c.details()}) },
         );
     let body = get(&layer, "/status", &[]).await.json();
     assert_eq!(body["sections"], json!({"me": {"details": true}}));

@@ -194,7 +194,7 @@ fn layer() -> StatusLayer {
             json!({ "secret-section-key": "secret-section-value" })
         })
         .caller_section("zz-secret-caller-section", |caller: Caller| async move {
-            json!({ "who": caller.identity.map(|i| i.name.clone()) })
+            json!({ "who": caller.identity().map(|i| i.name.clone()) })
         })
         .format("custom", Some(CUSTOM_MEDIA), tell_all)
         .api_keys(

@@ -851,7 +851,7 @@ async fn keyed_layer_answers_as_documented() {
         .service_name("billing")
         .check("db", || async { true })
         .caller_section("quota", |caller: tower_status::auth::Caller| async move {
-            json!({ "who": caller.identity.map(|i| i.name.clone()) })
+            json!({ "who": caller.identity().map(|i| i.name.clone()) })
         })
         .count_requests_per_key(Duration::from_secs(3600))
         .serve_metrics(true)

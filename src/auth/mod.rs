@@ -36,6 +36,7 @@ mod credential;
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -136,12 +137,10 @@ impl Identity {
 /// Finds the identity of a key elsewhere (a database, a secrets service).
 ///
 /// Implemented by async closures `Fn(String) -> impl Future<Output = Option<Identity>>`.
-/// To implement it by hand, return a boxed future:
-/// [`futures_util::future::BoxFuture`], that is
-/// `Pin<Box<dyn Future<Output = Option<Identity>> + Send + '_>>`.
+/// To implement it by hand, return a boxed future (`Box::pin(async { .. })`).
 pub trait KeyLookup: Send + Sync + 'static {
     /// The identity of `key`, or `None` when it is unknown.
-    fn lookup(&self, key: String) -> BoxFuture<'_, Option<Identity>>;
+    fn lookup(&self, key: String) -> Pin<Box<dyn Future<Output = Option<Identity>> + Send + '_>>;
 }
 
 impl<F, Fut> KeyLookup for F
@@ -404,19 +403,39 @@ pub(crate) struct Access {
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct Caller {
-    /// The caller's identity, when a valid key came with the request.
-    pub identity: Option<Arc<Identity>>,
-    /// Whether this caller sees details.
-    pub details: bool,
-    /// Requests of this caller in the current counting window, when counted
-    /// (`None` without counting, and for a caller the counter could not
-    /// track: see [`MAX_TRACKED_CALLERS`]).
-    pub requests_in_window: Option<u64>,
-    /// When the counting window ends, when this caller's requests are counted.
-    pub window_ends: Option<Timestamp>,
+    pub(crate) identity: Option<Arc<Identity>>,
+    pub(crate) details: bool,
+    pub(crate) requests_in_window: Option<u64>,
+    pub(crate) window_ends: Option<Timestamp>,
 }
 
 impl Caller {
+    /// The caller's identity, when a valid key came with the request.
+    #[must_use]
+    pub fn identity(&self) -> Option<&Identity> {
+        self.identity.as_deref()
+    }
+
+    /// Whether this caller sees details.
+    #[must_use]
+    pub fn details(&self) -> bool {
+        self.details
+    }
+
+    /// Requests of this caller in the current counting window, when counted
+    /// (`None` without counting, and for a caller the counter could not
+    /// track: see [`MAX_TRACKED_CALLERS`]).
+    #[must_use]
+    pub fn requests_in_window(&self) -> Option<u64> {
+        self.requests_in_window
+    }
+
+    /// When the counting window ends, when this caller's requests are counted.
+    #[must_use]
+    pub fn window_ends(&self) -> Option<Timestamp> {
+        self.window_ends
+    }
+
     /// A caller who sees everything: for in-process reports.
     pub(crate) fn full() -> Self {
         Caller {

@@ -29,7 +29,7 @@ const MAX_BODY: usize = 64 * 1024;
 ///
 /// let users = HttpCheck::new("http://127.0.0.1:8081/status")
 ///     .expect_status(200..=299)
-///     .request_timeout(Duration::from_millis(800));
+///     .timeout(Duration::from_millis(800));
 /// # let _ = users;
 /// ```
 #[derive(Clone, Debug)]
@@ -59,7 +59,7 @@ impl HttpCheck {
 
     /// How long connect, request and body may take together.
     #[must_use]
-    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+    pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }

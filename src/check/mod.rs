@@ -58,8 +58,10 @@ pub use tcp::{InvalidAddr, TcpCheck};
 pub use traffic::TrafficRule;
 
 #[cfg(feature = "http-check")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http-check")))]
 pub use http::HttpCheck;
 #[cfg(feature = "nats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub use nats::NatsCheck;
 
 /// Values a check may return: converted into a [`CheckResult`].
@@ -103,7 +105,7 @@ impl<E: Display> IntoCheckResult for Result<CheckResult, E> {
 }
 
 /// A boxed future, as [`Check::check`] returns it.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// An asynchronous health check.
 ///
@@ -111,12 +113,14 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// structs:
 ///
 /// ```
-/// use tower_status::check::{BoxFuture, Check, CheckResult};
+/// use std::future::Future;
+/// use std::pin::Pin;
+/// use tower_status::check::{Check, CheckResult};
 ///
 /// struct QueueDepth;
 ///
 /// impl Check for QueueDepth {
-///     fn check(&self) -> BoxFuture<'_, CheckResult> {
+///     fn check(&self) -> Pin<Box<dyn Future<Output = CheckResult> + Send + '_>> {
 ///         Box::pin(async {
 ///             let depth = 12; // read it from the queue
 ///             CheckResult::ok().with_observed(depth, "messages")
@@ -126,7 +130,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// ```
 pub trait Check: Send + Sync + 'static {
     /// Runs the check once.
-    fn check(&self) -> BoxFuture<'_, CheckResult>;
+    fn check(&self) -> Pin<Box<dyn Future<Output = CheckResult> + Send + '_>>;
 }
 
 impl<F, Fut> Check for F

@@ -12,7 +12,7 @@ use super::{BoxFuture, Check, CheckResult};
 /// use std::time::Duration;
 /// use tower_status::check::TcpCheck;
 ///
-/// let db = TcpCheck::new("127.0.0.1:5432").connect_timeout(Duration::from_millis(500));
+/// let db = TcpCheck::new("127.0.0.1:5432").timeout(Duration::from_millis(500));
 /// assert_eq!(db.addr(), "127.0.0.1:5432");
 /// ```
 #[derive(Clone, Debug)]
@@ -72,7 +72,7 @@ impl TcpCheck {
 
     /// How long the connect may take.
     #[must_use]
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+    pub fn timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
     }

@@ -176,6 +176,8 @@ where
 pub(crate) struct Registered {
     pub(crate) media_type: Option<String>,
     pub(crate) format: Arc<dyn Format>,
+    /// One of the crate's own (`json`, `ietf`), not the application's.
+    pub(crate) builtin: bool,
 }
 
 /// Name of the default format.
@@ -199,6 +201,13 @@ impl std::fmt::Debug for Formats {
     }
 }
 
+impl Formats {
+    /// Leaves out the crate's own named formats, whenever they were added.
+    pub(crate) fn remove_builtins(&mut self) {
+        self.by_name.retain(|_, r| !r.builtin);
+    }
+}
+
 impl Default for Formats {
     fn default() -> Self {
         let json: Arc<dyn Format> = Arc::new(JsonFormat);
@@ -208,6 +217,7 @@ impl Default for Formats {
             Registered {
                 media_type: Some("application/json".to_owned()),
                 format: Arc::clone(&json),
+                builtin: true,
             },
         );
         by_name.insert(
@@ -215,6 +225,7 @@ impl Default for Formats {
             Registered {
                 media_type: Some(ietf::MEDIA_TYPE.to_owned()),
                 format: Arc::new(IetfFormat),
+                builtin: true,
             },
         );
         Self {
@@ -346,9 +357,14 @@ mod tests {
             ),
         ] {
             let media_type = Some(media_type.to_owned());
-            formats
-                .by_name
-                .insert(name.to_owned(), Registered { media_type, format });
+            formats.by_name.insert(
+                name.to_owned(),
+                Registered {
+                    media_type,
+                    format,
+                    builtin: false,
+                },
+            );
         }
         formats
     }

@@ -58,6 +58,8 @@ pub(crate) struct Config {
     pub(crate) watch_keepalive: Duration,
     pub(crate) serve_metrics: bool,
     pub(crate) serve_openapi: bool,
+    /// Serve the crate's own named formats (`json`, `ietf`).
+    pub(crate) builtin_formats: bool,
     pub(crate) error_format: Option<Hook<dyn ErrorFormat>>,
     /// Decides the overall status from the components, when not the default rule.
     pub(crate) aggregation: Option<Hook<Aggregation>>,
@@ -89,6 +91,7 @@ impl Config {
             watch_keepalive: Duration::from_secs(15),
             serve_metrics: false,
             serve_openapi: false,
+            builtin_formats: true,
             error_format: None,
             aggregation: None,
         }
@@ -156,6 +159,9 @@ impl Shared {
         let mut config = config.clone();
         config.checks = config.checks.fresh();
         config.sections = config.sections.fresh();
+        if !config.builtin_formats {
+            config.formats.remove_builtins();
+        }
         config.access.counter = config
             .access
             .counter

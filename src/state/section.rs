@@ -14,7 +14,7 @@
 //! let layer = StatusLayer::new()
 //!     .section("jobs", || async { json!({ "total": 100, "failed": 3 }) })
 //!     .caller_section("account", |caller: tower_status::auth::Caller| async move {
-//!         json!({ "name": caller.identity.map(|i| i.name.clone()) })
+//!         json!({ "name": caller.identity().map(|i| i.name.clone()) })
 //!     });
 //! # let _ = layer;
 //! ```

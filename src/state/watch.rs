@@ -141,8 +141,8 @@ fn evaluator(
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// use tower_status::{Status, StatusLayer};
 ///
-/// let layer = StatusLayer::new().check("db", || async { true });
-/// let mut watch = layer.subscribe();
+/// let status = StatusLayer::new().check("db", || async { true }).build();
+/// let mut watch = status.subscribe();
 /// let first = watch.changed().await.unwrap();
 /// assert_eq!(first.status, Status::Ok);
 /// # });

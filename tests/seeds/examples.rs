@@ -38,7 +38,7 @@ pub fn build_example(name: &str) -> PathBuf {
     let started = Instant::now();
     let out = as_outer_cargo(&mut Command::new(env!("CARGO")))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["build", "--example", name])
+        .args(["build", "--example", name, "--features", &features()])
         .arg("--message-format=json-render-diagnostics")
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
@@ -57,6 +57,23 @@ pub fn build_example(name: &str) -> PathBuf {
     );
     built.insert(name.to_owned(), exe.clone());
     exe
+}
+
+/// The crate's features this test was built with, so the example is
+/// built against the library `cargo test` has just compiled.
+fn features() -> String {
+    let enabled = [
+        ("http-check", cfg!(feature = "http-check")),
+        ("nats", cfg!(feature = "nats")),
+        ("grpc", cfg!(feature = "grpc")),
+        ("signal", cfg!(feature = "signal")),
+    ];
+    let names: Vec<&str> = enabled
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(name, _)| *name)
+        .collect();
+    names.join(",")
 }
 
 /// Removes from `cmd` the variables cargo sets for a test process
