@@ -56,7 +56,7 @@ fn status_layer() -> StatusLayer {
     (0..CHECKS).fold(
         StatusLayer::new().service_name("load-server"),
         |layer, i| {
-            layer.health_check(
+            layer.check(
                 HealthCheck::new(format!("check-{i:02}"), || async { true }).freshness(
                     Freshness::OnDemand {
                         ttl: Duration::from_secs(3600),

@@ -68,6 +68,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Barrier, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+use tower_status::check::HealthCheck;
 
 use axum_prometheus::metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use axum_prometheus::{utils::SECONDS_DURATION_BUCKETS, PrometheusMetricLayer};
@@ -386,9 +387,9 @@ where
 
 fn status_layer() -> StatusLayer {
     StatusLayer::new()
-        .check("db", || async { true })
-        .check("cache", || async { true })
-        .check("queue", || async { true })
+        .check(HealthCheck::new("db", || async { true }))
+        .check(HealthCheck::new("cache", || async { true }))
+        .check(HealthCheck::new("queue", || async { true }))
 }
 
 /// The hello-world handler as an axum route, at `/hello`. Callers apply

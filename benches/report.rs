@@ -46,7 +46,7 @@ fn layer_with_checks(n: usize) -> StatusLayer {
             .version("1.0.0")
             .environment("bench"),
         |layer, i| {
-            layer.health_check(
+            layer.check(
                 HealthCheck::new(format!("check-{i:03}"), || async { true })
                     .freshness(Freshness::OnDemand { ttl: TTL }),
             )

@@ -100,8 +100,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // `X-Api-Key` only: no `Authorization: Bearer`.
         .api_keys(keys.bearer(false))
         .count_requests_per_key(Duration::from_secs(3600))
-        .health_check(storage)
-        .health_check(search)
+        .check(storage)
+        .check(search)
         .aggregation(both_dependencies_down_is_down)
         .traffic_rule(TrafficRule::error_rate_above(0.05, Status::Degraded))
         .traffic_rule(TrafficRule::p99_above(

@@ -278,7 +278,7 @@ async fn main() {
         })
         .serve_builtin_formats(false);
     for i in integrations {
-        layer = layer.health_check(
+        layer = layer.check(
             HealthCheck::new(i.id, i.check.timeout(Duration::from_secs(1)))
                 .component_type(i.kind)
                 .critical(false)

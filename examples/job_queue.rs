@@ -103,7 +103,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     Identity::new("limited").permissions(Permissions::NONE),
                 ),
         )
-        .health_check(HealthCheck::new("nats", nats).component_type("messaging"))
+        .check(HealthCheck::new("nats", nats).component_type("messaging"))
         .section("jobs", move || {
             let queue = Arc::clone(&jobs_queue);
             async move {

@@ -99,10 +99,10 @@ async fn main() {
         // `?format=ietf` are a 400 like any unknown format.
         .serve_builtin_formats(false);
     if let Some(check) = dependency("DEPENDENCY_ADDR", "dependency", true) {
-        layer = layer.health_check(check);
+        layer = layer.check(check);
     }
     if let Some(check) = dependency("OPTIONAL_DEPENDENCY_ADDR", "optional_dependency", false) {
-        layer = layer.health_check(check);
+        layer = layer.check(check);
     }
 
     let app = Router::new()

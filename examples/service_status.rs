@@ -140,7 +140,7 @@ async fn main() {
                 std::process::exit(2);
             }
         };
-        layer = layer.health_check(
+        layer = layer.check(
             HealthCheck::new("dependency", tcp.timeout(Duration::from_secs(1)))
                 .component_type("tcp")
                 .freshness(Freshness::OnDemand {

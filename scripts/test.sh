@@ -116,6 +116,9 @@ cargo fmt --all -- --check
 section "cargo clippy --all-targets --all-features -- -D warnings"
 cargo clippy --all-targets --all-features -- -D warnings
 
+section "cargo test (the default feature set)"
+cargo test
+
 section "cargo test --all-features"
 cargo test --all-features
 

@@ -11,7 +11,7 @@
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use tower_status::{grpc::HealthBridge, StatusLayer};
 //!
-//! let status = StatusLayer::new().check("db", || async { true }).build();
+//! let status = StatusLayer::new().check(HealthCheck::new("db", || async { true })).build();
 //! let (reporter, health_service) = tonic_health::server::health_reporter();
 //! HealthBridge::new(reporter).spawn(&status);
 //! tonic::transport::Server::builder()
@@ -60,6 +60,11 @@ impl HealthBridge {
 
     /// Runs the bridge in a task of the current tokio runtime; it ends
     /// when the layer is gone.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime (as `tokio::spawn` does); use
+    /// [`run`](Self::run) to drive it on another executor.
     pub fn spawn(self, status: &StatusHandle) {
         let watch = status.subscribe();
         let overall_code = OverallCodes::of(status);

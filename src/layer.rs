@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 use tower_layer::Layer;
 
 use crate::auth::{ApiKeys, CallerCounter, Endpoint, Visibility};
-use crate::check::{Check, HealthCheck, TrafficRule};
+use crate::check::{HealthCheck, TrafficRule};
 use crate::format::{ErrorFormat, Format, Registered};
 use crate::handle::StatusHandle;
 use crate::report::{Component, Status};
@@ -101,7 +101,7 @@ impl StatusLayer {
     /// use axum::{routing::get, Router};
     /// use tower_status::StatusLayer;
     ///
-    /// let status = StatusLayer::new().check("db", || async { true }).build();
+    /// let status = StatusLayer::new().check(HealthCheck::new("db", || async { true })).build();
     /// let app: Router = Router::new()
     ///     .route("/", get(|| async { "hello" }))
     ///     .layer(status.clone());
@@ -114,7 +114,7 @@ impl StatusLayer {
     ///
     /// ```compile_fail
     /// let status = tower_status::StatusLayer::new().build();
-    /// let status = status.check("db", || async { true });
+    /// let status = status.check(HealthCheck::new("db", || async { true }));
     /// ```
     #[must_use]
     pub fn build(self) -> StatusHandle {
@@ -161,16 +161,20 @@ impl StatusLayer {
         self.config(|c| c.environment = environment)
     }
 
-    /// Registers a critical check with default settings (2 s timeout,
-    /// result cached 1 s). A check of the same name is replaced.
+    /// Registers a check with its settings ([`HealthCheck::new`] gives the
+    /// defaults: critical, 2 s timeout, result cached 1 s). A check of the
+    /// same name is replaced.
+    ///
+    /// ```
+    /// use tower_status::{check::HealthCheck, StatusLayer};
+    ///
+    /// let layer = StatusLayer::new()
+    ///     .check(HealthCheck::new("db", || async { true }))
+    ///     .check(HealthCheck::new("search", || async { true }).critical(false));
+    /// # let _ = layer;
+    /// ```
     #[must_use]
-    pub fn check(self, name: impl Into<String>, check: impl Check) -> Self {
-        self.health_check(HealthCheck::new(name, check))
-    }
-
-    /// Registers a check with its settings. A check of the same name is replaced.
-    #[must_use]
-    pub fn health_check(self, check: HealthCheck) -> Self {
+    pub fn check(self, check: HealthCheck) -> Self {
         self.config(|c| c.checks.add(check))
     }
 
@@ -185,7 +189,10 @@ impl StatusLayer {
             n > 0,
             "StatusLayer::max_concurrent_checks: must be at least 1 (no check could run)"
         );
-        self.config(|c| c.checks.limit = Some(Arc::new(Semaphore::new(n))))
+        self.config(|c| {
+            c.checks.limit = Some(Arc::new(Semaphore::new(n)));
+            c.checks.limit_permits = n;
+        })
     }
 
     /// Answers within `deadline`: checks not finished by then are reported
@@ -325,6 +332,11 @@ impl StatusLayer {
     /// Registers `format` under `name` (for `?format=NAME`) and, when
     /// given, the media type that selects it through `Accept`. The
     /// built-in names are `json` and `ietf` (`application/health+json`).
+    ///
+    /// # Panics
+    ///
+    /// When `media_type` is not a media type (`type/subtype`), since no
+    /// `Accept` header could ever select it.
     #[must_use]
     pub fn format(
         self,
@@ -332,12 +344,18 @@ impl StatusLayer {
         media_type: Option<&str>,
         format: impl Format,
     ) -> Self {
+        let name = name.into();
+        if let Some(media_type) = media_type {
+            assert!(
+                crate::format::Formats::is_media_type(media_type),
+                "StatusLayer::format: {media_type:?} for format `{name}` is not a media type (type/subtype)"
+            );
+        }
         let registered = Registered {
             media_type: media_type.map(str::to_owned),
             format: Arc::new(format),
             builtin: false,
         };
-        let name = name.into();
         self.config(|c| {
             c.formats.by_name.insert(name, registered);
         })

@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tower_status::check::HealthCheck;
 
 use bytes::Bytes;
 use common::service::{call_layer, Got};
@@ -121,7 +122,7 @@ fn assert_not_in(res: &Got, text: &str) {
 
 /// A layer with a healthy critical check `db`.
 fn with_healthy_db(layer: StatusLayer) -> StatusLayer {
-    layer.check("db", || async { CheckResult::ok() })
+    layer.check(HealthCheck::new("db", || async { CheckResult::ok() }))
 }
 
 // ---------------------------------------------------------------------------
@@ -586,7 +587,9 @@ fn detailed(visibility: Visibility) -> StatusLayer {
         .service_name("svc-billing")
         .version("9.9.9")
         .environment("env-staging")
-        .check("db", || async { CheckResult::down("db secret error") })
+        .check(HealthCheck::new("db", || async {
+            CheckResult::down("db secret error")
+        }))
         .api_keys(
             ApiKeys::new()
                 .key("full", Identity::new("ops"))
@@ -839,13 +842,13 @@ async fn refused_requests_never_run_checks() {
     let runs = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&runs);
     let layer = StatusLayer::new()
-        .check("db", move || {
+        .check(HealthCheck::new("db", move || {
             let counted = Arc::clone(&counted);
             async move {
                 counted.fetch_add(1, Ordering::SeqCst);
                 CheckResult::ok()
             }
-        })
+        }))
         .api_keys(
             ApiKeys::new()
                 .key("good", Identity::new("ops"))

@@ -13,6 +13,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use tower_status::check::HealthCheck;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
@@ -142,9 +143,9 @@ where
 fn layer() -> StatusLayer {
     StatusLayer::new()
         .service_name("alloc-test")
-        .check("db", || async { true })
-        .check("cache", || async { true })
-        .check("queue", || async { true })
+        .check(HealthCheck::new("db", || async { true }))
+        .check(HealthCheck::new("cache", || async { true }))
+        .check(HealthCheck::new("queue", || async { true }))
 }
 
 fn get() -> Req {

@@ -95,7 +95,10 @@ fn is_rfc3339_utc_millis(s: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_status_requests_share_one_run() {
     let runs = Arc::new(AtomicUsize::new(0));
-    let layer = StatusLayer::new().check("slow", counting(&runs, Duration::from_millis(200)));
+    let layer = StatusLayer::new().check(HealthCheck::new(
+        "slow",
+        counting(&runs, Duration::from_millis(200)),
+    ));
     let svc = app(&layer);
 
     let started = Instant::now();
@@ -137,9 +140,8 @@ async fn concurrent_status_requests_share_one_run() {
 #[tokio::test]
 async fn results_are_cached_for_the_ttl() {
     let runs = Arc::new(AtomicUsize::new(0));
-    let layer = StatusLayer::new().health_check(
-        HealthCheck::new("db", counting(&runs, Duration::ZERO)).freshness(on_demand(100)),
-    );
+    let layer = StatusLayer::new()
+        .check(HealthCheck::new("db", counting(&runs, Duration::ZERO)).freshness(on_demand(100)));
     let svc = app(&layer);
 
     let (code, first) = call_json(&svc, "/status").await;
@@ -177,7 +179,7 @@ async fn serve_stale_answers_at_once_with_the_last_result() {
             CheckResult::ok().with_details(json!({ "run": run }))
         }
     };
-    let layer = StatusLayer::new().health_check(
+    let layer = StatusLayer::new().check(
         HealthCheck::new("db", check)
             .freshness(on_demand(50))
             .serve_stale(Duration::from_secs(10)),
@@ -211,7 +213,7 @@ async fn serve_stale_answers_at_once_with_the_last_result() {
 
 #[tokio::test]
 async fn a_check_that_never_completes_times_out() {
-    let layer = StatusLayer::new().health_check(
+    let layer = StatusLayer::new().check(
         HealthCheck::new("hang", std::future::pending::<bool>).timeout(Duration::from_millis(100)),
     );
     let svc = app(&layer);
@@ -232,8 +234,8 @@ async fn a_check_that_never_completes_times_out() {
 async fn the_report_deadline_bounds_the_answer() {
     let layer = StatusLayer::new()
         .report_deadline(Duration::from_millis(150))
-        .check("fast", || async { true })
-        .health_check(
+        .check(HealthCheck::new("fast", || async { true }))
+        .check(
             HealthCheck::new("hang", std::future::pending::<bool>).timeout(Duration::from_secs(10)),
         );
     let svc = app(&layer);
@@ -281,8 +283,8 @@ async fn a_panicking_check_is_down_with_its_message_and_breaks_nothing() {
         }
     };
     let layer = StatusLayer::new()
-        .health_check(HealthCheck::new("async_panic", async_panic).freshness(on_demand(200)))
-        .health_check(
+        .check(HealthCheck::new("async_panic", async_panic).freshness(on_demand(200)))
+        .check(
             HealthCheck::new(
                 "sync_panic",
                 PanicsBeforeItsFuture {
@@ -334,11 +336,11 @@ async fn criticality_decides_between_degraded_and_down() {
     let core_ok = Arc::new(AtomicBool::new(true));
     let extra_ok = Arc::new(AtomicBool::new(true));
     let layer = StatusLayer::new()
-        .health_check(
+        .check(
             HealthCheck::new("core", passes_while(&core_ok, "core is gone"))
                 .freshness(on_demand(30)),
         )
-        .health_check(
+        .check(
             HealthCheck::new("extra", passes_while(&extra_ok, "extra is gone"))
                 .critical(false)
                 .freshness(on_demand(30)),
@@ -397,7 +399,7 @@ async fn max_concurrent_checks_limits_running_checks() {
     for i in 0..6 {
         let running = Arc::clone(&running);
         let peak = Arc::clone(&peak);
-        layer = layer.check(format!("c{i}"), move || {
+        layer = layer.check(HealthCheck::new(format!("c{i}"), move || {
             let running = Arc::clone(&running);
             let peak = Arc::clone(&peak);
             async move {
@@ -407,7 +409,7 @@ async fn max_concurrent_checks_limits_running_checks() {
                 running.fetch_sub(1, SeqCst);
                 true
             }
-        });
+        }));
     }
     let svc = app(&layer);
 
@@ -431,7 +433,7 @@ async fn max_concurrent_checks_limits_running_checks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn background_checks_run_on_an_interval_not_per_request() {
     let runs = Arc::new(AtomicUsize::new(0));
-    let layer = StatusLayer::new().health_check(
+    let layer = StatusLayer::new().check(
         HealthCheck::new("polled", counting(&runs, Duration::ZERO)).freshness(
             Freshness::Background {
                 every: Duration::from_millis(100),
@@ -475,7 +477,7 @@ async fn background_checks_run_on_an_interval_not_per_request() {
 async fn components_carry_their_fields() {
     let long = "é".repeat(2000); // 4000 bytes of two-byte characters
     let layer = StatusLayer::new()
-        .health_check(
+        .check(
             HealthCheck::new("db", || async {
                 tokio::time::sleep(Duration::from_millis(30)).await;
                 CheckResult::ok()
@@ -484,8 +486,8 @@ async fn components_carry_their_fields() {
             })
             .component_type("datastore"),
         )
-        .check("plain", || async { true })
-        .health_check(
+        .check(HealthCheck::new("plain", || async { true }))
+        .check(
             HealthCheck::new("noisy", move || {
                 let long = long.clone();
                 async move { CheckResult::down(long) }
@@ -548,21 +550,23 @@ async fn components_carry_their_fields() {
 #[tokio::test]
 async fn every_closure_form_is_a_check() {
     let layer = StatusLayer::new()
-        .check("bool_true", || async { true })
-        .check("bool_false", || async { false })
-        .check("unit_ok", || async { Ok::<(), String>(()) })
-        .check("unit_err", || async {
+        .check(HealthCheck::new("bool_true", || async { true }))
+        .check(HealthCheck::new("bool_false", || async { false }))
+        .check(HealthCheck::new("unit_ok", || async {
+            Ok::<(), String>(())
+        }))
+        .check(HealthCheck::new("unit_err", || async {
             Err::<(), String>("nope".to_owned())
-        })
-        .check("result_ok", || async {
+        }))
+        .check(HealthCheck::new("result_ok", || async {
             Ok::<CheckResult, std::io::Error>(CheckResult::degraded("slow disk"))
-        })
-        .check("result_err", || async {
+        }))
+        .check(HealthCheck::new("result_err", || async {
             Err::<CheckResult, std::io::Error>(std::io::Error::other("disk on fire"))
-        })
-        .check("plain_result", || async {
+        }))
+        .check(HealthCheck::new("plain_result", || async {
             CheckResult::ok().with_observed(0.5, "ratio")
-        });
+        }));
     let svc = app(&layer);
 
     let (code, report) = call_json(&svc, "/status").await;
@@ -590,7 +594,7 @@ async fn every_closure_form_is_a_check() {
 async fn tcp_check_follows_a_real_listener() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let layer = StatusLayer::new().health_check(
+    let layer = StatusLayer::new().check(
         HealthCheck::new(
             "db",
             TcpCheck::new(addr.to_string()).timeout(Duration::from_millis(500)),
@@ -637,11 +641,11 @@ mod http_check {
             let core_ok = Arc::new(AtomicBool::new(true));
             let extra_ok = Arc::new(AtomicBool::new(true));
             let layer = StatusLayer::new()
-                .health_check(
+                .check(
                     HealthCheck::new("core", passes_while(&core_ok, "core failing"))
                         .freshness(on_demand(0)),
                 )
-                .health_check(
+                .check(
                     HealthCheck::new("extra", passes_while(&extra_ok, "extra failing"))
                         .critical(false)
                         .freshness(on_demand(0)),
@@ -683,7 +687,7 @@ mod http_check {
     async fn http_check_follows_a_real_upstream() {
         let mut upstream = Upstream::start().await;
         let url = format!("http://{}/status", upstream.addr);
-        let gateway = StatusLayer::new().health_check(
+        let gateway = StatusLayer::new().check(
             HealthCheck::new(
                 "users",
                 HttpCheck::new(url.clone()).timeout(Duration::from_secs(2)),
@@ -819,7 +823,7 @@ fn runtime() -> tokio::runtime::Runtime {
 #[test]
 fn a_check_runs_again_after_the_runtime_that_ran_it_is_gone() {
     let runs = Arc::new(AtomicUsize::new(0));
-    let layer = StatusLayer::new().health_check(
+    let layer = StatusLayer::new().check(
         HealthCheck::new("slow", counting(&runs, Duration::from_millis(200)))
             .freshness(on_demand(10)),
     );
@@ -843,7 +847,7 @@ fn a_check_runs_again_after_the_runtime_that_ran_it_is_gone() {
 #[test]
 fn background_polling_resumes_on_a_new_runtime() {
     let runs = Arc::new(AtomicUsize::new(0));
-    let layer = StatusLayer::new().health_check(
+    let layer = StatusLayer::new().check(
         HealthCheck::new("polled", counting(&runs, Duration::ZERO)).freshness(
             Freshness::Background {
                 every: Duration::from_millis(20),

@@ -187,7 +187,7 @@ impl Rig {
     async fn new(order: Order) -> Self {
         let db = Arc::new(AtomicBool::new(true));
         let layer = StatusLayer::new()
-            .health_check(db_check(&db))
+            .check(db_check(&db))
             .watch_interval(WATCH);
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let (handle, http, watch, grpc_addr, grpc_server) = match order {
@@ -363,7 +363,7 @@ async fn unchanged_clones_share_one_state() {
     within("shared state", async {
         let layer = StatusLayer::new()
             .service_name("shared")
-            .check("db", || async { true });
+            .check(HealthCheck::new("db", || async { true }));
         // axum clones the layer for every route, the nested ones and the fallback.
         let app = Router::new()
             .route("/a", get(|| async { "a" }))
@@ -498,11 +498,13 @@ fn b_change(change: &StatusChange) -> bool {
 async fn clones_with_other_settings_keep_their_own_status() {
     within("separate states", async {
         let base = StatusLayer::new()
-            .check("db", || async { true })
+            .check(HealthCheck::new("db", || async { true }))
             .watch_interval(WATCH);
         let a = base
             .clone()
-            .check("x", || async { CheckResult::down("x is down") })
+            .check(HealthCheck::new("x", || async {
+                CheckResult::down("x is down")
+            }))
             .build();
         let b = base.clone().build();
         let a_addr = start_axum(hello_app().layer(a.clone())).await;
@@ -595,9 +597,6 @@ async fn clones_with_other_settings_keep_their_own_status() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: the max_concurrent_checks semaphore is shared by every configuration cloned \
-            from the one that set it (Checks::fresh clones the Arc<Semaphore>), so one \
-            layer's slow check holds back another layer's checks and makes it report down"]
 async fn clones_with_other_checks_do_not_share_check_slots() {
     within("check slots", async {
         let started = Arc::new(AtomicBool::new(false));
@@ -620,9 +619,12 @@ async fn clones_with_other_checks_do_not_share_check_slots() {
             .report_deadline(Duration::from_millis(500));
         let a = base
             .clone()
-            .health_check(HealthCheck::new("slow", slow).timeout(Duration::from_secs(5)))
+            .check(HealthCheck::new("slow", slow).timeout(Duration::from_secs(5)))
             .build();
-        let b = base.clone().check("fast", || async { true }).build();
+        let b = base
+            .clone()
+            .check(HealthCheck::new("fast", || async { true }))
+            .build();
 
         // a's slow check takes a's only slot ...
         let a_report = tokio::spawn({
@@ -770,18 +772,18 @@ async fn the_longest_durations_serve_the_status() {
             (
                 "report_deadline(Duration::MAX)",
                 StatusLayer::new()
-                    .health_check(sleepy("db"))
+                    .check(sleepy("db"))
                     .report_deadline(Duration::MAX),
             ),
             (
                 "OnDemand { ttl: MAX } with serve_stale(MAX)",
-                StatusLayer::new().health_check(never_expires()),
+                StatusLayer::new().check(never_expires()),
             ),
             (
                 "all of them, timeout(MAX) and watch_interval(MAX) too",
                 StatusLayer::new()
-                    .health_check(never_expires().timeout(Duration::MAX))
-                    .health_check(sleepy("queue").freshness(Freshness::Background {
+                    .check(never_expires().timeout(Duration::MAX))
+                    .check(sleepy("queue").freshness(Freshness::Background {
                         every: Duration::MAX,
                     }))
                     .report_deadline(Duration::MAX)
@@ -823,7 +825,7 @@ async fn accept_weights_choose_the_format() {
     within("Accept", async {
         let layer = StatusLayer::new()
             .service_name("orders")
-            .check("db", || async { true });
+            .check(HealthCheck::new("db", || async { true }));
         let addr = start_axum(hello_app().layer(layer)).await;
         let client = http1_client();
 
@@ -909,12 +911,12 @@ fn on_plain_thread<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send +
 fn report_outside_a_runtime_runs_checks_that_need_tokio() {
     assert!(tokio::runtime::Handle::try_current().is_err());
     let handle = StatusLayer::new()
-        .check("sleepy", || async {
+        .check(HealthCheck::new("sleepy", || async {
             tokio::time::sleep(Duration::from_millis(5)).await;
             true
-        })
-        .health_check(sleepy("timed").timeout(Duration::from_secs(5)))
-        .health_check(sleepy("polled").freshness(Freshness::Background {
+        }))
+        .check(sleepy("timed").timeout(Duration::from_secs(5)))
+        .check(sleepy("polled").freshness(Freshness::Background {
             every: Duration::from_secs(60),
         }))
         .report_deadline(Duration::from_secs(5))

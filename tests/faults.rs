@@ -195,18 +195,18 @@ async fn misbehaving_checks_never_hold_up_the_report_or_the_service() {
     let flaps = Arc::new(AtomicUsize::new(0));
     let huge_runs = Arc::new(AtomicUsize::new(0));
     let layer = StatusLayer::new()
-        .health_check(
+        .check(
             HealthCheck::new("hang", std::future::pending::<bool>)
                 .timeout(HANG_TIMEOUT)
                 .freshness(always())
                 .critical(false),
         )
-        .health_check(
+        .check(
             HealthCheck::new("panic", || async { explode::<bool>("the check exploded") })
                 .freshness(always())
                 .critical(false),
         )
-        .health_check(
+        .check(
             HealthCheck::new("huge", {
                 let runs = Arc::clone(&huge_runs);
                 move || {
@@ -219,7 +219,7 @@ async fn misbehaving_checks_never_hold_up_the_report_or_the_service() {
             .critical(false),
         )
         // The only critical check: the overall status follows it.
-        .health_check(
+        .check(
             HealthCheck::new("flap", {
                 let flaps = Arc::clone(&flaps);
                 move || {
@@ -367,11 +367,11 @@ async fn silent_upstreams_time_out_and_closed_ports_are_refused() {
         .freshness(always())
     };
     let layer = StatusLayer::new()
-        .health_check(http("silent", silent))
-        .health_check(http("half_head", half_head))
-        .health_check(http("stalled_body", stalled_body))
-        .health_check(http("http_refused", closed))
-        .health_check(
+        .check(http("silent", silent))
+        .check(http("half_head", half_head))
+        .check(http("stalled_body", stalled_body))
+        .check(http("http_refused", closed))
+        .check(
             HealthCheck::new("tcp_refused", TcpCheck::new(closed.to_string())).freshness(always()),
         );
     let addr = serve_hello(&layer).await;
@@ -454,8 +454,8 @@ async fn hammered_status_with_slow_checks_runs_each_check_once_per_flight() {
     let fresh_runs = Arc::new(AtomicUsize::new(0));
     let cached_runs = Arc::new(AtomicUsize::new(0));
     let layer = StatusLayer::new()
-        .health_check(slow("fresh", &fresh_runs, always()))
-        .health_check(slow("cached", &cached_runs, Freshness::default()));
+        .check(slow("fresh", &fresh_runs, always()))
+        .check(slow("cached", &cached_runs, Freshness::default()));
     let addr = serve_hello(&layer).await;
     let stop = Arc::new(AtomicBool::new(false));
     let probe = probe_passthrough(addr, Arc::clone(&stop));
@@ -561,11 +561,11 @@ async fn status_recovers_once_the_faults_stop() {
         .freshness(always())
     };
     let layer = StatusLayer::new()
-        .health_check(check("hang", || Box::pin(std::future::pending())))
-        .health_check(check("panic", || {
+        .check(check("hang", || Box::pin(std::future::pending())))
+        .check(check("panic", || {
             Box::pin(async { CheckResult::new(Status::Down, Some(explode("broken"))) })
         }))
-        .health_check(check("huge", || {
+        .check(check("huge", || {
             Box::pin(async { CheckResult::down("x".repeat(5 * 1024 * 1024)) })
         }));
     let addr = serve_hello(&layer).await;
@@ -645,7 +645,7 @@ async fn report_deadline_bounds_every_answer_with_twenty_hanging_checks() {
     const DEADLINE: Duration = Duration::from_millis(250);
     let mut layer = StatusLayer::new().report_deadline(DEADLINE);
     for i in 0..20 {
-        layer = layer.health_check(
+        layer = layer.check(
             HealthCheck::new(format!("hang{i:02}"), std::future::pending::<bool>)
                 .timeout(Duration::from_secs(30)),
         );

@@ -107,7 +107,7 @@ async fn default_json_is_the_typed_report() {
         .service_name("billing")
         .version("2.3.4")
         .environment("test")
-        .health_check(
+        .check(
             HealthCheck::new("db", || async {
                 CheckResult::ok()
                     .with_observed(12.5, "ms")
@@ -115,7 +115,7 @@ async fn default_json_is_the_typed_report() {
             })
             .component_type("datastore"),
         )
-        .health_check(
+        .check(
             HealthCheck::new("search", || async { CheckResult::degraded("reindexing") })
                 .critical(false),
         );
@@ -269,7 +269,7 @@ async fn custom_default_format() {
     let layer = with_open_keys(
         StatusLayer::new()
             .service_name("billing")
-            .health_check(flag_check("db", &db, &runs))
+            .check(flag_check("db", &db, &runs))
             .default_format(seed_like),
     );
     let ops = [("x-api-key", OPS_KEY)];
@@ -333,7 +333,7 @@ async fn custom_default_format() {
 async fn custom_status_codes_reach_the_format() {
     let db = flag();
     let layer = StatusLayer::new()
-        .health_check(flag_check("db", &db, &counter()))
+        .check(flag_check("db", &db, &counter()))
         .http_status(Status::Down, StatusCode::INTERNAL_SERVER_ERROR)
         .default_format(seed_like);
     db.store(false, Ordering::SeqCst);
@@ -356,7 +356,7 @@ fn csv(report: &Report, ctx: &FormatContext<'_>) -> Rendered {
 
 fn csv_layer(runs: &Arc<AtomicUsize>) -> StatusLayer {
     StatusLayer::new()
-        .health_check(flag_check("db", &flag(), runs))
+        .check(flag_check("db", &flag(), runs))
         .format("csv", Some("text/csv"), csv)
 }
 
@@ -438,7 +438,7 @@ async fn named_formats_by_accept_and_query() {
 /// `q=0` means "not acceptable".
 #[tokio::test]
 async fn accept_quality_wins_over_order() {
-    let layer = StatusLayer::new().check("db", || async { true });
+    let layer = StatusLayer::new().check(HealthCheck::new("db", || async { true }));
     let res = get(
         &layer,
         "/status",
@@ -508,7 +508,7 @@ async fn unknown_format_is_refused_before_any_check_runs() {
 async fn json_by_accept_is_the_default_format() {
     // Documented in `Formats::choose`: `Accept: application/json` means the default.
     let layer = StatusLayer::new()
-        .check("db", || async { true })
+        .check(HealthCheck::new("db", || async { true }))
         .default_format(seed_like);
     let res = get(&layer, "/status", &[("accept", "application/json")]).await;
     assert_eq!(res.json()["status"], "healthy");
@@ -519,7 +519,7 @@ async fn json_by_accept_is_the_default_format() {
 #[tokio::test]
 async fn format_json_is_the_builtin_json_when_the_default_is_replaced() {
     let layer = StatusLayer::new()
-        .check("db", || async { true })
+        .check(HealthCheck::new("db", || async { true }))
         .default_format(seed_like);
     let res = get(&layer, "/status?format=json", &[]).await;
     assert_default_json(&res);
@@ -528,7 +528,7 @@ async fn format_json_is_the_builtin_json_when_the_default_is_replaced() {
 #[tokio::test]
 async fn format_ietf_by_name() {
     let layer = StatusLayer::new()
-        .check("db", || async { true })
+        .check(HealthCheck::new("db", || async { true }))
         .default_format(seed_like);
     let res = get(&layer, "/status?format=ietf", &[]).await;
     assert_json_headers(&res, "application/health+json");
@@ -537,11 +537,9 @@ async fn format_ietf_by_name() {
 
 #[tokio::test]
 async fn a_registered_name_replaces_a_builtin() {
-    let layer = StatusLayer::new().check("db", || async { true }).format(
-        "ietf",
-        Some("application/health+json"),
-        csv,
-    );
+    let layer = StatusLayer::new()
+        .check(HealthCheck::new("db", || async { true }))
+        .format("ietf", Some("application/health+json"), csv);
     let res = get(&layer, "/status", &[("accept", "application/health+json")]).await;
     assert_csv(&res);
 }
@@ -558,7 +556,7 @@ fn ietf_layer(db: &Arc<AtomicBool>, cache: &Arc<AtomicBool>) -> StatusLayer {
         .service_name("billing")
         .version("2.3.4")
         .environment("test")
-        .health_check(
+        .check(
             HealthCheck::new("db", move || {
                 let up = db_up.load(Ordering::SeqCst);
                 async move {
@@ -574,13 +572,13 @@ fn ietf_layer(db: &Arc<AtomicBool>, cache: &Arc<AtomicBool>) -> StatusLayer {
                 ttl: Duration::ZERO,
             }),
         )
-        .health_check(
+        .check(
             HealthCheck::new("latency", || async {
                 CheckResult::ok().with_observed(12.5, "ms")
             })
             .component_type("component"),
         )
-        .health_check(flag_check("cache", cache, &counter()).critical(false))
+        .check(flag_check("cache", cache, &counter()).critical(false))
 }
 
 fn only(checks: &Value, key: &str) -> Value {
@@ -705,7 +703,9 @@ async fn ietf_health_json() {
     assert!(output.contains("cache: connection refused"), "{output}");
 
     // A degraded component is warn.
-    let layer = StatusLayer::new().check("queue", || async { CheckResult::degraded("slow") });
+    let layer = StatusLayer::new().check(HealthCheck::new("queue", || async {
+        CheckResult::degraded("slow")
+    }));
     let body = get(&layer, "/status?format=ietf", &[]).await.json();
     assert_eq!(body["status"], "warn");
     assert_eq!(only(&body["checks"], "queue:status")["status"], "warn");
@@ -809,7 +809,10 @@ fn me_section(layer: StatusLayer, runs: &Arc<AtomicUsize>) -> StatusLayer {
 #[tokio::test]
 async fn sections_are_cached_and_shown() {
     let runs = counter();
-    let layer = jobs_section(StatusLayer::new().check("db", || async { true }), &runs);
+    let layer = jobs_section(
+        StatusLayer::new().check(HealthCheck::new("db", || async { true })),
+        &runs,
+    );
 
     let body = get(&layer, "/status", &[]).await.json();
     assert_eq!(body["sections"]["jobs"], json!({"total": 3, "run": 1}));
@@ -837,7 +840,7 @@ async fn sections_are_cached_and_shown() {
 #[tokio::test]
 async fn failing_sections_show_an_error_and_leave_the_status_alone() {
     let layer = StatusLayer::new()
-        .check("db", || async { true })
+        .check(HealthCheck::new("db", || async { true }))
         .section("broken", || async {
             if std::hint::black_box(true) {
                 panic!("queue stats unavailable");
@@ -876,7 +879,10 @@ async fn failing_sections_show_an_error_and_leave_the_status_alone() {
 async fn caller_sections_see_the_caller() {
     let (plain, mine) = (counter(), counter());
     let layer = with_open_keys(me_section(
-        jobs_section(StatusLayer::new().check("db", || async { true }), &plain),
+        jobs_section(
+            StatusLayer::new().check(HealthCheck::new("db", || async { true })),
+            &plain,
+        ),
         &mine,
     ));
 
@@ -951,7 +957,7 @@ async fn a_caller_section_replaces_one_of_the_same_name() {
 
 #[tokio::test]
 async fn maintenance_retry_after_reaches_callers_without_details() {
-    let layer = with_open_keys(StatusLayer::new().check("db", || async { true }));
+    let layer = with_open_keys(StatusLayer::new().check(HealthCheck::new("db", || async { true })));
     let until = SystemTime::now() + Duration::from_secs(120);
     layer
         .clone()

@@ -87,8 +87,8 @@ async fn check_and_watch_follow_the_status() {
     let db = Arc::new(AtomicBool::new(true));
     let cache = Arc::new(AtomicBool::new(true));
     let layer = StatusLayer::new()
-        .health_check(flag("db", &db, true))
-        .health_check(flag("cache", &cache, false))
+        .check(flag("db", &db, true))
+        .check(flag("cache", &cache, false))
         .watch_interval(Duration::from_millis(50))
         .build();
     let (reporter, health_service) = tonic_health::server::health_reporter();

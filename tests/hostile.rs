@@ -5,6 +5,7 @@
 
 use std::convert::Infallible;
 use std::time::Duration;
+use tower_status::check::HealthCheck;
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request, Response, Version};
@@ -18,7 +19,7 @@ const KEY: &str = "sk-hostile-KEY-0123";
 
 fn layer() -> StatusLayer {
     StatusLayer::new()
-        .check("db", || async { Err::<(), _>("db down") })
+        .check(HealthCheck::new("db", || async { Err::<(), _>("db down") }))
         .api_keys(ApiKeys::new().key(KEY, Identity::new("ops")))
         .serve_metrics(true)
         .serve_openapi(true)

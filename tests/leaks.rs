@@ -179,8 +179,8 @@ fn layer() -> StatusLayer {
         .service_name(SERVICE)
         .version(VERSION)
         .environment(ENVIRONMENT)
-        .check(DB, || async { Err::<(), _>(DB_ERROR) })
-        .health_check(
+        .check(HealthCheck::new(DB, || async { Err::<(), _>(DB_ERROR) }))
+        .check(
             HealthCheck::new("zz-secret-cache", || async {
                 CheckResult::degraded("secret-degraded-text")
                     .with_details(json!({ "secret-detail-key": "secret-detail-value" }))
@@ -1038,7 +1038,7 @@ async fn api_keys_never_appear_in_any_answer() {
 #[tokio::test]
 async fn keys_from_a_lookup_never_appear_either() {
     let layer = StatusLayer::new()
-        .check(DB, || async { Err::<(), _>(DB_ERROR) })
+        .check(HealthCheck::new(DB, || async { Err::<(), _>(DB_ERROR) }))
         .api_keys(ApiKeys::new().lookup(|key: String| async move {
             (key == KEY).then(|| Identity::new("zz-secret-ops"))
         }))

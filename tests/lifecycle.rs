@@ -62,7 +62,7 @@ fn components(report: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn draining_fails_readiness_but_not_liveness() {
-    let layer = StatusLayer::new().check("db", || async { true });
+    let layer = StatusLayer::new().check(HealthCheck::new("db", || async { true }));
     let handle = layer.clone().build();
     // The inner service holds `/slow` until a permit is added.
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
@@ -139,7 +139,7 @@ async fn draining_fails_readiness_but_not_liveness() {
 
 #[tokio::test]
 async fn maintenance_answers_503_with_retry_after() {
-    let layer = StatusLayer::new().check("db", || async { true });
+    let layer = StatusLayer::new().check(HealthCheck::new("db", || async { true }));
     let handle = layer.clone().build();
     let svc = app(&layer);
 
@@ -212,13 +212,11 @@ async fn maintenance_http_status_is_configurable() {
 async fn readiness_waits_for_startup_checks() {
     let up = Arc::new(AtomicBool::new(false));
     let runs = Arc::new(AtomicUsize::new(0));
-    let layer = StatusLayer::new()
-        .ready_after_startup_checks(true)
-        .health_check(
-            HealthCheck::new("db", flag_fn(&up, &runs, "not yet")).freshness(Freshness::OnDemand {
-                ttl: Duration::from_millis(50),
-            }),
-        );
+    let layer = StatusLayer::new().ready_after_startup_checks(true).check(
+        HealthCheck::new("db", flag_fn(&up, &runs, "not yet")).freshness(Freshness::OnDemand {
+            ttl: Duration::from_millis(50),
+        }),
+    );
     let svc = app(&layer);
 
     let (code, ready) = call_json(&svc, "/status/ready").await;
@@ -308,13 +306,13 @@ async fn exclude_leaves_components_out_of_body_and_status() {
     let db_runs = Arc::new(AtomicUsize::new(0));
     let cache_runs = Arc::new(AtomicUsize::new(0));
     let layer = StatusLayer::new()
-        .health_check(HealthCheck::new("db", failing(&db_runs, "db down")).freshness(always()))
-        .health_check(
+        .check(HealthCheck::new("db", failing(&db_runs, "db down")).freshness(always()))
+        .check(
             HealthCheck::new("cache", failing(&cache_runs, "cache down"))
                 .critical(false)
                 .freshness(always()),
         )
-        .health_check(HealthCheck::new("queue", || async { true }).freshness(always()));
+        .check(HealthCheck::new("queue", || async { true }).freshness(always()));
     let svc = app(&layer);
 
     let (code, report) = call_json(&svc, "/status").await;
@@ -353,14 +351,14 @@ async fn readiness_runs_only_critical_checks() {
     let db_runs = Arc::new(AtomicUsize::new(0));
     let search_runs = Arc::new(AtomicUsize::new(0));
     let layer = StatusLayer::new()
-        .health_check(
+        .check(
             HealthCheck::new(
                 "db",
                 flag_fn(&Arc::new(AtomicBool::new(true)), &db_runs, "-"),
             )
             .freshness(always()),
         )
-        .health_check(
+        .check(
             HealthCheck::new("search", failing(&search_runs, "index gone"))
                 .critical(false)
                 .freshness(always()),
@@ -397,7 +395,7 @@ async fn readiness_runs_only_critical_checks() {
 async fn liveness_never_runs_checks() {
     let runs = Arc::new(AtomicUsize::new(0));
     let layer = StatusLayer::new()
-        .health_check(HealthCheck::new("db", failing(&runs, "db down")).freshness(always()));
+        .check(HealthCheck::new("db", failing(&runs, "db down")).freshness(always()));
     let svc = app(&layer);
 
     for uri in ["/status/live", "/status/live/", "/status/live?verbose"] {
@@ -418,8 +416,8 @@ async fn liveness_never_runs_checks() {
 async fn component_routes_and_not_found() {
     let cache_runs = Arc::new(AtomicUsize::new(0));
     let layer = StatusLayer::new()
-        .health_check(HealthCheck::new("db", || async { true }).component_type("datastore"))
-        .health_check(HealthCheck::new(
+        .check(HealthCheck::new("db", || async { true }).component_type("datastore"))
+        .check(HealthCheck::new(
             "cache",
             failing(&cache_runs, "cache down"),
         ));
@@ -451,7 +449,7 @@ async fn component_routes_and_not_found() {
 
 #[tokio::test]
 async fn head_has_no_body() {
-    let layer = StatusLayer::new().check("db", || async { true });
+    let layer = StatusLayer::new().check(HealthCheck::new("db", || async { true }));
     let svc = app(&layer);
 
     for uri in ["/status/ready", "/status", "/status/live", "/status/db"] {
@@ -480,7 +478,7 @@ async fn pushed_value_overrides_a_check_of_the_same_name_everywhere() {
     let runs = Arc::new(AtomicUsize::new(0));
     let ok = Arc::new(AtomicBool::new(true));
     let layer = StatusLayer::new()
-        .health_check(HealthCheck::new("db", flag_fn(&ok, &runs, "db down")).freshness(always()));
+        .check(HealthCheck::new("db", flag_fn(&ok, &runs, "db down")).freshness(always()));
     layer
         .clone()
         .build()
@@ -502,7 +500,7 @@ async fn pushed_value_overrides_a_check_of_the_same_name_everywhere() {
 async fn traffic_component_route_runs_no_check() {
     let runs = Arc::new(AtomicUsize::new(0));
     let layer = StatusLayer::new()
-        .health_check(HealthCheck::new("db", failing(&runs, "db down")).freshness(always()))
+        .check(HealthCheck::new("db", failing(&runs, "db down")).freshness(always()))
         .traffic_rule(tower_status::check::TrafficRule::error_rate_above(
             0.5,
             Status::Down,

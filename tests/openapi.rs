@@ -248,7 +248,7 @@ fn keys_layer() -> StatusLayer {
 #[test]
 fn without_keys_everything_is_open() {
     let doc = StatusLayer::new()
-        .check("db", || async { true })
+        .check(HealthCheck::new("db", || async { true }))
         .clone()
         .build()
         .openapi();
@@ -717,10 +717,10 @@ fn billing_layer(version: &str, environment: &str, db_ms: u64) -> StatusLayer {
         .service_name("billing")
         .version(version)
         .environment(environment)
-        .check("db", move || async move {
+        .check(HealthCheck::new("db", move || async move {
             CheckResult::ok().with_observed(db_ms, "ms")
-        })
-        .health_check(
+        }))
+        .check(
             HealthCheck::new("cache", || async {
                 CheckResult::down("connection refused")
             })
@@ -810,7 +810,7 @@ async fn open_layer_answers_as_documented() {
 
 #[tokio::test]
 async fn maintenance_and_draining_answer_as_documented() {
-    let layer = detailed_layer().check("down", || async { false });
+    let layer = detailed_layer().check(HealthCheck::new("down", || async { false }));
     let down = conforms(&layer, "/status", Method::GET, "/status", &[]).await;
     assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(down.headers.get(RETRY_AFTER).is_none());
@@ -849,7 +849,7 @@ async fn maintenance_and_draining_answer_as_documented() {
 async fn keyed_layer_answers_as_documented() {
     let layer = keys_layer()
         .service_name("billing")
-        .check("db", || async { true })
+        .check(HealthCheck::new("db", || async { true }))
         .caller_section("quota", |caller: tower_status::auth::Caller| async move {
             json!({ "who": caller.identity().map(|i| i.name.clone()) })
         })
@@ -916,7 +916,7 @@ async fn keyed_layer_answers_as_documented() {
 async fn details_never_shown_answer_as_documented() {
     // Without keys and without details, components are refused 401.
     let layer = StatusLayer::new()
-        .check("db", || async { true })
+        .check(HealthCheck::new("db", || async { true }))
         .show_details(Visibility::Never)
         .serve_metrics(true);
     let report = conforms(&layer, "/status", Method::GET, "/status", &[]).await;
@@ -953,7 +953,7 @@ async fn details_never_shown_answer_as_documented() {
 #[tokio::test]
 async fn custom_statuses_and_root_path_answer_as_documented() {
     let layer = StatusLayer::new()
-        .health_check(HealthCheck::new("cache", || async { false }).critical(false))
+        .check(HealthCheck::new("cache", || async { false }).critical(false))
         .http_status(Status::Degraded, StatusCode::MULTI_STATUS);
     let report = conforms(&layer, "/status", Method::GET, "/status", &[]).await;
     assert_eq!(report.status, StatusCode::MULTI_STATUS);
@@ -1145,8 +1145,8 @@ async fn schemathesis_finds_no_contract_violation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_contract_violation_in_maintenance() {
     let layer = StatusLayer::new()
-        .check("db", || async { true })
-        .health_check(HealthCheck::new("search", || async { false }).critical(false))
+        .check(HealthCheck::new("db", || async { true }))
+        .check(HealthCheck::new("search", || async { false }).critical(false))
         .http_status(Status::Degraded, StatusCode::MULTI_STATUS)
         .format(
             "prometheus",

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
+use tower_status::check::HealthCheck;
 
 use axum::routing::get as axum_get;
 use bytes::Bytes;
@@ -99,8 +100,8 @@ fn metrics_layer() -> StatusLayer {
         .version("1.2.3")
         .environment("test")
         .serve_metrics(true)
-        .check("db", || async { true })
-        .health_check(
+        .check(HealthCheck::new("db", || async { true }))
+        .check(
             tower_status::check::HealthCheck::new("cache", || async {
                 CheckResult::down("evicted")
             })
@@ -263,7 +264,7 @@ async fn metrics_endpoint() {
 
 #[tokio::test]
 async fn metrics_are_200_whatever_the_health() {
-    let layer = metrics_layer().check("db", || async { false });
+    let layer = metrics_layer().check(HealthCheck::new("db", || async { false }));
     let (parts, body) = get(&layer, "/status", &[]).await;
     assert_eq!(parts.status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     let all = samples(&metrics_text(&layer).await);
@@ -285,7 +286,7 @@ async fn metrics_are_200_whatever_the_health() {
 
 #[tokio::test]
 async fn without_serve_metrics_metrics_is_a_component_name() {
-    let layer = StatusLayer::new().check("db", || async { true });
+    let layer = StatusLayer::new().check(HealthCheck::new("db", || async { true }));
     let (parts, body) = get(&layer, "/status/metrics", &[]).await;
     assert_eq!(parts.status, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(parts.headers[CONTENT_TYPE], "application/json");

@@ -29,7 +29,7 @@ const OPS_KEY: &str = "ops-key-0123456789";
 
 fn db_layer(db: &Arc<AtomicBool>, runs: &Arc<AtomicUsize>) -> StatusLayer {
     StatusLayer::new()
-        .health_check(flag_check("db", db, runs))
+        .check(flag_check("db", db, runs))
         .watch_interval(INTERVAL)
 }
 
@@ -305,7 +305,7 @@ async fn callers_without_details_see_only_the_overall_status() {
     let (db, cache_slow) = (flag(), flag());
     let slow = Arc::clone(&cache_slow);
     // `cache` is not critical: degraded or down, the service is degraded.
-    let layer = keyed(db_layer(&db, &counter())).health_check(
+    let layer = keyed(db_layer(&db, &counter())).check(
         HealthCheck::new("cache", move || {
             let slow = slow.load(Ordering::SeqCst);
             async move {

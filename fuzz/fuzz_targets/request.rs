@@ -63,8 +63,8 @@ fn service() -> &'static Svc {
             .service_name("fuzz \"svc\"\n")
             .version("1.2.3")
             .environment("fuzz")
-            .check("db", || async { true })
-            .health_check(
+            .check(HealthCheck::new("db", || async { true }))
+            .check(
                 HealthCheck::new("cache", || async {
                     CheckResult::degraded("slow \"cache\"\n\\").with_observed(3, "ms")
                 })

@@ -12,14 +12,14 @@
 //!
 //! let layer = StatusLayer::new()
 //!     // Defaults: critical, 2 s timeout, result cached for 1 s.
-//!     .check("cache", || async { Ok::<_, std::io::Error>(()) })
-//!     .health_check(
+//!     .check(HealthCheck::new("cache", || async { Ok::<_, std::io::Error>(()) }))
+//!     .check(
 //!         HealthCheck::new("db", TcpCheck::new("127.0.0.1:5432"))
 //!             .component_type("datastore")
 //!             .timeout(Duration::from_millis(500))
 //!             .freshness(Freshness::Background { every: Duration::from_secs(5) }),
 //!     )
-//!     .health_check(
+//!     .check(
 //!         HealthCheck::new("search", || async { CheckResult::degraded("index is rebuilding") })
 //!             .critical(false),
 //!     );

@@ -19,7 +19,7 @@
 //!     .connect_timeout(Duration::from_millis(500))
 //!     .timeout(Duration::from_secs(1));
 //! let layer = StatusLayer::new()
-//!     .health_check(HealthCheck::new("nats", nats).component_type("messaging"));
+//!     .check(HealthCheck::new("nats", nats).component_type("messaging"));
 //! # let _ = layer;
 //! ```
 //!

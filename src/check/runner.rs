@@ -43,6 +43,8 @@ pub(crate) struct Checks {
     pub(crate) entries: Vec<Arc<Entry>>,
     /// At most this many checks run at once.
     pub(crate) limit: Option<Arc<Semaphore>>,
+    /// The permits of `limit` when it was made: a fresh copy gets its own.
+    pub(crate) limit_permits: usize,
     /// Checks not finished this long after a request arrived are reported as timed out.
     pub(crate) deadline: Option<Duration>,
     /// Bumped by every entry when its stored result changes.
@@ -87,7 +89,11 @@ impl Checks {
     /// for a newly built layer, which shares nothing with other layers.
     pub(crate) fn fresh(&self) -> Self {
         let mut fresh = Checks {
-            limit: self.limit.clone(),
+            limit: self
+                .limit
+                .as_ref()
+                .map(|_| Arc::new(Semaphore::new(self.limit_permits))),
+            limit_permits: self.limit_permits,
             deadline: self.deadline,
             ..Checks::default()
         };
@@ -511,8 +517,8 @@ mod tests {
     #[test]
     fn report_off_a_runtime_is_served() {
         let layer = StatusLayer::new()
-            .health_check(sleepy("db"))
-            .health_check(sleepy("queue").freshness(Freshness::Background {
+            .check(sleepy("db"))
+            .check(sleepy("queue").freshness(Freshness::Background {
                 every: Duration::from_secs(60),
             }))
             .report_deadline(Duration::from_secs(5))
@@ -541,7 +547,7 @@ mod tests {
         assert_eq!(outcome(&results), [("db".to_owned(), Status::Ok, None)]);
 
         let layer = StatusLayer::new()
-            .health_check(sleepy("db"))
+            .check(sleepy("db"))
             .report_deadline(Duration::MAX)
             .build();
         for _ in 0..2 {

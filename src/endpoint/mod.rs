@@ -131,13 +131,13 @@ mod tests {
 
         let layer = crate::StatusLayer::new()
             .version("1.2.3")
-            .check("z-last", || async { true })
-            .check("a \"quoted\" \u{e9}\n", || async {
+            .check(HealthCheck::new("z-last", || async { true }))
+            .check(HealthCheck::new("a \"quoted\" \u{e9}\n", || async {
                 CheckResult::degraded("slow \"disk\"")
                     .with_details(serde_json::json!({"retries": 3, "x": [1.5, null]}))
                     .with_observed(12.25, "ms")
-            })
-            .health_check(
+            }))
+            .check(
                 HealthCheck::new("pushed-over", || async { false })
                     .component_type("datastore")
                     .critical(false)
@@ -207,10 +207,8 @@ mod tests {
             ttl: Duration::from_secs(3600),
         };
         let layer = crate::StatusLayer::new()
-            .health_check(HealthCheck::new("b", || async { false }).freshness(ttl))
-            .health_check(
-                HealthCheck::new("a", || async { CheckResult::degraded("x") }).freshness(ttl),
-            );
+            .check(HealthCheck::new("b", || async { false }).freshness(ttl))
+            .check(HealthCheck::new("a", || async { CheckResult::degraded("x") }).freshness(ttl));
         // The typed report of the same state, as a format would get it.
         let typed = |layer: &crate::StatusLayer| -> serde_json::Value {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -241,8 +239,8 @@ mod tests {
 
         // A custom aggregation rule sees the typed components.
         let layer = crate::StatusLayer::new()
-            .check("b", || async { false })
-            .check("a", || async { true })
+            .check(HealthCheck::new("b", || async { false }))
+            .check(HealthCheck::new("a", || async { true }))
             .aggregation(|components| {
                 assert_eq!(components.keys().collect::<Vec<_>>(), ["a", "b"]);
                 Status::Ok

@@ -202,6 +202,12 @@ impl std::fmt::Debug for Formats {
 }
 
 impl Formats {
+    /// Whether `media_type` is one `Accept` can select (`type/subtype`,
+    /// parameters allowed).
+    pub(crate) fn is_media_type(media_type: &str) -> bool {
+        accept::offer(media_type).is_some()
+    }
+
     /// Leaves out the crate's own named formats, whenever they were added.
     pub(crate) fn remove_builtins(&mut self) {
         self.by_name.retain(|_, r| !r.builtin);

@@ -141,7 +141,7 @@ fn evaluator(
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// use tower_status::{Status, StatusLayer};
 ///
-/// let status = StatusLayer::new().check("db", || async { true }).build();
+/// let status = StatusLayer::new().check(HealthCheck::new("db", || async { true })).build();
 /// let mut watch = status.subscribe();
 /// let first = watch.changed().await.unwrap();
 /// assert_eq!(first.status, Status::Ok);
