@@ -9,7 +9,7 @@
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! use tower_status::{grpc::HealthBridge, StatusLayer};
+//! use tower_status::{check::HealthCheck, grpc::HealthBridge, StatusLayer};
 //!
 //! let status = StatusLayer::new().check(HealthCheck::new("db", || async { true })).build();
 //! let (reporter, health_service) = tonic_health::server::health_reporter();

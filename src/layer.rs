@@ -99,9 +99,11 @@ impl StatusLayer {
     ///
     /// ```
     /// use axum::{routing::get, Router};
-    /// use tower_status::StatusLayer;
+    /// use tower_status::{check::HealthCheck, StatusLayer};
     ///
-    /// let status = StatusLayer::new().check(HealthCheck::new("db", || async { true })).build();
+    /// let status = StatusLayer::new()
+    ///     .check(HealthCheck::new("db", || async { true }))
+    ///     .build();
     /// let app: Router = Router::new()
     ///     .route("/", get(|| async { "hello" }))
     ///     .layer(status.clone());
@@ -112,8 +114,10 @@ impl StatusLayer {
     /// A builder call after `build` does not compile, so nothing can watch
     /// a configuration other than the one served:
     ///
-    /// ```compile_fail
-    /// let status = tower_status::StatusLayer::new().build();
+    /// ```compile_fail,E0599
+    /// use tower_status::{check::HealthCheck, StatusLayer};
+    ///
+    /// let status = StatusLayer::new().build();
     /// let status = status.check(HealthCheck::new("db", || async { true }));
     /// ```
     #[must_use]

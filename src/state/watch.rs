@@ -139,7 +139,7 @@ fn evaluator(
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-/// use tower_status::{Status, StatusLayer};
+/// use tower_status::{check::HealthCheck, Status, StatusLayer};
 ///
 /// let status = StatusLayer::new().check(HealthCheck::new("db", || async { true })).build();
 /// let mut watch = status.subscribe();
