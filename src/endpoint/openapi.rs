@@ -1081,3 +1081,22 @@ pub(crate) fn document(config: &Config) -> Value {
         "components": components
     })
 }
+
+/// A string in RFC 3339, as [`Timestamp`](crate::report::Timestamp) serializes.
+impl schemars::JsonSchema for crate::report::Timestamp {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Timestamp".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "format": "date-time",
+            "description": "RFC 3339, UTC, milliseconds."
+        })
+    }
+}

@@ -24,7 +24,18 @@ pub use traffic::{Latency, LatencyHistogram, Traffic, HISTOGRAM_BOUNDS};
 
 /// Overall health, from best to worst (`maintenance` is set by the operator).
 #[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -107,7 +118,8 @@ impl<'de> Deserialize<'de> for Timestamp {
 /// assert_eq!(report.status, Status::Ok);
 /// assert_eq!(report.requests.total, 3);
 /// ```
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "FullReport")]
 #[non_exhaustive]
 pub struct Report {
     /// Overall status.
@@ -182,7 +194,8 @@ impl Report {
 
 /// The caller's own view: its identity and, when counted, its requests in
 /// the current window.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "Caller")]
 #[non_exhaustive]
 pub struct CallerSummary {
     /// Name of the caller.
