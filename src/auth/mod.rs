@@ -473,12 +473,21 @@ impl Access {
             .unwrap_or(self.keys.is_some() && endpoint == Endpoint::Report)
     }
 
-    fn visibility(&self) -> Visibility {
+    /// Who sees details, as configured or by default.
+    pub(crate) fn visibility(&self) -> Visibility {
         self.details.unwrap_or(if self.keys.is_some() {
             Visibility::WhenAuthorized
         } else {
             Visibility::Always
         })
+    }
+
+    /// Whether `endpoint` answers every caller: probes that need no key
+    /// serve unusable, unknown and permission-less keys, and failed
+    /// lookups, as anonymous. Any other endpoint, with keys configured, can
+    /// refuse (401, 403, 503).
+    pub(crate) fn open(&self, endpoint: Endpoint) -> bool {
+        !self.required(endpoint) && endpoint == Endpoint::Probes
     }
 
     /// Whether a key could ever unlock details for this caller.
@@ -503,7 +512,7 @@ impl Access {
             Some(keys) => {
                 // Open probes ignore credentials they cannot use (a proxy's
                 // Basic auth, say): orchestrators must always get an answer.
-                let lenient = !required && endpoint == Endpoint::Probes;
+                let lenient = self.open(endpoint);
                 match credential(headers, keys.header.as_ref(), keys.bearer) {
                     Credential::None if required => {
                         return Err(Refusal::Unauthenticated("an API key is required"))
@@ -524,7 +533,7 @@ impl Access {
                 }
             }
         };
-        let open = !required && endpoint == Endpoint::Probes;
+        let open = self.open(endpoint);
         let identity = match identity {
             // An open probe serves a key without the permission as it serves anyone.
             Some(identity) if !identity.permissions.status() && open => None,

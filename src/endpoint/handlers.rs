@@ -125,8 +125,8 @@ pub(crate) async fn ready(shared: &Shared, query: Query, details: bool) -> Respo
 }
 
 /// The body of `live` and `ready`.
-#[derive(Serialize)]
-struct Probe<'a> {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct Probe<'a> {
     status: Status,
     timestamp: Timestamp,
     #[serde(skip_serializing_if = "Option::is_none")]

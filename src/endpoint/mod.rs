@@ -56,6 +56,10 @@ pub(crate) fn respond(shared: Arc<Shared>, route: Route, parts: Parts) -> Status
         };
         shared.recorder.ensure_ticker();
         let query = routes::Query::parse(parts.uri.query());
+        if route.resource().is_some_and(Resource::details) && !caller.details {
+            let refusal = handlers::details_refusal(&caller, access.details_need_key());
+            return finish(&shared, refused(refusal, access.bearer()), head).map(StatusBody::from);
+        }
         let res = match route {
             Route::Fixed(Resource::Report) => {
                 handlers::report(&shared, query, caller, &parts.headers, started).await
@@ -66,11 +70,6 @@ pub(crate) fn respond(shared: Arc<Shared>, route: Route, parts: Parts) -> Status
             Route::Fixed(Resource::OpenApi) => {
                 json(http::StatusCode::OK, &openapi::document(&shared.config))
             }
-            // Component names and metrics are details.
-            Route::Fixed(Resource::Metrics) | Route::Component(_) if !caller.details => refused(
-                handlers::details_refusal(&caller, access.details_need_key()),
-                access.bearer(),
-            ),
             Route::Fixed(Resource::Metrics) => {
                 handlers::metrics(&shared, query, caller, &parts.headers).await
             }

@@ -1,89 +1,249 @@
-//! An OpenAPI 3.1 document of the status endpoints a layer serves.
+//! The OpenAPI 3.1 document of the status endpoints a layer serves, as
+//! configured: [`StatusHandle::openapi`](crate::StatusHandle::openapi),
+//! and `PATH/openapi.json` with
+//! [`serve_openapi`](crate::StatusLayer::serve_openapi).
 //!
-//! [`StatusLayer::openapi`](crate::StatusLayer::openapi) returns it as a
-//! value to merge into an API's own document; with
-//! [`serve_openapi`](crate::StatusLayer::serve_openapi) it is also served at
-//! `PATH/openapi.json`.
-//!
-//! The document describes the layer as configured, and only what the
-//! endpoint really answers:
-//!
-//! - the paths served below the status path (`PATH`, `PATH/live`,
-//!   `PATH/ready`, `PATH/watch`, `PATH/metrics` and `PATH/openapi.json`
-//!   when enabled, `PATH/{component}`; a status path of `/` serves only the
-//!   report), each with `GET` and `HEAD` (the same responses, without
-//!   bodies). Any other method gets `405` with `Allow: GET, HEAD`
-//!   (`#/components/responses/MethodNotAllowed`, named in each path's
-//!   description: OpenAPI has no place for methods a path does not offer);
-//! - for each operation, every status code it can answer: the configured
-//!   code of each overall status ([`http_status`](crate::StatusLayer::http_status)),
-//!   `400` for unknown formats, `401`/`403`/`503` from API keys, `404` for
-//!   unknown components, with `Retry-After`, `WWW-Authenticate` and
-//!   `Cache-Control` headers where they are sent;
-//! - body schemas that match the bodies exactly (no other properties): the
-//!   full report, the minimal `{status, timestamp}` one for callers without
-//!   details, `application/health+json`, probes, components, errors.
-//!
-//! Formats registered with a media type of their own are documented with
-//! that media type and an open schema; a replaced default format
-//! ([`default_format`](crate::StatusLayer::default_format)) cannot be seen
-//! from here, so `application/json` keeps the built-in report's schema.
+//! Nothing in it is written twice. The paths are the rows of the route
+//! table that `Resource::served` keeps (`GET` and `HEAD`; other methods get
+//! `#/components/responses/MethodNotAllowed`); security and refusals come
+//! from `Resource::access` and the layer's `Access`, as `endpoint::respond`
+//! decides them; body schemas are derived from the serde types with
+//! `schemars` (see [`as_serialized`]). Written here is only how the layer
+//! narrows them: the statuses each HTTP status carries, the minimal report
+//! for callers without details, component-name examples only when everyone
+//! sees details, an open schema for formats registered with a media type of
+//! their own, and `application/health+json`, whose types are private to its
+//! format. A replaced default format cannot be seen from here:
+//! `application/json` keeps the built-in report's schema.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use http::StatusCode;
+use schemars::generate::SchemaSettings;
+use schemars::transform::transform_subschemas;
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde_json::{json, Map, Value};
 
-use super::responses::{ErrorCode, BEARER_CHALLENGE};
-use super::routes::ALLOWED_METHODS;
-use crate::auth::{ApiKeys, Endpoint, Visibility};
-use crate::format::{IETF_MEDIA_TYPE, PROMETHEUS_MEDIA_TYPE};
-use crate::report::MAX_ERROR_LEN;
-use crate::report::{Status, TRAFFIC_COMPONENT};
-use crate::state::Config;
+use super::handlers::Probe;
+use super::responses::{ErrorBody, ErrorCode, BEARER_CHALLENGE};
+use super::routes::{Resource, ResourceRoute, ALLOWED_METHODS, RESOURCES};
+use crate::auth::{Endpoint, Visibility};
+use crate::format::{ietf_word, IETF_MEDIA_TYPE, PROMETHEUS_MEDIA_TYPE};
+use crate::report::{Status, Timestamp, Wire, TRAFFIC_COMPONENT};
+use crate::state::{Config, StatusChange};
 
 const JSON: &str = "application/json";
-const EVENT_STREAM: &str = "text/event-stream";
 const ALL_STATUSES: [Status; 4] = [
     Status::Ok,
     Status::Degraded,
     Status::Down,
     Status::Maintenance,
 ];
+
+/// Builds the document for `config`.
+pub(crate) fn document(config: &Config) -> Value {
+    let doc = Doc::new(config);
+    let base = config.path.as_str();
+    let mut paths = Map::new();
+    for route in RESOURCES.iter().filter(|r| r.resource.served(config)) {
+        let path = match (route.resource, route.segment) {
+            (Resource::Report, _) => base.to_owned(),
+            (_, Some(segment)) => format!("{base}/{segment}"),
+            (_, None) => format!("{base}/{{component}}"),
+        };
+        paths.insert(path, doc.path_item(route));
+    }
+    let mut components = json!({
+        "schemas": doc.schemas(),
+        "responses": {
+            "MethodNotAllowed": {
+                "description": "Any method but GET and HEAD, on every path of the endpoint.",
+                "headers": {
+                    "Allow": { "required": true, "schema": { "type": "string", "const": ALLOWED_METHODS } },
+                    "Cache-Control": { "required": true, "schema": no_store() }
+                },
+                "content": { JSON: { "schema": error_schema(ErrorCode::MethodNotAllowed) } }
+            }
+        }
+    });
+    let schemes = doc.security_schemes();
+    if !schemes.is_empty() {
+        components["securitySchemes"] = Value::Object(schemes);
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": format!("{} status", config.service.as_deref().unwrap_or("service")),
+            "version": config.version.as_deref().unwrap_or("0.0.0"),
+            "description": "The status endpoints of the service (tower-status), as configured."
+        },
+        "tags": [{ "name": "status", "description": "Health and status of the service." }],
+        "paths": paths,
+        "components": components
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Body schemas
+// ---------------------------------------------------------------------------
+
+/// A string in RFC 3339, as [`Timestamp`] serializes.
+impl JsonSchema for Timestamp {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        "Timestamp".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "format": "date-time",
+            "description": "RFC 3339, UTC, milliseconds."
+        })
+    }
+}
+
+/// Makes a derived schema say what serde writes: an object has no other
+/// properties unless it says so (a flattened map does); a property serde
+/// may leave out (`skip_serializing_if`, here `Option::is_none` and empty
+/// collections) is never `null`; a description is the first paragraph of
+/// the Rust docs, without rustdoc link targets.
+fn as_serialized(schema: &mut Schema) {
+    transform_subschemas(&mut as_serialized, schema);
+    let Some(object) = schema.as_object_mut() else {
+        return;
+    };
+    if let Some(Value::String(text)) = object.get_mut("description") {
+        *text = first_paragraph(text);
+    }
+    let required = object.get("required").cloned().unwrap_or(json!([]));
+    let Some(Value::Object(properties)) = object.get_mut("properties") else {
+        return;
+    };
+    for (name, property) in properties.iter_mut() {
+        if !required
+            .as_array()
+            .is_some_and(|r| r.contains(&json!(name)))
+        {
+            never_null(property);
+        }
+    }
+    object
+        .entry("additionalProperties")
+        .or_insert(Value::Bool(false));
+}
+
+/// `schema` without its `null` alternative.
+fn never_null(schema: &mut Value) {
+    let Some(schema) = schema.as_object_mut() else {
+        return;
+    };
+    if let Some(Value::Array(types)) = schema.get_mut("type") {
+        types.retain(|t| t != "null");
+        if let [only] = types.as_slice() {
+            let only = only.clone();
+            schema.insert("type".into(), only);
+        }
+    }
+    if let Some(Value::Array(alternatives)) = schema.get_mut("anyOf") {
+        alternatives.retain(|s| s["type"] != "null");
+        if let [Value::Object(only)] = alternatives.as_slice() {
+            let only = only.clone();
+            schema.remove("anyOf");
+            for (key, value) in only {
+                schema.entry(key).or_insert(value);
+            }
+        }
+    }
+}
+
+/// The first paragraph of Rust docs on one line, ``[`Name`](crate::path)``
+/// links as `` `Name` ``.
+fn first_paragraph(docs: &str) -> String {
+    let mut text = docs
+        .split("\n\n")
+        .next()
+        .unwrap_or_default()
+        .replace('\n', " ");
+    while let Some(start) = text.find("](crate::") {
+        let end = text[start..]
+            .find(')')
+            .map_or(text.len(), |e| start + e + 1);
+        text.replace_range(start..end, "");
+        if let Some(open) = text[..start].rfind('[') {
+            text.remove(open);
+        }
+    }
+    text
+}
+
 fn schema_ref(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
 }
 
-/// `schema` with its `status` property limited to `values`.
-fn with_status(schema: Value, values: Vec<&str>) -> Value {
-    json!({ "allOf": [schema, { "properties": { "status": { "enum": values } } }] })
-}
-
-fn error_schema(code: &str) -> Value {
-    json!({ "allOf": [schema_ref("Error"), { "properties": { "code": { "const": code } } }] })
-}
-
-fn status_words(statuses: &[Status]) -> Vec<&'static str> {
-    statuses.iter().map(|s| s.as_str()).collect()
-}
-
-fn ietf_words(statuses: &[Status]) -> Vec<&'static str> {
-    let mut words: Vec<&'static str> = statuses
-        .iter()
-        .map(|s| crate::format::ietf_word(*s))
-        .collect();
-    words.dedup();
-    words
-}
-
-fn list(statuses: &[Status]) -> String {
-    let words = status_words(statuses);
-    match words.split_last() {
-        Some((last, [])) => (*last).to_owned(),
-        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
-        None => String::new(),
+/// `schema` with its `status` property limited to the `word`s of `statuses`.
+fn with_status(schema: Value, statuses: &[Status], word: fn(Status) -> &'static str) -> Value {
+    let mut words: Vec<&str> = Vec::new();
+    for status in statuses {
+        if !words.contains(&word(*status)) {
+            words.push(word(*status));
+        }
     }
+    json!({ "allOf": [schema, { "properties": { "status": { "enum": words } } }] })
 }
+
+fn error_schema(code: ErrorCode) -> Value {
+    json!({ "allOf": [schema_ref("ErrorBody"), { "properties": { "code": { "const": code.as_str() } } }] })
+}
+
+fn no_store() -> Value {
+    json!({ "type": "string", "const": "no-store" })
+}
+
+/// `application/health+json` (draft-inadarei-api-health-check).
+fn health_response() -> Value {
+    let word = json!({ "type": "string", "enum": ["pass", "warn", "fail"] });
+    let string = json!({ "type": "string" });
+    json!({
+        "HealthResponse": {
+            "type": "object",
+            "description": "application/health+json (draft-inadarei-api-health-check); callers without details get only `status`.",
+            "required": ["status"],
+            "properties": {
+                "status": word, "version": string, "releaseId": string,
+                "notes": { "type": "array", "items": string },
+                "output": string, "serviceId": string, "description": string,
+                "checks": {
+                    "type": "object",
+                    "additionalProperties": { "type": "array", "items": schema_ref("HealthCheckItem") }
+                }
+            },
+            "additionalProperties": false
+        },
+        "HealthCheckItem": {
+            "type": "object",
+            "required": ["status", "time"],
+            "properties": {
+                "componentId": string, "componentType": string, "observedValue": {},
+                "observedUnit": string, "status": word,
+                "time": Timestamp::json_schema(&mut SchemaGenerator::default()), "output": string
+            },
+            "additionalProperties": false
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Responses
+// ---------------------------------------------------------------------------
+
+/// A body of a status answer: its media type, the name of its schema, and
+/// how it writes a status.
+type Body = (&'static str, &'static str, fn(Status) -> &'static str);
 
 /// One way an operation can answer.
 struct Outcome {
@@ -113,971 +273,527 @@ impl Outcome {
         self
     }
 
-    fn error(code: StatusCode, error_code: &str, description: &str) -> Self {
-        Self::new(code, description).content(JSON, error_schema(error_code))
+    fn error(code: StatusCode, error: ErrorCode, description: &str) -> Self {
+        Self::new(code, description).content(JSON, error_schema(error))
     }
 }
 
-/// Outcomes that share a status code, merged into one Response Object.
-#[derive(Default)]
-struct Group<'a> {
-    count: usize,
-    descriptions: Vec<&'a str>,
-    content: BTreeMap<&'a str, Vec<&'a Value>>,
-    /// Each header with the number of outcomes that always send it.
-    headers: BTreeMap<&'static str, (&'a Value, usize)>,
-}
-
-/// The Responses Object of `outcomes`; `body` is false for `HEAD`.
+/// The Responses Object of `outcomes`, those with the same status code
+/// merged into one; `body` is false for `HEAD`.
 fn responses(outcomes: &[Outcome], cache_control: &Value, body: bool) -> Value {
-    let mut groups: BTreeMap<u16, Group<'_>> = BTreeMap::new();
-    for outcome in outcomes {
-        let group = groups.entry(outcome.code.as_u16()).or_default();
-        group.count += 1;
-        if !group.descriptions.contains(&outcome.description.as_str()) {
-            group.descriptions.push(&outcome.description);
-        }
-        for (media_type, schema) in &outcome.content {
-            let schemas = group.content.entry(media_type).or_default();
-            if !schemas.contains(&schema) {
-                schemas.push(schema);
-            }
-        }
-        for (name, header) in &outcome.headers {
-            let entry = group.headers.entry(name).or_insert((header, 0));
-            if header["required"] == Value::Bool(true) {
-                entry.1 += 1;
-            }
-        }
-    }
     let mut out = Map::new();
-    for (code, group) in groups {
-        let mut headers = Map::new();
-        headers.insert(
-            "Cache-Control".into(),
-            json!({ "description": "Status responses are never cached.", "required": true, "schema": cache_control }),
-        );
-        for (name, (header, always)) in group.headers {
-            let mut header = header.clone();
-            header["required"] = Value::Bool(always == group.count);
-            headers.insert(name.into(), header);
+    for outcome in outcomes {
+        let code = outcome.code.as_str();
+        if out.contains_key(code) {
+            continue;
         }
-        let mut response = Map::new();
-        response.insert("description".into(), group.descriptions.join(" ").into());
-        response.insert("headers".into(), Value::Object(headers));
-        if body && !group.content.is_empty() {
-            let content: Map<String, Value> = group
-                .content
-                .into_iter()
-                .map(|(media_type, schemas)| {
-                    let schema = match schemas.as_slice() {
-                        [one] => (*one).clone(),
-                        many => json!({ "oneOf": many }),
-                    };
-                    (media_type.to_owned(), json!({ "schema": schema }))
-                })
-                .collect();
-            response.insert("content".into(), Value::Object(content));
+        let same: Vec<&Outcome> = outcomes.iter().filter(|o| o.code == outcome.code).collect();
+        let mut descriptions: Vec<&str> = Vec::new();
+        let mut headers = json!({
+            "Cache-Control": { "description": "Status responses are never cached.", "required": true, "schema": cache_control }
+        });
+        let mut content: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
+        for o in &same {
+            if !descriptions.contains(&o.description.as_str()) {
+                descriptions.push(&o.description);
+            }
+            for (name, header) in &o.headers {
+                // Required when every answer with this code sends it.
+                let always = same.iter().all(|s| {
+                    s.headers
+                        .iter()
+                        .any(|(n, h)| n == name && h["required"] == true)
+                });
+                headers[name] = header.clone();
+                headers[name]["required"] = Value::Bool(always);
+            }
+            for (media_type, schema) in &o.content {
+                let schemas = content.entry(media_type).or_default();
+                if !schemas.contains(&schema) {
+                    schemas.push(schema);
+                }
+            }
         }
-        out.insert(code.to_string(), Value::Object(response));
+        let mut response = json!({ "description": descriptions.join(" "), "headers": headers });
+        if body && !content.is_empty() {
+            let content = content.into_iter().map(|(media_type, schemas)| {
+                let schema = match schemas.as_slice() {
+                    [one] => (*one).clone(),
+                    many => json!({ "oneOf": many }),
+                };
+                (media_type.to_owned(), json!({ "schema": schema }))
+            });
+            response["content"] = Value::Object(content.collect());
+        }
+        out.insert(code.to_owned(), response);
     }
     Value::Object(out)
 }
 
-/// What the configuration says about callers and keys.
-struct Facts<'a> {
+fn retry_after() -> Value {
+    json!({
+        "description": "In maintenance with an estimated completion: whole seconds until then (at least 1).",
+        "required": false,
+        "schema": { "type": "integer", "minimum": 1 }
+    })
+}
+
+/// A parameter in the query string.
+fn query(name: &str, description: &str, schema: Value) -> Value {
+    json!({ "name": name, "in": "query", "description": description, "schema": schema })
+}
+
+/// Strings, repeated or comma-separated in the query.
+fn strings() -> Value {
+    json!({ "type": "array", "items": { "type": "string" } })
+}
+
+/// Comma-separated status words, the last after `or`.
+fn list(statuses: &[Status]) -> String {
+    let words: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+    match words.split_last() {
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Paths
+// ---------------------------------------------------------------------------
+
+/// The configuration, and what follows from it for the document.
+struct Doc<'a> {
     config: &'a Config,
-    keys: Option<&'a ApiKeys>,
     /// Some callers see details.
     details: bool,
     /// Some callers do not.
     redacted: bool,
-    visibility: Visibility,
-    /// Named formats with a media type of their own, and whether any
-    /// format besides the built-in ones is registered.
-    custom_media_types: Vec<String>,
+    /// Whether formats besides the built-in ones are registered, and the
+    /// media types of those that have one.
     custom_formats: bool,
+    custom_media_types: Vec<&'a str>,
 }
 
-impl<'a> Facts<'a> {
+impl<'a> Doc<'a> {
     fn new(config: &'a Config) -> Self {
-        let keys = config.access.keys.as_ref();
-        let visibility = config.access.details.unwrap_or(if keys.is_some() {
-            Visibility::WhenAuthorized
-        } else {
-            Visibility::Always
-        });
-        let (details, redacted) = match visibility {
-            Visibility::Always => (true, false),
-            Visibility::Never => (false, true),
-            Visibility::WhenAuthorized => (keys.is_some(), true),
-        };
-        let mut custom_media_types = Vec::new();
-        let mut custom_formats = false;
-        for (name, registered) in &config.formats.by_name {
-            if name == crate::format::DEFAULT || name == "ietf" {
-                continue;
-            }
-            custom_formats = true;
-            if let Some(media_type) = &registered.media_type {
-                if !custom_media_types.contains(media_type) {
-                    custom_media_types.push(media_type.clone());
-                }
-            }
-        }
+        let access = &config.access;
+        let everyone = access.visibility() == Visibility::Always;
+        let custom: Vec<_> = config
+            .formats
+            .by_name
+            .iter()
+            .filter(|(name, _)| *name != crate::format::DEFAULT && *name != "ietf")
+            .collect();
+        let mut custom_media_types: Vec<&str> = custom
+            .iter()
+            .filter_map(|(_, r)| r.media_type.as_deref())
+            .collect();
+        custom_media_types.sort_unstable();
+        custom_media_types.dedup();
         Self {
             config,
-            keys,
-            details,
-            redacted,
-            visibility,
+            details: everyone || access.details_need_key(),
+            redacted: !everyone,
+            custom_formats: !custom.is_empty(),
             custom_media_types,
-            custom_formats,
         }
     }
 
-    /// Whether requests to `endpoint` must carry a key.
-    fn required(&self, endpoint: Endpoint) -> bool {
-        self.keys.is_some() && self.config.access.required(endpoint)
-    }
-
-    /// The overall statuses answered with each HTTP status.
-    fn codes(&self, statuses: &[Status]) -> BTreeMap<u16, (StatusCode, Vec<Status>)> {
-        let mut codes: BTreeMap<u16, (StatusCode, Vec<Status>)> = BTreeMap::new();
-        for &status in statuses {
-            let code = self.config.code(status);
-            codes
-                .entry(code.as_u16())
-                .or_insert_with(|| (code, Vec::new()))
-                .1
-                .push(status);
+    fn path_item(&self, route: &ResourceRoute) -> Value {
+        let resource = route.resource;
+        let endpoint = resource.access();
+        let (parameters, mut outcomes) = self.operation(resource);
+        if resource.details() {
+            outcomes.extend(self.details_refusals(endpoint));
         }
-        codes
-    }
-
-    fn unauthorized(&self, description: &str) -> Outcome {
-        let outcome = Outcome::error(StatusCode::UNAUTHORIZED, "unauthorized", description);
-        if self.keys.is_some_and(|k| k.bearer) {
-            outcome.header(
-                "WWW-Authenticate",
-                json!({
-                    "description": "The Bearer challenge.",
-                    "required": true,
-                    "schema": { "type": "string", "const": BEARER_CHALLENGE }
-                }),
-            )
+        outcomes.extend(self.refusals(endpoint));
+        let cache_control = if resource == Resource::Report && self.custom_formats {
+            json!({ "type": "string", "description": "`no-store` unless a custom format sets its own." })
         } else {
-            outcome
-        }
-    }
-
-    /// Refusals decided from the key, before any work.
-    fn access(&self, endpoint: Endpoint) -> Vec<Outcome> {
-        // Open probes answer every caller: unusable or permission-less keys
-        // and failed lookups are served as anonymous.
-        if self.keys.is_none() || (endpoint == Endpoint::Probes && !self.required(endpoint)) {
-            return Vec::new();
-        }
-        let mut out = Vec::new();
-        // Open probes ignore unusable keys; the report group never does.
-        if self.required(endpoint) || endpoint == Endpoint::Report {
-            out.push(self.unauthorized(if self.required(endpoint) {
-                "The API key is missing, unknown or malformed."
-            } else {
-                "The API key is unknown or malformed (a request without one is answered)."
-            }));
-        }
-        out.push(Outcome::error(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "The API key may not see the status.",
-        ));
-        out.push(Outcome::error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "auth_unavailable",
-            "The API key lookup failed or timed out.",
-        ));
-        out
-    }
-
-    /// Refusals of resources that are details (components, metrics).
-    fn details_refusals(&self) -> Vec<Outcome> {
-        let mut out = Vec::new();
-        if !self.redacted {
-            return out;
-        }
-        let key_unlocks = self.keys.is_some() && self.visibility == Visibility::WhenAuthorized;
-        if key_unlocks && !self.required(Endpoint::Report) {
-            out.push(self.unauthorized("Details need an API key with the details permission."));
-        }
-        out.push(Outcome::error(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            if key_unlocks {
-                "The API key may not see details."
-            } else {
-                "Details are not shown to anyone."
-            },
-        ));
-        out
-    }
-
-    fn retry_after(&self) -> Value {
+            no_store()
+        };
+        let security = self.security(endpoint);
+        let operation = |method: &str, body: bool| {
+            let mut op = json!({
+                "operationId": format!("{method}{}", route.operation),
+                "summary": if body { route.summary.to_owned() } else { format!("{} (headers only)", route.summary) },
+                "description": route.description,
+                "tags": ["status"],
+                "responses": responses(&outcomes, &cache_control, body),
+            });
+            if !parameters.is_empty() {
+                op["parameters"] = json!(parameters);
+            }
+            if let Some(security) = &security {
+                op["security"] = security.clone();
+            }
+            op
+        };
         json!({
-            "description": "In maintenance with an estimated completion: whole seconds until then (at least 1).",
-            "required": false,
-            "schema": { "type": "integer", "minimum": 1 }
+            "summary": route.summary,
+            "description": format!(
+                "Only GET and HEAD: any other method is answered 405 with `Allow: {ALLOWED_METHODS}` (see `#/components/responses/MethodNotAllowed`)."
+            ),
+            "get": operation("get", true),
+            "head": operation("head", false),
         })
     }
 
-    fn report_outcomes(&self) -> Vec<Outcome> {
-        let mut out = Vec::new();
-        for (code, statuses) in self.codes(&ALL_STATUSES).into_values() {
-            let restricted = statuses.len() < ALL_STATUSES.len();
-            let json = if restricted {
-                with_status(schema_ref("Report"), status_words(&statuses))
-            } else {
-                schema_ref("Report")
-            };
-            let ietf = if restricted {
-                with_status(schema_ref("HealthResponse"), ietf_words(&statuses))
-            } else {
-                schema_ref("HealthResponse")
-            };
-            let mut outcome = Outcome::new(
-                code,
-                format!("The report; overall status {}.", list(&statuses)),
-            )
-            .content(JSON, json)
-            .content(IETF_MEDIA_TYPE, ietf);
-            for media_type in &self.custom_media_types {
-                // A registered format's body is its own: any schema.
-                outcome.content.retain(|(m, _)| m != media_type);
-                outcome = outcome.content(media_type, json!({}));
+    /// The parameters and answers of `resource`, before refusals.
+    fn operation(&self, resource: Resource) -> (Vec<Value>, Vec<Outcome>) {
+        let config = self.config;
+        let ok = |description: &str, media_type: &str, schema: Value| {
+            Outcome::new(StatusCode::OK, description).content(media_type, schema)
+        };
+        match resource {
+            Resource::Report => {
+                let bodies: [Body; 2] = [
+                    (JSON, "Report", Status::as_str),
+                    (IETF_MEDIA_TYPE, "HealthResponse", ietf_word),
+                ];
+                let mut outcomes = self.by_code("The report; overall status", &bodies);
+                for outcome in &mut outcomes {
+                    // A registered format's body is its own: any schema.
+                    let custom = &self.custom_media_types;
+                    outcome
+                        .content
+                        .retain(|(m, _)| !custom.contains(&m.as_str()));
+                    outcome
+                        .content
+                        .extend(custom.iter().map(|m| ((*m).to_owned(), json!({}))));
+                }
+                outcomes.push(Outcome::error(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::UnknownFormat,
+                    "No format of the name given in `format`.",
+                ));
+                let formats: Vec<&String> = config.formats.by_name.keys().collect();
+                let parameters = vec![
+                    query("exclude", "Components to leave out (neither run nor counted); repeated, or comma-separated.", strings()),
+                    query("format", "A registered format by name; `json` is the default format. Without it, `Accept` picks a format by media type.", json!({ "type": "string", "enum": formats })),
+                ];
+                (parameters, outcomes)
             }
-            if code == StatusCode::SERVICE_UNAVAILABLE && statuses.contains(&Status::Maintenance) {
-                outcome = outcome.header("Retry-After", self.retry_after());
+            Resource::Live => {
+                let ok = with_status(schema_ref("Probe"), &[Status::Ok], Status::as_str);
+                let live = Outcome::new(config.code(Status::Ok), "The process answers.");
+                (Vec::new(), vec![live.content(JSON, ok)])
             }
-            out.push(outcome);
-        }
-        out.push(Outcome::error(
-            StatusCode::BAD_REQUEST,
-            "unknown_format",
-            "No format of the name given in `format`.",
-        ));
-        out.extend(self.access(Endpoint::Report));
-        out
-    }
-
-    fn live_outcomes(&self) -> Vec<Outcome> {
-        let mut out = vec![
-            Outcome::new(self.config.code(Status::Ok), "The process answers.")
-                .content(JSON, schema_ref("Live")),
-        ];
-        out.extend(self.access(Endpoint::Probes));
-        out
-    }
-
-    fn ready_outcomes(&self) -> Vec<Outcome> {
-        let mut out = Vec::new();
-        for (code, statuses) in self.codes(&ALL_STATUSES).into_values() {
-            let schema = if statuses.len() < ALL_STATUSES.len() {
-                with_status(schema_ref("Ready"), status_words(&statuses))
-            } else {
-                schema_ref("Ready")
-            };
-            let mut outcome = Outcome::new(
-                code,
-                format!(
-                    "Readiness {} (down also while draining or before the startup checks pass).",
-                    list(&statuses)
-                ),
-            )
-            .content(JSON, schema);
-            if code == StatusCode::SERVICE_UNAVAILABLE && statuses.contains(&Status::Maintenance) {
-                outcome = outcome.header("Retry-After", self.retry_after());
-            }
-            out.push(outcome);
-        }
-        out.extend(self.access(Endpoint::Probes));
-        out
-    }
-
-    fn component_outcomes(&self) -> Vec<Outcome> {
-        let mut out = Vec::new();
-        if self.details {
-            let up = [Status::Ok, Status::Degraded, Status::Maintenance];
-            out.push(
-                Outcome::new(
-                    StatusCode::OK,
-                    format!("The component; its status {}.", list(&up)),
+            Resource::Ready => {
+                let parameters = vec![
+                    query("exclude", "Critical components to leave out; repeated, or comma-separated.", strings()),
+                    query("verbose", "Adds the critical components (callers with details only). Any value but `0` or `false` turns it on, an empty one too.", json!({ "type": "boolean" })),
+                ];
+                (
+                    parameters,
+                    self.by_code("Readiness", &[(JSON, "Probe", Status::as_str)]),
                 )
-                .content(
-                    JSON,
-                    with_status(schema_ref("NamedComponent"), status_words(&up)),
-                ),
-            );
-            out.push(
-                Outcome::new(StatusCode::SERVICE_UNAVAILABLE, "The component is down.").content(
-                    JSON,
-                    with_status(schema_ref("NamedComponent"), vec!["down"]),
-                ),
-            );
-            out.push(Outcome::error(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "No component of that name.",
-            ));
-        }
-        out.extend(self.details_refusals());
-        out.extend(self.access(Endpoint::Report));
-        out
-    }
-
-    fn watch_outcomes(&self) -> Vec<Outcome> {
-        let mut out = vec![Outcome::new(
-            StatusCode::OK,
-            "Server-Sent Events, without end: `event: status` with a `StatusChange` as `data`, first the current status, then one on every change the caller may see; a `: keep-alive` comment line after a quiet period.",
-        )
-        .content(
-            EVENT_STREAM,
-            json!({ "type": "string", "description": "`event: status` / `data: <StatusChange as JSON>` events and `: keep-alive` comments." }),
-        )];
-        out.extend(self.access(Endpoint::Report));
-        out
-    }
-
-    fn metrics_outcomes(&self) -> Vec<Outcome> {
-        let mut out = Vec::new();
-        if self.details {
-            out.push(
-                Outcome::new(
-                    StatusCode::OK,
+            }
+            Resource::Watch => {
+                let events = ok(
+                    "Server-Sent Events, without end: `event: status` with a `StatusChange` as `data`, first the current status, then one on every change the caller may see; a `: keep-alive` comment line after a quiet period.",
+                    "text/event-stream",
+                    json!({ "type": "string", "description": "`event: status` / `data: <StatusChange as JSON>` events and `: keep-alive` comments." }),
+                );
+                (Vec::new(), vec![events])
+            }
+            Resource::Metrics => {
+                let metrics = ok(
                     "The report in Prometheus text format (0.0.4), whatever the health.",
+                    PROMETHEUS_MEDIA_TYPE,
+                    json!({ "type": "string" }),
+                );
+                (
+                    Vec::new(),
+                    self.details.then_some(metrics).into_iter().collect(),
                 )
-                .content(PROMETHEUS_MEDIA_TYPE, json!({ "type": "string" })),
-            );
+            }
+            Resource::OpenApi => {
+                let document = ok(
+                    "This document (open to everyone).",
+                    JSON,
+                    json!({ "type": "object", "required": ["openapi", "info", "paths"] }),
+                );
+                (Vec::new(), vec![document])
+            }
+            Resource::Component => {
+                let mut outcomes = Vec::new();
+                if self.details {
+                    let up = [Status::Ok, Status::Degraded, Status::Maintenance];
+                    let named =
+                        |s: &[Status]| with_status(schema_ref("NamedComponent"), s, Status::as_str);
+                    outcomes.push(ok(
+                        &format!("The component; its status {}.", list(&up)),
+                        JSON,
+                        named(&up),
+                    ));
+                    outcomes.push(
+                        Outcome::new(StatusCode::SERVICE_UNAVAILABLE, "The component is down.")
+                            .content(JSON, named(&[Status::Down])),
+                    );
+                    outcomes.push(Outcome::error(
+                        StatusCode::NOT_FOUND,
+                        ErrorCode::NotFound,
+                        "No component of that name.",
+                    ));
+                }
+                // Not the segments of other resources, nor dot segments
+                // (clients resolve them away before sending).
+                let reserved: Vec<&str> = RESOURCES
+                    .iter()
+                    .filter(|r| r.resource.served(config))
+                    .filter_map(|r| r.segment)
+                    .chain([".", ".."])
+                    .collect();
+                let mut name =
+                    json!({ "type": "string", "minLength": 1, "not": { "enum": reserved } });
+                let mut examples: Vec<&str> = config
+                    .checks
+                    .entries
+                    .iter()
+                    .map(|e| e.spec.name.as_str())
+                    .collect();
+                if !config.traffic_rules.is_empty() {
+                    examples.push(TRAFFIC_COMPONENT);
+                }
+                // The document is public: names are details unless everyone sees them.
+                if !self.redacted && !examples.is_empty() {
+                    name["examples"] = json!(examples);
+                }
+                let mut parameter = query(
+                    "component",
+                    "The component's name, percent-encoded. The names of the other resources below the status path reach those.",
+                    name,
+                );
+                parameter["in"] = json!("path");
+                parameter["required"] = json!(true);
+                (vec![parameter], outcomes)
+            }
         }
-        out.extend(self.details_refusals());
-        out.extend(self.access(Endpoint::Report));
+    }
+
+    /// One outcome for each HTTP status the overall statuses are answered
+    /// with: a body of each named schema, its `status` limited to the
+    /// statuses that HTTP status carries (as `word` writes them).
+    fn by_code(&self, description: &str, bodies: &[Body]) -> Vec<Outcome> {
+        let mut codes: BTreeMap<u16, (StatusCode, Vec<Status>)> = BTreeMap::new();
+        for status in ALL_STATUSES {
+            let code = self.config.code(status);
+            codes
+                .entry(code.as_u16())
+                .or_insert((code, Vec::new()))
+                .1
+                .push(status);
+        }
+        let mut out = Vec::new();
+        for (code, statuses) in codes.into_values() {
+            let mut outcome = Outcome::new(code, format!("{description} {}.", list(&statuses)));
+            for (media_type, name, word) in bodies {
+                let schema = if statuses.len() < ALL_STATUSES.len() {
+                    with_status(schema_ref(name), &statuses, *word)
+                } else {
+                    schema_ref(name)
+                };
+                outcome = outcome.content(media_type, schema);
+            }
+            if code == StatusCode::SERVICE_UNAVAILABLE && statuses.contains(&Status::Maintenance) {
+                outcome = outcome.header("Retry-After", retry_after());
+            }
+            out.push(outcome);
+        }
         out
     }
 
-    fn openapi_outcomes(&self) -> Vec<Outcome> {
+    fn unauthorized(&self, description: &str) -> Outcome {
+        let outcome = Outcome::error(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized,
+            description,
+        );
+        if !self.config.access.bearer() {
+            return outcome;
+        }
+        let challenge = json!({ "type": "string", "const": BEARER_CHALLENGE });
+        outcome.header(
+            "WWW-Authenticate",
+            json!({ "description": "The Bearer challenge.", "required": true, "schema": challenge }),
+        )
+    }
+
+    /// What `Access::authorize` can refuse for `endpoint`, before any work.
+    fn refusals(&self, endpoint: Option<Endpoint>) -> Vec<Outcome> {
+        let access = &self.config.access;
+        let Some(endpoint) = endpoint.filter(|e| access.keys.is_some() && !access.open(*e)) else {
+            return Vec::new();
+        };
         vec![
-            Outcome::new(StatusCode::OK, "This document (open to everyone).").content(
-                JSON,
-                json!({ "type": "object", "required": ["openapi", "info", "paths"] }),
+            self.unauthorized(if access.required(endpoint) {
+                "The API key is missing, unknown or malformed."
+            } else {
+                "The API key is unknown or malformed (a request without one is answered)."
+            }),
+            Outcome::error(
+                StatusCode::FORBIDDEN,
+                ErrorCode::Forbidden,
+                "The API key may not see the status.",
+            ),
+            Outcome::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::AuthUnavailable,
+                "The API key lookup failed or timed out.",
             ),
         ]
     }
 
-    fn security(&self, endpoint: Option<Endpoint>) -> Option<Value> {
-        let keys = self.keys?;
-        if !self.required(endpoint?) {
-            return None;
+    /// The refusals of a resource made of details to callers who may not
+    /// see them, as `handlers::details_refusal` words them.
+    fn details_refusals(&self, endpoint: Option<Endpoint>) -> Vec<Outcome> {
+        if !self.redacted {
+            return Vec::new();
         }
-        let mut alternatives = Vec::new();
-        if keys.header.is_some() {
-            alternatives.push(json!({ "apiKey": [] }));
+        let access = &self.config.access;
+        let key_unlocks = access.details_need_key();
+        let mut out = Vec::new();
+        if key_unlocks && !endpoint.is_some_and(|e| access.required(e)) {
+            out.push(self.unauthorized("Details need an API key with the details permission."));
         }
-        if keys.bearer {
-            alternatives.push(json!({ "bearer": [] }));
-        }
-        (!alternatives.is_empty()).then_some(Value::Array(alternatives))
+        let why = if key_unlocks {
+            "The API key may not see details."
+        } else {
+            "Details are not shown to anyone."
+        };
+        out.push(Outcome::error(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            why,
+        ));
+        out
     }
 
+    /// Where keys are read: one security scheme each.
     fn security_schemes(&self) -> Map<String, Value> {
         let mut schemes = Map::new();
-        if let Some(keys) = self.keys {
-            if let Some(header) = &keys.header {
-                schemes.insert(
-                    "apiKey".into(),
-                    json!({ "type": "apiKey", "in": "header", "name": header.as_str(), "description": "An API key in its header (checked first)." }),
-                );
-            }
-            if keys.bearer {
-                schemes.insert(
-                    "bearer".into(),
-                    json!({ "type": "http", "scheme": "bearer", "description": "An API key as `Authorization: Bearer <key>`." }),
-                );
-            }
+        let Some(keys) = &self.config.access.keys else {
+            return schemes;
+        };
+        if let Some(header) = &keys.header {
+            schemes.insert(
+                "apiKey".into(),
+                json!({ "type": "apiKey", "in": "header", "name": header.as_str(), "description": "An API key in its header (checked first)." }),
+            );
+        }
+        if keys.bearer {
+            schemes.insert(
+                "bearer".into(),
+                json!({ "type": "http", "scheme": "bearer", "description": "An API key as `Authorization: Bearer <key>`." }),
+            );
         }
         schemes
     }
 
-    /// Names that address other resources, not components.
-    fn reserved_names(&self) -> Vec<&'static str> {
-        let mut names = vec!["live", "ready", "watch"];
-        if self.config.serve_metrics {
-            names.push("metrics");
-        }
-        if self.config.serve_openapi {
-            names.push("openapi.json");
-        }
-        // Dot segments: clients resolve them away before sending.
-        names.extend([".", ".."]);
-        names
+    /// When `endpoint` needs a key: any of the schemes.
+    fn security(&self, endpoint: Option<Endpoint>) -> Option<Value> {
+        let schemes = self.security_schemes();
+        let needed = !schemes.is_empty() && self.config.access.required(endpoint?);
+        needed.then(|| {
+            schemes
+                .keys()
+                .map(|name| json!({ name.as_str(): [] }))
+                .collect()
+        })
     }
 
-    fn component_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .config
-            .checks
-            .entries
-            .iter()
-            .map(|e| e.spec.name.clone())
+    /// The body schemas: derived from the types, then narrowed.
+    fn schemas(&self) -> Value {
+        let mut generator = SchemaSettings::draft2020_12()
+            .for_serialize()
+            .with(|s| {
+                s.definitions_path = "/components/schemas".into();
+                s.meta_schema = None;
+            })
+            .with_transform(as_serialized)
+            .into_generator();
+        generator.subschema_for::<Wire<'static>>();
+        generator.subschema_for::<Probe<'static>>();
+        generator.subschema_for::<StatusChange>();
+        generator.subschema_for::<ErrorBody<'static>>();
+        let mut schemas = Value::Object(generator.take_definitions(true));
+
+        schemas["ErrorBody"]["properties"]["code"]["enum"] =
+            json!(ErrorCode::ALL.map(ErrorCode::as_str));
+        let access = &self.config.access;
+        let full = &mut schemas["FullReport"];
+        if access.keys.is_some() && access.required(Endpoint::Report) {
+            // Every caller has a key: the report names it.
+            if let Some(required) = full["required"].as_array_mut() {
+                required.push(json!("caller"));
+            }
+        }
+        // As `format::json::minimal` writes it.
+        let minimal: Map<String, Value> = ["status", "timestamp"]
+            .into_iter()
+            .map(|name| (name.to_owned(), full["properties"][name].clone()))
             .collect();
-        if !self.config.traffic_rules.is_empty() {
-            names.push(TRAFFIC_COMPONENT.to_owned());
-        }
-        names
-    }
-}
-
-/// An operation of a path.
-struct Route {
-    id: &'static str,
-    summary: &'static str,
-    description: String,
-    parameters: Vec<Value>,
-    endpoint: Option<Endpoint>,
-    outcomes: Vec<Outcome>,
-    cache_control: Value,
-}
-
-fn path_item(facts: &Facts<'_>, route: &Route) -> Value {
-    let operation = |method: &str, body: bool| {
-        let mut op = json!({
-            "operationId": format!("{method}{}", route.id),
-            "summary": if body { route.summary.to_owned() } else { format!("{} (headers only)", route.summary) },
-            "description": route.description,
-            "tags": ["status"],
-            "responses": responses(&route.outcomes, &route.cache_control, body),
-        });
-        if !route.parameters.is_empty() {
-            op["parameters"] = Value::Array(route.parameters.clone());
-        }
-        if let Some(security) = facts.security(route.endpoint) {
-            op["security"] = security;
-        }
-        op
-    };
-    json!({
-        "summary": route.summary,
-        "description": format!(
-            "Only GET and HEAD: any other method is answered 405 with `Allow: {ALLOWED_METHODS}` (see `#/components/responses/MethodNotAllowed`)."
-        ),
-        "get": operation("get", true),
-        "head": operation("head", false),
-    })
-}
-
-fn exclude_parameter(description: &str) -> Value {
-    json!({
-        "name": "exclude",
-        "in": "query",
-        "description": description,
-        "style": "form",
-        "explode": true,
-        "schema": { "type": "array", "items": { "type": "string" } }
-    })
-}
-
-fn no_store() -> Value {
-    json!({ "type": "string", "const": "no-store" })
-}
-
-fn routes(facts: &Facts<'_>) -> Vec<(String, Route)> {
-    let config = facts.config;
-    let base = config.path.as_str();
-    let formats: Vec<&String> = config.formats.by_name.keys().collect();
-    let report = Route {
-        id: "Status",
-        summary: "Status report",
-        description: "The overall status, identity, uptime, memory, traffic, latency and components of the service; callers without the details permission get only `status` and `timestamp`. `Accept: application/health+json` (or `format=ietf`) selects the IETF health check format.".into(),
-        parameters: vec![
-            exclude_parameter("Components to leave out (neither run nor counted); repeated, or comma-separated."),
-            json!({
-                "name": "format",
-                "in": "query",
-                "description": "A registered format by name; `json` is the default format. Without it, `Accept` picks a format by media type.",
-                "schema": { "type": "string", "enum": formats }
-            }),
-        ],
-        endpoint: Some(Endpoint::Report),
-        outcomes: facts.report_outcomes(),
-        cache_control: if facts.custom_formats {
-            json!({ "type": "string", "description": "`no-store` unless a custom format sets its own." })
-        } else {
-            no_store()
-        },
-    };
-    let mut out = Vec::new();
-    out.push((base.to_owned(), report));
-    if base == "/" {
-        // Below a status path of `/`, nothing else is the endpoint's.
-        return out;
-    }
-    out.push((
-        format!("{base}/live"),
-        Route {
-            id: "Live",
-            summary: "Liveness",
-            description: "The process answers; no check runs.".into(),
-            parameters: Vec::new(),
-            endpoint: Some(Endpoint::Probes),
-            outcomes: facts.live_outcomes(),
-            cache_control: no_store(),
-        },
-    ));
-    out.push((
-        format!("{base}/ready"),
-        Route {
-            id: "Ready",
-            summary: "Readiness",
-            description: "Critical checks, draining, startup and maintenance; `reason` and `components` only for callers allowed to see details.".into(),
-            parameters: vec![
-                exclude_parameter("Critical components to leave out; repeated, or comma-separated."),
-                json!({
-                    "name": "verbose",
-                    "in": "query",
-                    "description": "Adds the critical components (callers with details only). Any value but `0` or `false` turns it on, an empty one too.",
-                    "schema": { "type": "boolean" }
-                }),
-            ],
-            endpoint: Some(Endpoint::Probes),
-            outcomes: facts.ready_outcomes(),
-            cache_control: no_store(),
-        },
-    ));
-    out.push((
-        format!("{base}/watch"),
-        Route {
-            id: "Watch",
-            summary: "Status changes as Server-Sent Events",
-            description: "A stream that does not end: the current status, then every change of the overall or (with details) a component's status.".into(),
-            parameters: Vec::new(),
-            endpoint: Some(Endpoint::Report),
-            outcomes: facts.watch_outcomes(),
-            cache_control: no_store(),
-        },
-    ));
-    if config.serve_metrics {
-        out.push((
-            format!("{base}/metrics"),
-            Route {
-                id: "Metrics",
-                summary: "Prometheus metrics",
-                description: "The report as Prometheus metrics; needs the details permission."
-                    .into(),
-                parameters: Vec::new(),
-                endpoint: Some(Endpoint::Report),
-                outcomes: facts.metrics_outcomes(),
-                cache_control: no_store(),
-            },
-        ));
-    }
-    if config.serve_openapi {
-        out.push((
-            format!("{base}/openapi.json"),
-            Route {
-                id: "OpenApi",
-                summary: "This OpenAPI document",
-                description: "Open to everyone: it holds no health data.".into(),
-                parameters: Vec::new(),
-                endpoint: None,
-                outcomes: facts.openapi_outcomes(),
-                cache_control: no_store(),
-            },
-        ));
-    }
-    let mut name = json!({
-        "type": "string",
-        "minLength": 1,
-        "not": { "enum": facts.reserved_names() }
-    });
-    // The document is public: names are details unless everyone sees them.
-    let examples = if facts.redacted {
-        Vec::new()
-    } else {
-        facts.component_names()
-    };
-    if !examples.is_empty() {
-        name["examples"] = json!(examples);
-    }
-    out.push((
-        format!("{base}/{{component}}"),
-        Route {
-            id: "Component",
-            summary: "One component",
-            description: "A check (run if its cached result is stale), a pushed component or `traffic`; needs the details permission.".into(),
-            parameters: vec![json!({
-                "name": "component",
-                "in": "path",
-                "required": true,
-                "description": "The component's name, percent-encoded. The names of the other resources below the status path reach those.",
-                "schema": name
-            })],
-            endpoint: Some(Endpoint::Report),
-            outcomes: facts.component_outcomes(),
-            cache_control: no_store(),
-        },
-    ));
-    out
-}
-
-fn timestamp() -> Value {
-    json!({ "type": "string", "format": "date-time", "description": "RFC 3339, UTC, milliseconds." })
-}
-
-fn count() -> Value {
-    json!({ "type": "integer", "minimum": 0 })
-}
-
-fn number() -> Value {
-    json!({ "type": "number", "minimum": 0 })
-}
-
-/// Properties of a component, with `name` first when it is named.
-fn component_schema(named: bool) -> Value {
-    let mut properties = Map::new();
-    let mut required = vec!["status", "critical", "duration_ms", "last_checked"];
-    if named {
-        properties.insert("name".into(), json!({ "type": "string" }));
-        required.insert(0, "name");
-    }
-    properties.insert("status".into(), schema_ref("Status"));
-    properties.insert(
-        "type".into(),
-        json!({ "type": "string", "description": "Kind of component, when configured." }),
-    );
-    properties.insert(
-        "critical".into(),
-        json!({ "type": "boolean", "description": "A failure takes the service down rather than degrading it." }),
-    );
-    properties.insert(
-        "error".into(),
-        json!({ "type": "string", "maxLength": MAX_ERROR_LEN, "description": "Why it is not healthy." }),
-    );
-    properties.insert("duration_ms".into(), number());
-    properties.insert("last_checked".into(), timestamp());
-    properties.insert(
-        "details".into(),
-        json!({ "description": "What the check reported (any JSON)." }),
-    );
-    properties.insert(
-        "observed_value".into(),
-        json!({ "description": "A measured value (any JSON)." }),
-    );
-    properties.insert("observed_unit".into(), json!({ "type": "string" }));
-    json!({
-        "type": "object",
-        "required": required,
-        "properties": properties,
-        "additionalProperties": false
-    })
-}
-
-fn full_report_schema(facts: &Facts<'_>) -> Value {
-    let config = facts.config;
-    let mut required = vec![
-        "status",
-        "environment",
-        "timestamp",
-        "uptime_seconds",
-        "requests",
-        "response_time_ms",
-        "status_requests",
-    ];
-    let mut properties = Map::new();
-    properties.insert("status".into(), schema_ref("Status"));
-    if config.service.is_some() {
-        properties.insert("service".into(), json!({ "type": "string" }));
-        required.push("service");
-    }
-    if config.version.is_some() {
-        properties.insert("version".into(), json!({ "type": "string" }));
-        required.push("version");
-    }
-    properties.insert("environment".into(), json!({ "type": "string" }));
-    properties.insert("timestamp".into(), timestamp());
-    properties.insert("uptime_seconds".into(), count());
-    properties.insert("memory".into(), schema_ref("Memory"));
-    properties.insert("requests".into(), schema_ref("Traffic"));
-    properties.insert("response_time_ms".into(), schema_ref("Latency"));
-    properties.insert("status_requests".into(), count());
-    properties.insert(
-        "components".into(),
-        json!({
-            "type": "object",
-            "description": "Each component by name; left out when there is none.",
-            "minProperties": 1,
-            "additionalProperties": schema_ref("Component")
-        }),
-    );
-    properties.insert("notice".into(), schema_ref("Notice"));
-    properties.insert(
-        "draining".into(),
-        json!({ "type": "boolean", "const": true, "description": "Present only while draining." }),
-    );
-    if facts.keys.is_some() {
-        properties.insert("caller".into(), schema_ref("Caller"));
-        if facts.required(Endpoint::Report) {
-            required.push("caller");
-        }
-    }
-    let mut sections: Vec<&str> = config
-        .sections
-        .entries
-        .iter()
-        .map(|e| e.spec.name.as_str())
-        .collect();
-    sections.extend(config.caller_sections.iter().map(|(name, _)| name.as_str()));
-    if !sections.is_empty() && facts.redacted {
-        // The document is public: section names are details here.
-        properties.insert(
-            "sections".into(),
-            json!({
-                "type": "object",
-                "description": "Custom sections by name (any JSON).",
-                "additionalProperties": true
-            }),
-        );
-        required.push("sections");
-    } else if !sections.is_empty() {
-        let each: Map<String, Value> = sections
-            .iter()
-            .map(|name| ((*name).to_owned(), json!({})))
-            .collect();
-        properties.insert(
-            "sections".into(),
-            json!({
-                "type": "object",
-                "description": "Custom sections by name (any JSON).",
-                "required": sections,
-                "properties": each,
-                "additionalProperties": false
-            }),
-        );
-        required.push("sections");
-    }
-    json!({
-        "type": "object",
-        "description": "The report, as callers with the details permission see it.",
-        "required": required,
-        "properties": properties,
-        "additionalProperties": false
-    })
-}
-
-fn caller_schema(facts: &Facts<'_>) -> Value {
-    let mut properties = Map::new();
-    properties.insert("name".into(), json!({ "type": "string" }));
-    if facts.config.access.counter.is_some() {
-        properties.insert(
-            "requests_in_window".into(),
-            json!({ "type": "integer", "minimum": 0, "description": "Requests with this caller's key in the current window." }),
-        );
-        properties.insert("window_ends".into(), timestamp());
-    }
-    json!({
-        "type": "object",
-        "description": "Who asked: the key's identity, its attributes (any JSON, set in code) beside `name`.",
-        "required": ["name"],
-        "properties": properties,
-        "additionalProperties": true
-    })
-}
-
-fn schemas(facts: &Facts<'_>) -> Value {
-    let report = match (facts.details, facts.redacted) {
-        (true, true) => json!({
-            "description": "The full report for callers with the details permission, else the minimal one.",
-            "oneOf": [schema_ref("FullReport"), schema_ref("MinimalReport")]
-        }),
-        (true, false) => schema_ref("FullReport"),
-        _ => schema_ref("MinimalReport"),
-    };
-    json!({
-        "Status": {
-            "type": "string",
-            "enum": status_words(&ALL_STATUSES),
-            "description": "Overall or component health, best to worst; maintenance is set by the operator."
-        },
-        "Error": {
-            "type": "object",
-            "required": ["error", "code"],
-            "properties": {
-                "error": { "type": "string", "description": "Human-readable message." },
-                "code": { "type": "string", "enum": ErrorCode::ALL.map(ErrorCode::as_str), "description": "Machine-readable code." }
-            },
-            "additionalProperties": false
-        },
-        "Live": {
-            "type": "object",
-            "required": ["status", "timestamp"],
-            "properties": {
-                "status": { "type": "string", "const": "ok" },
-                "timestamp": timestamp()
-            },
-            "additionalProperties": false
-        },
-        "Ready": {
-            "type": "object",
-            "required": ["status", "timestamp"],
-            "properties": {
-                "status": schema_ref("Status"),
-                "timestamp": timestamp(),
-                "reason": { "type": "string", "description": "Why not ready (maintenance, draining, starting), for callers with details." },
-                "components": {
-                    "type": "object",
-                    "description": "The critical components, with `verbose` and details.",
-                    "additionalProperties": schema_ref("Component")
-                }
-            },
-            "additionalProperties": false
-        },
-        "Component": component_schema(false),
-        "NamedComponent": component_schema(true),
-        "Report": report,
-        "MinimalReport": {
+        schemas["MinimalReport"] = json!({
             "type": "object",
             "description": "The report as callers without the details permission see it.",
             "required": ["status", "timestamp"],
-            "properties": { "status": schema_ref("Status"), "timestamp": timestamp() },
+            "properties": minimal,
             "additionalProperties": false
-        },
-        "FullReport": full_report_schema(facts),
-        "Memory": {
-            "type": "object",
-            "required": ["rss_bytes", "virtual_bytes"],
-            "properties": { "rss_bytes": count(), "virtual_bytes": count() },
-            "additionalProperties": false
-        },
-        "Traffic": {
-            "type": "object",
-            "description": "Requests of the wrapped service: counts since start, rates over the recent window.",
-            "required": ["total", "in_flight", "errors", "aborted", "by_class", "window_seconds", "window_total", "rate_per_second", "error_rate"],
-            "properties": {
-                "total": count(),
-                "in_flight": count(),
-                "errors": count(),
-                "aborted": count(),
-                "by_class": {
-                    "type": "object",
-                    "propertyNames": { "enum": ["1xx", "2xx", "3xx", "4xx", "5xx", "other"] },
-                    "additionalProperties": count()
-                },
-                "window_seconds": number(),
-                "window_total": count(),
-                "rate_per_second": number(),
-                "error_rate": { "type": "number", "minimum": 0, "maximum": 1 }
-            },
-            "additionalProperties": false
-        },
-        "Latency": {
-            "type": "object",
-            "description": "Response times over the recent window, in milliseconds.",
-            "required": ["count", "mean", "p50", "p90", "p99", "max"],
-            "properties": {
-                "count": count(),
-                "mean": number(),
-                "p50": number(),
-                "p90": number(),
-                "p99": number(),
-                "max": number()
-            },
-            "additionalProperties": false
-        },
-        "Notice": {
-            "type": "object",
-            "required": ["message"],
-            "properties": { "message": { "type": "string" }, "estimated_completion": timestamp() },
-            "additionalProperties": false
-        },
-        "Caller": caller_schema(facts),
-        "StatusChange": {
-            "type": "object",
-            "description": "The `data` of a watch event.",
-            "required": ["status"],
-            "properties": {
-                "status": schema_ref("Status"),
-                "components": { "type": "object", "additionalProperties": schema_ref("Status") }
-            },
-            "additionalProperties": false
-        },
-        "HealthResponse": {
-            "type": "object",
-            "description": "application/health+json (draft-inadarei-api-health-check); callers without details get only `status`.",
-            "required": ["status"],
-            "properties": {
-                "status": { "type": "string", "enum": ["pass", "warn", "fail"] },
-                "version": { "type": "string" },
-                "releaseId": { "type": "string" },
-                "notes": { "type": "array", "items": { "type": "string" } },
-                "output": { "type": "string" },
-                "serviceId": { "type": "string" },
-                "description": { "type": "string" },
-                "checks": {
-                    "type": "object",
-                    "additionalProperties": { "type": "array", "items": schema_ref("HealthCheckItem") }
-                }
-            },
-            "additionalProperties": false
-        },
-        "HealthCheckItem": {
-            "type": "object",
-            "required": ["status", "time"],
-            "properties": {
-                "componentId": { "type": "string" },
-                "componentType": { "type": "string" },
-                "observedValue": {},
-                "observedUnit": { "type": "string" },
-                "status": { "type": "string", "enum": ["pass", "warn", "fail"] },
-                "time": timestamp(),
-                "output": { "type": "string" }
-            },
-            "additionalProperties": false
+        });
+        // A component as `handlers::component` answers it: its name first.
+        let mut named = schemas["Component"].clone();
+        named["properties"]["name"] = json!({ "type": "string" });
+        if let Some(required) = named["required"].as_array_mut() {
+            required.insert(0, json!("name"));
         }
-    })
+        schemas["NamedComponent"] = named;
+        schemas["Report"] = match (self.details, self.redacted) {
+            (true, true) => json!({
+                "description": "The full report for callers with the details permission, else the minimal one.",
+                "oneOf": [schema_ref("FullReport"), schema_ref("MinimalReport")]
+            }),
+            (true, false) => schema_ref("FullReport"),
+            _ => schema_ref("MinimalReport"),
+        };
+        if let (Value::Object(schemas), Value::Object(health)) = (&mut schemas, health_response()) {
+            schemas.extend(health);
+        }
+        schemas
+    }
 }
 
-/// Builds the document for `config`.
-pub(crate) fn document(config: &Config) -> Value {
-    let facts = Facts::new(config);
-    let mut paths = Map::new();
-    for (path, route) in routes(&facts) {
-        paths.insert(path, path_item(&facts, &route));
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_schemas_describe_the_serialized_bodies() {
+        let doc = document(&Config::new("test".into()));
+        let schemas = &doc["components"]["schemas"];
+        let full = &schemas["FullReport"];
+        assert_eq!(full["additionalProperties"], false);
+        assert!(
+            full["properties"].get("histogram").is_none(),
+            "serde skips it"
+        );
+        // Left out when empty, never null.
+        assert_eq!(full["properties"]["version"]["type"], "string");
+        assert_eq!(
+            full["properties"]["notice"]["$ref"],
+            "#/components/schemas/Notice"
+        );
+        assert_eq!(full["properties"]["timestamp"]["format"], "date-time");
+        let error = &schemas["Component"]["properties"]["error"];
+        assert_eq!(
+            error,
+            &json!({ "type": "string", "maxLength": crate::report::MAX_ERROR_LEN, "description": error["description"] })
+        );
+        assert_eq!(schemas["Traffic"]["properties"]["error_rate"]["maximum"], 1);
+        // A flattened map: any other property.
+        assert_eq!(schemas["Caller"]["additionalProperties"], true);
+        let text = doc.to_string();
+        assert!(!text.contains("crate::") && !text.contains("```"), "{text}");
     }
-    let mut components = Map::new();
-    components.insert("schemas".into(), schemas(&facts));
-    components.insert(
-        "responses".into(),
-        json!({
-            "MethodNotAllowed": {
-                "description": "Any method but GET and HEAD, on every path of the endpoint.",
-                "headers": {
-                    "Allow": { "required": true, "schema": { "type": "string", "const": ALLOWED_METHODS } },
-                    "Cache-Control": { "required": true, "schema": no_store() }
-                },
-                "content": { JSON: { "schema": error_schema("method_not_allowed") } }
-            }
-        }),
-    );
-    let schemes = facts.security_schemes();
-    if !schemes.is_empty() {
-        components.insert("securitySchemes".into(), Value::Object(schemes));
-    }
-    json!({
-        "openapi": "3.1.0",
-        "info": {
-            "title": format!("{} status", config.service.as_deref().unwrap_or("service")),
-            "version": config.version.as_deref().unwrap_or("0.0.0"),
-            "description": "The status endpoints of the service (tower-status), as configured."
-        },
-        "tags": [{ "name": "status", "description": "Health and status of the service." }],
-        "paths": paths,
-        "components": components
-    })
 }

@@ -61,7 +61,7 @@ impl ErrorCode {
 }
 
 /// The body of every error the endpoint returns: `{"error": .., "code": ..}`.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub(crate) struct ErrorBody<'a> {
     pub(crate) error: &'a str,
     pub(crate) code: &'a str,

@@ -31,6 +31,12 @@ pub(crate) struct ResourceRoute {
     /// The path segment below the status path; `None` for the status path
     /// itself and for `{component}`, which takes any other segment.
     pub(crate) segment: Option<&'static str>,
+    /// Its operations' ids in the OpenAPI document, after `get` or `head`.
+    pub(crate) operation: &'static str,
+    /// What it is, in a few words (the OpenAPI summary).
+    pub(crate) summary: &'static str,
+    /// What it answers (the OpenAPI description).
+    pub(crate) description: &'static str,
 }
 
 /// Every resource, in the order the OpenAPI document lists them.
@@ -38,30 +44,51 @@ pub(crate) const RESOURCES: [ResourceRoute; 7] = [
     ResourceRoute {
         resource: Resource::Report,
         segment: None,
+        operation: "Status",
+        summary: "Status report",
+        description: "The overall status, identity, uptime, memory, traffic, latency and components of the service; callers without the details permission get only `status` and `timestamp`. `Accept: application/health+json` (or `format=ietf`) selects the IETF health check format.",
     },
     ResourceRoute {
         resource: Resource::Live,
         segment: Some("live"),
+        operation: "Live",
+        summary: "Liveness",
+        description: "The process answers; no check runs.",
     },
     ResourceRoute {
         resource: Resource::Ready,
         segment: Some("ready"),
+        operation: "Ready",
+        summary: "Readiness",
+        description: "Critical checks, draining, startup and maintenance (down while draining or before the startup checks pass); `reason` and `components` only for callers allowed to see details.",
     },
     ResourceRoute {
         resource: Resource::Watch,
         segment: Some("watch"),
+        operation: "Watch",
+        summary: "Status changes as Server-Sent Events",
+        description: "A stream that does not end: the current status, then every change of the overall or (with details) a component's status.",
     },
     ResourceRoute {
         resource: Resource::Metrics,
         segment: Some("metrics"),
+        operation: "Metrics",
+        summary: "Prometheus metrics",
+        description: "The report as Prometheus metrics; needs the details permission.",
     },
     ResourceRoute {
         resource: Resource::OpenApi,
         segment: Some("openapi.json"),
+        operation: "OpenApi",
+        summary: "This OpenAPI document",
+        description: "Open to everyone: it holds no health data.",
     },
     ResourceRoute {
         resource: Resource::Component,
         segment: None,
+        operation: "Component",
+        summary: "One component",
+        description: "A check (run if its cached result is stale), a pushed component or `traffic`; needs the details permission.",
     },
 ];
 
@@ -79,6 +106,12 @@ impl Resource {
             Resource::OpenApi => config.serve_openapi,
             Resource::Live | Resource::Ready | Resource::Watch | Resource::Component => true,
         }
+    }
+
+    /// Whether it is made of details (component names, errors, figures):
+    /// refused to callers who may not see details.
+    pub(crate) fn details(self) -> bool {
+        matches!(self, Resource::Metrics | Resource::Component)
     }
 
     /// The access rules it is under; `None`: open to everyone (it holds no
@@ -106,6 +139,15 @@ pub(crate) enum Route {
 }
 
 impl Route {
+    /// The resource it reaches (`None` for unknown paths).
+    pub(crate) fn resource(&self) -> Option<Resource> {
+        match self {
+            Route::Fixed(resource) => Some(*resource),
+            Route::Component(_) => Some(Resource::Component),
+            Route::Unknown => None,
+        }
+    }
+
     /// The access rules of the route (`Report` for unknown paths, so an
     /// anonymous caller learns nothing about which names exist).
     pub(crate) fn access(&self) -> Option<Endpoint> {

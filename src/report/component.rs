@@ -12,7 +12,7 @@ use super::{CheckResult, Status, Timestamp};
 
 /// Health of one component: a check's last run, or a value pushed through
 /// [`StatusHandle`](crate::StatusHandle).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[non_exhaustive]
 pub struct Component {
     /// `ok`, `degraded` or `down`.
@@ -24,6 +24,7 @@ pub struct Component {
     pub critical: bool,
     /// Why it is not healthy (at most 1024 bytes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = super::MAX_ERROR_LEN))]
     pub error: Option<String>,
     /// How long the last run took, in milliseconds.
     pub duration_ms: f64,
@@ -147,7 +148,7 @@ pub fn aggregate<'a>(components: impl IntoIterator<Item = &'a Component>) -> Sta
 ///     .estimated_completion(SystemTime::now() + Duration::from_secs(3600));
 /// assert!(notice.estimated_completion.is_some());
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[non_exhaustive]
 pub struct Notice {
     /// What is going on.

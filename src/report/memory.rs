@@ -31,7 +31,7 @@ impl MemoryCache {
 
 /// Memory of the process, as the operating system accounts it. In the
 /// report the figures are at most a second old.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Memory {
     /// Resident set size: bytes of physical memory the process occupies now
     /// (on Linux, `resident` of `/proc/self/statm` times the page size).

@@ -26,7 +26,18 @@ pub(crate) use wire::{join, ComponentsWire, Wire};
 
 /// Overall health, from best to worst (`maintenance` is set by the operator).
 #[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -187,7 +198,8 @@ impl Report {
 
 /// The caller's own view: its identity and, when counted, its requests in
 /// the current window.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "Caller")]
 #[non_exhaustive]
 pub struct CallerSummary {
     /// Name of the caller.

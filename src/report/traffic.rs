@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// Counts (`total`, `errors`, `aborted`, `by_class`) are since start;
 /// `window_*`, `rate_per_second` and `error_rate` describe the recent window.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[non_exhaustive]
 pub struct Traffic {
     /// Requests finished since start: every response, service error and abort.
@@ -30,13 +30,14 @@ pub struct Traffic {
     /// `window_total / window_seconds`.
     pub rate_per_second: f64,
     /// Share of the window's requests that were errors, 0 to 1.
+    #[schemars(range(min = 0, max = 1))]
     pub error_rate: f64,
 }
 
 /// Response times over the recent window, in milliseconds, measured from the
 /// call of the service until the response body ended. Percentiles are read
 /// from a log-linear histogram and are within about 3% of the exact value.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[non_exhaustive]
 pub struct Latency {
     /// Requests in the window.

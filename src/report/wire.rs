@@ -13,29 +13,47 @@ use super::Traffic;
 use super::{CallerSummary, Component, Latency, Memory, Notice, Part, Report, Status, Timestamp};
 
 /// The members of `/status`, in order, borrowed from wherever they are.
-#[derive(Serialize)]
+/// The OpenAPI document's report schema is derived from this struct too.
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "FullReport")]
 pub(crate) struct Wire<'a> {
+    /// Overall status.
     pub(crate) status: Status,
+    /// Name of the service, when configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) service: Option<&'a str>,
+    /// Version of the service, when configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) version: Option<&'a str>,
+    /// Deployment environment (`production`, `development`, ...).
     pub(crate) environment: &'a str,
+    /// When the report was made.
     pub(crate) timestamp: Timestamp,
+    /// Whole seconds since the first status layer of the process was built.
     pub(crate) uptime_seconds: u64,
+    /// Memory of the process, where the platform reports it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) memory: Option<Memory>,
+    /// Traffic of the wrapped service.
     pub(crate) requests: &'a Traffic,
+    /// Latency of the wrapped service over the recent window.
     pub(crate) response_time_ms: &'a Latency,
+    /// Requests answered by the status endpoint itself (not in `requests`).
     pub(crate) status_requests: u64,
+    /// Health of each component, by name.
     #[serde(skip_serializing_if = "ComponentsWire::is_empty")]
+    #[schemars(with = "BTreeMap<String, Component>")]
     pub(crate) components: ComponentsWire<'a>,
+    /// The maintenance notice in force.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) notice: Option<&'a Notice>,
+    /// The service is draining before shutdown (readiness fails).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub(crate) draining: bool,
+    /// Who asked, when the request carried a valid API key.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) caller: Option<&'a CallerSummary>,
+    /// Custom sections, by name.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub(crate) sections: &'a BTreeMap<String, serde_json::Value>,
 }

@@ -18,7 +18,7 @@ use crate::report::Status;
 use crate::ticker;
 
 /// The overall status and each component's, as watchers see them.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[non_exhaustive]
 pub struct StatusChange {
     /// Overall status.
