@@ -18,16 +18,45 @@
 //! a latency histogram, since start and over the last minute. See
 //! [`Report`] for every field.
 //!
-//! # Layout
+//! To push component health, drain, subscribe to changes or bridge to
+//! gRPC health, [`build`](StatusLayer::build) the layer into a
+//! [`StatusHandle`] and serve that: every consumer then reads the one
+//! configuration that is served.
 //!
-//! - [`StatusLayer`] (`layer`) holds the configuration and the shared state;
-//! - [`StatusService`] (`service`) routes each request;
-//! - [`ResponseFuture`](future::ResponseFuture) and
-//!   [`ResponseBody`](body::ResponseBody) carry the request's timer until the
-//!   response body ends;
-//! - `recorder` is the lock-free traffic recorder;
-//! - `endpoint` answers the status path;
-//! - [`report`] is the typed report every format renders.
+//! ```
+//! use axum::{routing::get, Router};
+//! use tower_status::{check::HealthCheck, StatusLayer};
+//!
+//! let status = StatusLayer::new()
+//!     .check(HealthCheck::new("db", || async { true }))
+//!     .build();
+//! let app: Router = Router::new()
+//!     .route("/", get(|| async { "hello" }))
+//!     .layer(status.clone());
+//! status.start_draining(); // on shutdown, say
+//! # let _ = app;
+//! ```
+//!
+//! # How the crate is built
+//!
+//! In layers, each using only those below it:
+//!
+//! 1. plain data: [`report`] (the report, components, check results,
+//!    status), which every format renders;
+//! 2. the engines: the lock-free traffic recorder, [`check`] (running
+//!    checks: timeouts, caching, single flight, polling), [`auth`] (API
+//!    keys, who sees details), [`format`](mod@format) (turning a report into a
+//!    response);
+//! 3. the state of a built layer (its configuration, the lifecycle a
+//!    [`StatusHandle`] changes, the watcher behind [`StatusWatch`]) and the
+//!    collection of a report from it;
+//! 4. the endpoint: one route table, a handler per resource, the shared
+//!    responses, and the OpenAPI document derived from the same table;
+//! 5. the middleware, as tower-http lays one out: [`StatusLayer`] and
+//!    [`StatusHandle`], [`StatusService`],
+//!    [`ResponseFuture`](future::ResponseFuture) and
+//!    [`ResponseBody`](body::ResponseBody), which carry a request's timer
+//!    until its response body ends.
 //!
 //! [tower]: https://docs.rs/tower
 

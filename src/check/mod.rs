@@ -171,7 +171,7 @@ impl Default for Freshness {
     }
 }
 
-/// A check with its settings, for [`StatusLayer::health_check`](crate::StatusLayer::health_check).
+/// A check with its settings, for [`StatusLayer::check`](crate::StatusLayer::check).
 #[derive(Clone)]
 pub struct HealthCheck {
     pub(crate) name: String,

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::header::{
-    HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
+    HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, RETRY_AFTER, WWW_AUTHENTICATE,
 };
 use http::{Response, StatusCode};
 use http_body_util::Full;
@@ -30,7 +30,8 @@ pub(crate) enum ErrorCode {
     AuthUnavailable,
     NotFound,
     MethodNotAllowed,
-    /// Only in the fixed body of a value that cannot be serialized.
+    /// In the fixed body of a value that cannot be serialized
+    /// (`Rendered::json`); listed for the OpenAPI document.
     #[allow(dead_code)]
     InternalError,
 }
@@ -67,27 +68,10 @@ pub(crate) struct ErrorBody<'a> {
     pub(crate) code: &'a str,
 }
 
-/// The one body sent when a value cannot be serialized (only a map with
-/// non-string keys fails).
-const UNSERIALIZABLE: &[u8] =
-    br#"{"error":"the status report could not be serialized","code":"internal_error"}"#;
-
-/// A JSON response with the endpoint's standard headers.
+/// A JSON response with the endpoint's standard headers (the format
+/// module's, so a value that cannot be serialized gets its one 500 body).
 pub(crate) fn json<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Response<Full<Bytes>> {
-    let (status, body) = match serde_json::to_vec(value) {
-        Ok(body) => (status, Bytes::from(body)),
-        // Say so rather than panic.
-        Err(_) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Bytes::from_static(UNSERIALIZABLE),
-        ),
-    };
-    let mut res = Response::new(Full::new(body));
-    *res.status_mut() = status;
-    let headers = res.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
+    rendered(Rendered::json(status, value))
 }
 
 /// A format's output as a response, with `Cache-Control: no-store` always.
@@ -210,4 +194,23 @@ fn without_body(res: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
     let (mut parts, _) = res.into_parts();
     parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
     Response::from_parts(parts, Full::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unserializable_value_gets_the_internal_error_code() {
+        let map: std::collections::BTreeMap<Vec<u8>, u8> = [(vec![1], 1)].into();
+        let res = json(StatusCode::OK, &map);
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = http_body::Body::size_hint(res.body()).exact();
+        assert!(body.is_some());
+        let bytes = futures_executor::block_on(http_body_util::BodyExt::collect(res.into_body()))
+            .unwrap()
+            .to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["code"], ErrorCode::InternalError.as_str());
+    }
 }
