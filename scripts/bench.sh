@@ -91,7 +91,7 @@ if log alloc; then
 fi
 if log memory; then
     printf '\n-- memory (tests/memory.rs)\n'
-    grep -E 'recorder_size_bytes|requests in|test result' "$LOG_DIR/memory.log" || true
+    grep -E 'requests in|test result' "$LOG_DIR/memory.log" || true
 fi
 for name in "${ORDER[@]}"; do
     case $name in load*) ;; *) continue ;; esac

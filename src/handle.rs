@@ -10,35 +10,6 @@ use crate::report::{CheckResult, Component, Notice, Report, Timestamp};
 use crate::service::StatusService;
 use crate::state::{collect, subscribe, Selection, Shared, StatusWatch};
 
-/// Options of a pushed component.
-#[derive(Clone, Debug, Default)]
-pub struct ComponentOptions {
-    component_type: Option<String>,
-    noncritical: bool,
-}
-
-impl ComponentOptions {
-    /// Critical, no type.
-    #[must_use]
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Kind of component, for counts by type.
-    #[must_use]
-    pub fn component_type(mut self, kind: impl Into<String>) -> Self {
-        self.component_type = Some(kind.into());
-        self
-    }
-
-    /// Whether a failure takes the service down (`true`, the default) or only degrades it.
-    #[must_use]
-    pub fn critical(mut self, critical: bool) -> Self {
-        self.noncritical = !critical;
-        self
-    }
-}
-
 /// A caller's requests in the current counting window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -148,26 +119,27 @@ impl StatusHandle {
         crate::endpoint::openapi::document(&self.shared.config)
     }
 
-    /// Sets a critical component's health directly, without a check.
+    /// Sets a component's health directly, without a check. Its settings
+    /// (type, criticality) are those declared with
+    /// [`HealthCheck::pushed`](crate::check::HealthCheck::pushed); a name
+    /// not declared is critical, with no type.
     pub fn set_component(&self, name: impl Into<String>, result: CheckResult) {
-        self.set_component_with(name, result, ComponentOptions::new());
-    }
-
-    /// Sets a component's health with options.
-    pub fn set_component_with(
-        &self,
-        name: impl Into<String>,
-        result: CheckResult,
-        options: ComponentOptions,
-    ) {
+        let name = name.into();
+        let settings = self
+            .shared
+            .config
+            .pushed
+            .get(&name)
+            .cloned()
+            .unwrap_or_default();
         let component = Component::from_result(
             result,
-            options.component_type,
-            !options.noncritical,
+            settings.component_type,
+            settings.critical,
             Duration::ZERO,
             Timestamp::now(),
         );
-        self.shared.lifecycle.push(name.into(), component);
+        self.shared.lifecycle.push(name, component);
     }
 
     /// Removes a pushed component.

@@ -15,7 +15,7 @@ use crate::format::{ErrorFormat, Format, Registered};
 use crate::handle::StatusHandle;
 use crate::report::{Component, Status};
 use crate::service::StatusService;
-use crate::state::{Aggregation, Config, Hook, Shared};
+use crate::state::{Aggregation, Config, Hook, PushedSettings, Shared};
 
 /// Environment variable read for the default environment name.
 pub const ENVIRONMENT_VAR: &str = "APP_ENV";
@@ -177,9 +177,25 @@ impl StatusLayer {
     ///     .check(HealthCheck::new("search", || async { true }).critical(false));
     /// # let _ = layer;
     /// ```
+    ///
+    /// [`HealthCheck::pushed`] declares a component whose health the
+    /// application pushes instead.
     #[must_use]
     pub fn check(self, check: HealthCheck) -> Self {
-        self.config(|c| c.checks.add(check))
+        self.config(|c| {
+            if check.pushed {
+                c.pushed.insert(
+                    check.name,
+                    PushedSettings {
+                        component_type: check.component_type,
+                        critical: check.critical,
+                    },
+                );
+            } else {
+                c.pushed.remove(&check.name);
+                c.checks.add(check);
+            }
+        })
     }
 
     /// Runs at most `n` checks at once; by default all run together.

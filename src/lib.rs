@@ -105,7 +105,7 @@ mod layer;
 #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
 pub mod grpc;
 
-pub use handle::{CallerRequests, ComponentOptions, StatusHandle};
+pub use handle::{CallerRequests, StatusHandle};
 pub use layer::{StatusLayer, ENVIRONMENT_VAR};
 pub use report::{Report, Status};
 pub use service::StatusService;

@@ -42,9 +42,7 @@ use tower_status::auth::{ApiKeys, Identity, MAX_TRACKED_CALLERS};
 use tower_status::check::{CheckResult, Freshness, HealthCheck};
 use tower_status::grpc::HealthBridge;
 use tower_status::report::Notice;
-use tower_status::{
-    ComponentOptions, Status, StatusChange, StatusHandle, StatusLayer, StatusWatch,
-};
+use tower_status::{Status, StatusChange, StatusHandle, StatusLayer, StatusWatch};
 
 /// How often the status is evaluated for watchers here.
 const WATCH: Duration = Duration::from_millis(50);
@@ -363,7 +361,8 @@ async fn unchanged_clones_share_one_state() {
     within("shared state", async {
         let layer = StatusLayer::new()
             .service_name("shared")
-            .check(HealthCheck::new("db", || async { true }));
+            .check(HealthCheck::new("db", || async { true }))
+            .check(HealthCheck::pushed("search").critical(false));
         // axum clones the layer for every route, the nested ones and the fallback.
         let app = Router::new()
             .route("/a", get(|| async { "a" }))
@@ -423,11 +422,7 @@ async fn unchanged_clones_share_one_state() {
 
         // Removed through the other handle: gone from the served /status.
         again.remove_component("queue");
-        again.set_component_with(
-            "search",
-            CheckResult::degraded("reindexing"),
-            ComponentOptions::new().critical(false),
-        );
+        again.set_component("search", CheckResult::degraded("reindexing"));
         let status = get_from(&client, addr, "/status").await;
         assert_eq!(status.status, StatusCode::OK, "{}", status.text());
         let report = status.json();
@@ -506,7 +501,10 @@ async fn clones_with_other_settings_keep_their_own_status() {
                 CheckResult::down("x is down")
             }))
             .build();
-        let b = base.clone().build();
+        let b = base
+            .clone()
+            .check(HealthCheck::pushed("b-only").critical(false))
+            .build();
         let a_addr = start_axum(hello_app().layer(a.clone())).await;
         let b_addr = start_axum(hello_app().layer(b.clone())).await;
         let client = http1_client();
@@ -539,11 +537,7 @@ async fn clones_with_other_settings_keep_their_own_status() {
 
         // Changes pushed to each: each subscriber sees its own, only.
         a.set_component("a-only", CheckResult::ok());
-        b.set_component_with(
-            "b-only",
-            CheckResult::down("slow"),
-            ComponentOptions::new().critical(false),
-        );
+        b.set_component("b-only", CheckResult::down("slow"));
         let seen = next_change(&mut wa, "a-only pushed", a_change).await;
         assert_eq!(seen.components.get("a-only"), Some(&Status::Ok), "{seen:?}");
         let seen = next_change(&mut wb, "b-only pushed", b_change).await;
@@ -825,7 +819,8 @@ async fn accept_weights_choose_the_format() {
     within("Accept", async {
         let layer = StatusLayer::new()
             .service_name("orders")
-            .check(HealthCheck::new("db", || async { true }));
+            .check(HealthCheck::new("db", || async { true }))
+            .check(HealthCheck::pushed("search").critical(false));
         let addr = start_axum(hello_app().layer(layer)).await;
         let client = http1_client();
 

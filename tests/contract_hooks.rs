@@ -4,6 +4,7 @@
 
 use std::convert::Infallible;
 use std::time::Duration;
+use tower_status::check::HealthCheck;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -53,11 +54,14 @@ fn all_down_rule(layer: StatusLayer) -> StatusLayer {
 
 #[tokio::test]
 async fn an_aggregation_rule_decides_status_readiness_and_watch() {
-    let layer = all_down_rule(StatusLayer::new());
+    let layer = all_down_rule(
+        StatusLayer::new()
+            .check(HealthCheck::pushed("a").critical(false))
+            .check(HealthCheck::pushed("b").critical(false)),
+    );
     let handle = layer.clone().build();
-    let noncritical = tower_status::ComponentOptions::new().critical(false);
-    handle.set_component_with("a", CheckResult::ok(), noncritical.clone());
-    handle.set_component_with("b", CheckResult::down("gone"), noncritical.clone());
+    handle.set_component("a", CheckResult::ok());
+    handle.set_component("b", CheckResult::down("gone"));
 
     let (code, _, body) = call(&layer, Method::GET, "/status").await;
     assert_eq!(
@@ -65,7 +69,7 @@ async fn an_aggregation_rule_decides_status_readiness_and_watch() {
         (StatusCode::OK, json!("degraded"))
     );
 
-    handle.set_component_with("a", CheckResult::down("gone too"), noncritical);
+    handle.set_component("a", CheckResult::down("gone too"));
     let (code, _, body) = call(&layer, Method::GET, "/status").await;
     assert_eq!(
         (code, body["status"].clone()),

@@ -254,12 +254,11 @@ impl<S> StatusService for S where
 /// The layered service, with a pushed component and some real traffic
 /// (2xx and 5xx) already recorded.
 async fn service() -> impl StatusService {
-    let layer = layer();
-    layer.clone().build().set_component_with(
-        "zz-secret-pushed",
-        CheckResult::down("secret-pushed-text"),
-        tower_status::ComponentOptions::new().critical(false),
-    );
+    let layer = layer().check(HealthCheck::pushed("zz-secret-pushed").critical(false));
+    layer
+        .clone()
+        .build()
+        .set_component("zz-secret-pushed", CheckResult::down("secret-pushed-text"));
     let svc = layer.layer(service_fn(inner));
     for path in ["/", "/fail", "/users/7", "/fail"] {
         let (parts, _) = send(svc.clone(), common::get(path)).await;

@@ -20,7 +20,7 @@ use serde_json::Value;
 use tower::{service_fn, Layer, ServiceExt};
 use tower_status::check::{Check, CheckResult, Freshness, HealthCheck};
 use tower_status::report::Notice;
-use tower_status::{ComponentOptions, Status, StatusLayer};
+use tower_status::{Status, StatusLayer};
 
 // ---------------------------------------------------------------- helpers
 
@@ -272,13 +272,15 @@ async fn pushed_components_count_like_checks() {
     assert_eq!(report["components"]["broker"]["status"], "ok");
     assert!(report["components"]["broker"].get("error").is_none());
 
-    handle.set_component_with(
-        "broker",
-        CheckResult::down("lost again"),
-        ComponentOptions::new()
+    // A component declared as pushed takes its declared settings.
+    let layer = StatusLayer::new().check(
+        HealthCheck::pushed("broker")
             .critical(false)
             .component_type("queue"),
     );
+    let handle = layer.clone().build();
+    let svc = app(&layer);
+    handle.set_component("broker", CheckResult::down("lost again"));
     let (code, report) = call_json(&svc, "/status").await;
     assert_eq!(code, StatusCode::OK, "{report}");
     assert_eq!(report["status"], "degraded");

@@ -22,7 +22,7 @@ use tower::{service_fn, Layer};
 use tower_status::auth::{ApiKeys, Identity, Permissions};
 use tower_status::check::CheckResult;
 use tower_status::format::PROMETHEUS_MEDIA_TYPE;
-use tower_status::{ComponentOptions, StatusLayer};
+use tower_status::StatusLayer;
 
 const PROMTOOL: &str = "/usr/bin/promtool";
 const PROMETHEUS: &str = "/usr/bin/prometheus";
@@ -327,12 +327,12 @@ fn hostile_layer() -> StatusLayer {
     let layer = metrics_layer()
         .service_name("bill\"ing")
         .version("1.0\\beta")
-        .environment("line\nbreak");
-    layer.clone().build().set_component_with(
-        HOSTILE,
-        CheckResult::degraded("slow"),
-        ComponentOptions::new().critical(false),
-    );
+        .environment("line\nbreak")
+        .check(HealthCheck::pushed(HOSTILE).critical(false));
+    layer
+        .clone()
+        .build()
+        .set_component(HOSTILE, CheckResult::degraded("slow"));
     layer
 }
 

@@ -28,12 +28,14 @@ use tower::{Layer, ServiceExt};
 use tower_status::auth::{ApiKeys, Identity, Permissions};
 use tower_status::check::{CheckResult, HealthCheck, TrafficRule};
 use tower_status::format::{FormatContext, Rendered};
-use tower_status::{ComponentOptions, Report, Status, StatusLayer, StatusService};
+use tower_status::{Report, Status, StatusLayer, StatusService};
 
 /// Keys the layer accepts; no answer may contain any of them.
 const KEY: &str = "fz-LEAK-full-key";
 const STATUS_KEY: &str = "fz-LEAK-status-key";
 const KEY_MARK: &str = "fz-LEAK";
+/// A pushed component whose name needs escaping in every format.
+const PUSHED: &str = "we\"ird\\ name\n%2F/x";
 
 type Inner = fn(Request<Full<Bytes>>) -> Ready<Result<Response<Full<Bytes>>, Infallible>>;
 type Svc = StatusService<tower::util::ServiceFn<Inner>>;
@@ -97,13 +99,11 @@ fn service() -> &'static Svc {
             .serve_metrics(true)
             .serve_openapi(true)
             .watch_interval(Duration::from_millis(10))
-            .watch_keepalive(Duration::from_millis(20));
-        // A pushed component whose name needs escaping in every format.
-        layer.handle().set_component_with(
-            "we\"ird\\ name\n%2F/x",
-            CheckResult::down("pushed\r\n\"error\""),
-            ComponentOptions::new().critical(false),
-        );
+            .watch_keepalive(Duration::from_millis(20))
+            // A pushed component whose name needs escaping in every format.
+            .check(HealthCheck::pushed(PUSHED).critical(false))
+            .build();
+        layer.set_component(PUSHED, CheckResult::down("pushed\r\n\"error\""));
         layer.layer(tower::service_fn(inner as Inner))
     })
 }

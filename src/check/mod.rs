@@ -31,7 +31,7 @@
 //! single-flight: however many status requests arrive while a check runs,
 //! it runs once. Checks run on the caller's tokio runtime, which needs
 //! timers enabled (as `#[tokio::main]` provides); a report asked for
-//! outside any runtime (`futures::executor::block_on(layer.report())`)
+//! outside any runtime (`futures::executor::block_on(status.report())`)
 //! runs them, and polls background checks, on a runtime of this crate's
 //! own: one thread for the whole process, started on first need.
 
@@ -181,6 +181,8 @@ pub struct HealthCheck {
     pub(crate) timeout: Duration,
     pub(crate) freshness: Freshness,
     pub(crate) serve_stale: Duration,
+    /// No check runs: the application pushes the component's health.
+    pub(crate) pushed: bool,
 }
 
 impl std::fmt::Debug for HealthCheck {
@@ -211,6 +213,32 @@ impl HealthCheck {
             timeout: DEFAULT_TIMEOUT,
             freshness: Freshness::default(),
             serve_stale: Duration::ZERO,
+            pushed: false,
+        }
+    }
+
+    /// A component whose health the application pushes with
+    /// [`StatusHandle::set_component`](crate::StatusHandle::set_component)
+    /// instead of a check: registered for its settings
+    /// ([`component_type`](Self::component_type),
+    /// [`critical`](Self::critical)); timeouts and freshness do not apply.
+    /// A component pushed without being declared is critical, with no type.
+    ///
+    /// ```
+    /// use tower_status::{check::{CheckResult, HealthCheck}, StatusLayer};
+    ///
+    /// let status = StatusLayer::new()
+    ///     .check(HealthCheck::pushed("broker").component_type("queue").critical(false))
+    ///     .build();
+    /// status.set_component("broker", CheckResult::down("connection lost"));
+    /// ```
+    #[must_use]
+    pub fn pushed(name: impl Into<String>) -> Self {
+        Self {
+            pushed: true,
+            ..Self::new(name, || async {
+                CheckResult::down("pushed components are not checked")
+            })
         }
     }
 

@@ -126,7 +126,6 @@ mod tests {
     fn default_json_reuses_stored_results() {
         use crate::auth::{ApiKeys, Identity};
         use crate::check::{CheckResult, Freshness, HealthCheck, TrafficRule};
-        use crate::handle::ComponentOptions;
 
         let layer = crate::StatusLayer::new()
             .version("1.2.3")
@@ -153,18 +152,15 @@ mod tests {
                         .attribute("tier", "gold")
                         .attribute("limit", 10),
                 ),
-            );
+            )
+            .check(HealthCheck::pushed("m-pushed").critical(false));
         let handle = layer.clone().build();
         for uri in ["/status", "/status?exclude=z-last"] {
             let (status, body) = get(&layer, uri, Some("k"));
             assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
         }
         handle.set_component("pushed-over", CheckResult::ok());
-        handle.set_component_with(
-            "m-pushed",
-            CheckResult::down("gone"),
-            ComponentOptions::new().critical(false),
-        );
+        handle.set_component("m-pushed", CheckResult::down("gone"));
         handle.start_draining();
         handle.set_maintenance(
             crate::report::Notice::new("upgrade")

@@ -63,6 +63,25 @@ pub(crate) struct Config {
     pub(crate) error_format: Option<Hook<dyn ErrorFormat>>,
     /// Decides the overall status from the components, when not the default rule.
     pub(crate) aggregation: Option<Hook<Aggregation>>,
+    /// Settings of the components the application pushes, by name.
+    pub(crate) pushed: BTreeMap<String, PushedSettings>,
+}
+
+/// The settings of a pushed component ([`HealthCheck::pushed`](crate::check::HealthCheck::pushed)).
+#[derive(Clone, Debug)]
+pub(crate) struct PushedSettings {
+    pub(crate) component_type: Option<String>,
+    pub(crate) critical: bool,
+}
+
+impl Default for PushedSettings {
+    /// A component pushed without being declared: critical, no type.
+    fn default() -> Self {
+        Self {
+            component_type: None,
+            critical: true,
+        }
+    }
 }
 
 impl Config {
@@ -94,6 +113,7 @@ impl Config {
             builtin_formats: true,
             error_format: None,
             aggregation: None,
+            pushed: BTreeMap::new(),
         }
     }
 
