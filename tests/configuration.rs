@@ -50,9 +50,11 @@ const WATCH: Duration = Duration::from_millis(50);
 const TTL: Duration = Duration::from_millis(20);
 /// How far apart the consumers may see a change: one watch interval (the
 /// watcher's next tick) after the check's cache expired, plus slack for
-/// scheduling and polling on a loaded 2-core machine. Far below the 1 s
-/// default interval, and a consumer reading another state never agrees.
-const AGREE_WITHIN: Duration = Duration::from_millis(50 + 20 + 300);
+/// scheduling and polling on a loaded 2-core machine (CI runs test
+/// binaries side by side). Under a second: the bug this guards against kept
+/// gRPC `SERVING` for seconds, and a consumer reading another state never
+/// agrees at all.
+const AGREE_WITHIN: Duration = Duration::from_millis(50 + 20 + 900);
 /// How often the HTTP and gRPC observers poll.
 const POLL: Duration = Duration::from_millis(2);
 /// Upper bound of a whole test.
