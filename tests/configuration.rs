@@ -39,7 +39,8 @@ use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 use tower::{Layer, ServiceExt};
 use tower_status::auth::{ApiKeys, Identity, MAX_TRACKED_CALLERS};
-use tower_status::check::{CheckResult, Freshness, HealthCheck};
+use tower_status::check::{CheckResult, Freshness, HealthCheck, TcpCheck};
+use tower_status::format::JsonFormat;
 use tower_status::grpc::HealthBridge;
 use tower_status::report::Notice;
 use tower_status::{Status, StatusChange, StatusHandle, StatusLayer, StatusWatch};
@@ -665,7 +666,7 @@ fn panic_message(what: &str, f: impl FnOnce() + UnwindSafe) -> String {
 #[test]
 fn misconfiguration_fails_at_the_builder_call_naming_the_setting() {
     type Case = (&'static str, &'static str, fn());
-    let cases: [Case; 9] = [
+    let cases: [Case; 11] = [
         (".path(\"\")", "StatusLayer::path", || {
             let _ = StatusLayer::new().path("");
         }),
@@ -722,6 +723,20 @@ fn misconfiguration_fails_at_the_builder_call_naming_the_setting() {
                     HealthCheck::new("db", || async { true }).freshness(Freshness::Background {
                         every: Duration::ZERO,
                     });
+            },
+        ),
+        (
+            "TcpCheck::timeout(Duration::ZERO)",
+            "TcpCheck::timeout",
+            || {
+                let _ = TcpCheck::new("127.0.0.1:1").timeout(Duration::ZERO);
+            },
+        ),
+        (
+            ".format(.., Some(\"json\"), ..)",
+            "StatusLayer::format",
+            || {
+                let _ = StatusLayer::new().format("x", Some("json"), JsonFormat);
             },
         ),
     ];

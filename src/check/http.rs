@@ -58,8 +58,17 @@ impl HttpCheck {
     }
 
     /// How long connect, request and body may take together.
+    ///
+    /// # Panics
+    ///
+    /// When `timeout` is zero (every request would time out).
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
+        assert!(
+            !timeout.is_zero(),
+            "HttpCheck::timeout for `{}` must be greater than zero",
+            self.url
+        );
         self.timeout = timeout;
         self
     }

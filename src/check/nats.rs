@@ -137,8 +137,16 @@ impl NatsCheck {
     }
 
     /// How long one connect attempt may take.
+    ///
+    /// # Panics
+    ///
+    /// When `timeout` is zero.
     #[must_use]
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        assert!(
+            !timeout.is_zero(),
+            "NatsCheck::connect_timeout must be greater than zero"
+        );
         self.connect_timeout = timeout;
         self
     }
@@ -146,8 +154,16 @@ impl NatsCheck {
     /// How long the round trip, and then the statistics, may each take.
     /// Keep it below the [`HealthCheck`](super::HealthCheck) timeout
     /// (2 s by default) to get this check's own error text.
+    ///
+    /// # Panics
+    ///
+    /// When `timeout` is zero.
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
+        assert!(
+            !timeout.is_zero(),
+            "NatsCheck::timeout must be greater than zero"
+        );
         self.timeout = timeout;
         self
     }

@@ -71,8 +71,17 @@ impl TcpCheck {
     }
 
     /// How long the connect may take.
+    ///
+    /// # Panics
+    ///
+    /// When `timeout` is zero (every connect would time out).
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
+        assert!(
+            !timeout.is_zero(),
+            "TcpCheck::timeout for `{}` must be greater than zero",
+            self.addr
+        );
         self.connect_timeout = timeout;
         self
     }
