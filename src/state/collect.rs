@@ -303,9 +303,27 @@ impl Collected<'_> {
             caller,
             sections: &self.sections,
         };
+        // Sized once: the stored results' JSON plus the rest of the report.
+        let components_len = match &self.board {
+            Some(board) => board.joined.get().len(),
+            None => self
+                .components
+                .iter()
+                .map(|(name, part)| {
+                    name.len()
+                        + match part {
+                            Part::Stored(stored) => stored.json.get().len(),
+                            Part::Owned(_) => 256,
+                        }
+                })
+                .sum(),
+        };
+        let mut out = Vec::with_capacity(640 + components_len);
         // Nothing in it fails to serialize (maps of `Value` have string
-        // keys, numbers are finite or written as null).
-        serde_json::to_vec(&wire).unwrap_or_default()
+        // keys, numbers are finite or written as null), and a `Vec` takes
+        // any write.
+        let _ = serde_json::to_writer(&mut out, &wire);
+        out
     }
 }
 
