@@ -138,7 +138,7 @@ pub struct Report {
     pub environment: String,
     /// When the report was made.
     pub timestamp: Timestamp,
-    /// Whole seconds since the first `StatusLayer` of the process was created.
+    /// Whole seconds since the first status layer of the process was built.
     pub uptime_seconds: u64,
     /// Memory of the process, where the platform reports it.
     #[serde(default)]
