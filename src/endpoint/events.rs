@@ -65,6 +65,7 @@ impl SseBody {
             } else {
                 BTreeMap::new()
             },
+            draining: change.draining,
         }
     }
 }

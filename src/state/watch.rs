@@ -26,6 +26,9 @@ pub struct StatusChange {
     /// Each component's own status (left out for callers without details).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub components: BTreeMap<String, Status>,
+    /// The service is draining ([`StatusHandle::start_draining`](crate::StatusHandle::start_draining)).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub draining: bool,
 }
 
 /// The evaluator of one layer: started by the first subscriber, stopped
@@ -121,6 +124,7 @@ fn evaluator(
                     .iter()
                     .map(|(name, c)| (name.clone(), c.status))
                     .collect(),
+                draining: report.draining,
             };
             watcher.tx.send_if_modified(|current| {
                 if current.as_ref() == Some(&change) {
