@@ -13,6 +13,7 @@ use crate::auth::{ApiKeys, CallerCounter, Endpoint, Visibility};
 use crate::check::{HealthCheck, TrafficRule};
 use crate::format::{ErrorFormat, Format, Registered};
 use crate::handle::StatusHandle;
+use crate::notify::Delivery;
 use crate::report::{Component, Status};
 use crate::service::StatusService;
 use crate::state::{Aggregation, Config, Hook, PushedSettings, Shared};
@@ -455,6 +456,52 @@ impl StatusLayer {
             "StatusLayer::watch_keepalive: must be at least 10 ms, got {every:?}"
         );
         self.config(|c| c.watch_keepalive = every)
+    }
+
+    /// Announces every change of the status to `delivery`'s notifier (see
+    /// [`notify`](crate::notify)); call it once per notifier. Each gets its
+    /// own queue, delivered from a task: nothing waits for it.
+    ///
+    /// ```
+    /// # #[cfg(feature = "webhook")] {
+    /// use tower_status::notify::{Delivery, WebhookNotifier};
+    /// use tower_status::StatusLayer;
+    ///
+    /// let webhook = WebhookNotifier::new("http://127.0.0.1:9000/hooks/status").unwrap();
+    /// let layer = StatusLayer::new().notify(Delivery::to("webhook", webhook));
+    /// # let _ = layer; }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// When a notifier of the same name is already registered.
+    #[must_use]
+    pub fn notify(self, delivery: Delivery) -> Self {
+        assert!(
+            !self
+                .config
+                .deliveries
+                .iter()
+                .any(|d| d.name == delivery.name),
+            "StatusLayer::notify: a notifier named `{}` is already registered",
+            delivery.name
+        );
+        self.config(|c| c.deliveries.push(delivery))
+    }
+
+    /// How many transitions the log keeps (`/status/transitions`, the
+    /// newest last); default 256. Older ones are dropped first.
+    ///
+    /// # Panics
+    ///
+    /// When `capacity` is zero.
+    #[must_use]
+    pub fn transition_log_capacity(self, capacity: usize) -> Self {
+        assert!(
+            capacity > 0,
+            "StatusLayer::transition_log_capacity: must be at least 1"
+        );
+        self.config(|c| c.transition_capacity = capacity)
     }
 
     /// The normalized status path.

@@ -46,7 +46,7 @@
 //! 2. the engines: the lock-free traffic recorder, [`check`] (running
 //!    checks: timeouts, caching, single flight, polling), [`auth`] (API
 //!    keys, who sees details), [`format`](mod@format) (turning a report into a
-//!    response);
+//!    response), [`notify`] (delivering status changes);
 //! 3. the state of a built layer (its configuration, the lifecycle a
 //!    [`StatusHandle`] changes, the watcher behind [`StatusWatch`]) and the
 //!    collection of a report from it;
@@ -82,6 +82,8 @@ pub mod check;
 pub mod auth;
 
 pub mod format;
+
+pub mod notify;
 
 // 4. The state of a built layer (configuration, lifecycle, watcher) and
 //    collecting a report from it.

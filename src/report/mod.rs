@@ -9,6 +9,7 @@ mod component;
 mod memory;
 mod result;
 mod traffic;
+mod transition;
 mod wire;
 
 use std::collections::BTreeMap;
@@ -20,8 +21,10 @@ pub use component::{aggregate, Component, Notice};
 pub(crate) use component::{Part, Stored};
 pub use memory::Memory;
 pub(crate) use memory::MemoryCache;
+pub(crate) use result::truncate_error;
 pub use result::{CheckResult, MAX_ERROR_LEN};
 pub use traffic::{Latency, LatencyHistogram, Traffic, HISTOGRAM_BOUNDS};
+pub use transition::{Notification, RootCause, Transition};
 pub(crate) use wire::{join, ComponentsWire, Wire};
 
 /// Overall health, from best to worst (`maintenance` is set by the operator).

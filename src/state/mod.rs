@@ -22,6 +22,7 @@ use http::StatusCode;
 use crate::auth::{Access, CallerCounter};
 use crate::check::{Checks, TrafficRule};
 use crate::format::{ErrorFormat, Formats};
+use crate::notify::Delivery;
 use crate::recorder::Recorder;
 use crate::report::{Component, Status};
 
@@ -65,6 +66,10 @@ pub(crate) struct Config {
     pub(crate) aggregation: Option<Hook<Aggregation>>,
     /// Settings of the components the application pushes, by name.
     pub(crate) pushed: BTreeMap<String, PushedSettings>,
+    /// Where status changes are announced.
+    pub(crate) deliveries: Vec<Delivery>,
+    /// How many transitions the log keeps.
+    pub(crate) transition_capacity: usize,
 }
 
 /// The settings of a pushed component ([`HealthCheck::pushed`](crate::check::HealthCheck::pushed)).
@@ -114,6 +119,8 @@ impl Config {
             error_format: None,
             aggregation: None,
             pushed: BTreeMap::new(),
+            deliveries: Vec::new(),
+            transition_capacity: 256,
         }
     }
 

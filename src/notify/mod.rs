@@ -1,0 +1,195 @@
+//! Notifications: telling someone when the status changes.
+//!
+//! A [`Notifier`] is handed a [`Notification`] for every change of the
+//! overall status or of a component's (one per change, naming the root
+//! causes once). Each notifier registered with
+//! [`StatusLayer::notify`](crate::StatusLayer::notify) gets its own
+//! [`Delivery`]: a bounded queue and a task that delivers in order, one at
+//! a time, with a timeout per attempt and retries with exponential backoff.
+//! Nothing waits for it: a request or a check only puts the notification
+//! in the queue. When the queue is full the oldest waiting notification is
+//! dropped, and counted; what was delivered, failed or dropped is shown to
+//! callers with details at `/status/transitions`.
+//!
+//! ```
+//! use std::time::Duration;
+//! use tower_status::notify::{Delivery, Notifier, NotifyFuture};
+//! use tower_status::report::Notification;
+//! use tower_status::StatusLayer;
+//!
+//! /// Writes each change to the log.
+//! struct Log;
+//!
+//! impl Notifier for Log {
+//!     fn notify<'a>(&'a self, n: &'a Notification) -> NotifyFuture<'a> {
+//!         Box::pin(async move {
+//!             println!("#{}: now {}", n.sequence, n.status);
+//!             Ok(())
+//!         })
+//!     }
+//! }
+//!
+//! let status = StatusLayer::new()
+//!     .notify(Delivery::to("log", Log).attempt_timeout(Duration::from_secs(1)).max_attempts(3))
+//!     .build();
+//! # let _ = status;
+//! ```
+
+mod outbox;
+
+use std::error::Error;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::report::{Notification, Timestamp};
+
+pub(crate) use outbox::Outbox;
+
+/// Why a delivery attempt failed.
+pub type NotifyError = Box<dyn Error + Send + Sync>;
+
+/// What [`Notifier::notify`] returns.
+pub type NotifyFuture<'a> = Pin<Box<dyn Future<Output = Result<(), NotifyError>> + Send + 'a>>;
+
+/// Delivers notifications somewhere (a webhook, a chat, a pager).
+pub trait Notifier: Send + Sync + 'static {
+    /// One attempt to deliver `notification`. An error (or running past
+    /// the attempt timeout) makes the delivery try again later.
+    fn notify<'a>(&'a self, notification: &'a Notification) -> NotifyFuture<'a>;
+}
+
+/// A notifier with its delivery settings, for
+/// [`StatusLayer::notify`](crate::StatusLayer::notify).
+#[derive(Clone)]
+pub struct Delivery {
+    pub(crate) name: String,
+    pub(crate) notifier: Arc<dyn Notifier>,
+    pub(crate) attempt_timeout: Duration,
+    pub(crate) max_attempts: u32,
+    pub(crate) first_backoff: Duration,
+    pub(crate) max_backoff: Duration,
+    pub(crate) capacity: usize,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("name", &self.name)
+            .field("attempt_timeout", &self.attempt_timeout)
+            .field("max_attempts", &self.max_attempts)
+            .field("first_backoff", &self.first_backoff)
+            .field("max_backoff", &self.max_backoff)
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Delivery {
+    /// Delivers to `notifier`, shown under `name`: 5 s per attempt, at most
+    /// 5 attempts, backoff from 200 ms doubling up to 30 s, 256 waiting.
+    #[must_use]
+    pub fn to(name: impl Into<String>, notifier: impl Notifier) -> Self {
+        Self {
+            name: name.into(),
+            notifier: Arc::new(notifier),
+            attempt_timeout: Duration::from_secs(5),
+            max_attempts: 5,
+            first_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(30),
+            capacity: 256,
+        }
+    }
+
+    /// How long one attempt may take before it counts as failed.
+    ///
+    /// # Panics
+    ///
+    /// If `timeout` is zero.
+    #[must_use]
+    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
+        assert!(
+            !timeout.is_zero(),
+            "Delivery::attempt_timeout for `{}` must be greater than zero",
+            self.name
+        );
+        self.attempt_timeout = timeout;
+        self
+    }
+
+    /// How many attempts a notification gets before it counts as failed.
+    ///
+    /// # Panics
+    ///
+    /// If `attempts` is zero.
+    #[must_use]
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        assert!(
+            attempts > 0,
+            "Delivery::max_attempts for `{}` must be at least 1",
+            self.name
+        );
+        self.max_attempts = attempts;
+        self
+    }
+
+    /// The wait after the first failed attempt, doubled after each next
+    /// one up to `max`.
+    ///
+    /// # Panics
+    ///
+    /// If `first` is greater than `max`.
+    #[must_use]
+    pub fn backoff(mut self, first: Duration, max: Duration) -> Self {
+        assert!(
+            first <= max,
+            "Delivery::backoff for `{}`: the first wait must not exceed the longest",
+            self.name
+        );
+        self.first_backoff = first;
+        self.max_backoff = max;
+        self
+    }
+
+    /// How many notifications may wait; when one more comes, the oldest
+    /// waiting is dropped (and counted).
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is zero.
+    #[must_use]
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        assert!(
+            capacity > 0,
+            "Delivery::queue_capacity for `{}` must be at least 1",
+            self.name
+        );
+        self.capacity = capacity;
+        self
+    }
+}
+
+/// How a notifier's deliveries went, as `/status/transitions` shows them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[non_exhaustive]
+pub struct DeliveryStats {
+    /// Notifications delivered.
+    pub delivered: u64,
+    /// Notifications given up after their last attempt failed.
+    pub failed: u64,
+    /// Notifications dropped from a full queue, never attempted to the end.
+    pub dropped: u64,
+    /// Attempts that failed (each retry counts).
+    pub failed_attempts: u64,
+    /// Notifications waiting now (including one being delivered).
+    pub queued: u64,
+    /// The last attempt's error, when an attempt has failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When that attempt failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error_at: Option<Timestamp>,
+}
