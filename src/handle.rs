@@ -8,7 +8,7 @@ use tower_layer::Layer;
 
 use crate::report::{CheckResult, Component, Notice, Report, Timestamp};
 use crate::service::StatusService;
-use crate::state::{collect, subscribe, Selection, Shared, StatusWatch};
+use crate::state::{collect, subscribe, Selection, Shared, StatusWatch, TransitionLog};
 
 /// A caller's requests in the current counting window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,6 +69,8 @@ impl<S> Layer<S> for StatusHandle {
 
 impl StatusHandle {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        // Transitions are seen from the start when built on a runtime.
+        crate::state::start(&shared);
         Self { shared }
     }
 
@@ -109,6 +111,17 @@ impl StatusHandle {
             &crate::auth::Caller::full(),
         )
         .await
+    }
+
+    /// The transition log: the latest changes of the overall and each
+    /// component's status, flap counts over the last hour, and how the
+    /// notifiers' deliveries went, as `/status/transitions` serves it.
+    /// Changes are seen by an evaluator that runs every
+    /// [`watch_interval`](crate::StatusLayer::watch_interval) from when
+    /// the layer is built (or first used) on a tokio runtime.
+    #[must_use]
+    pub fn transitions(&self) -> TransitionLog {
+        self.shared.verdicts.log()
     }
 
     /// The OpenAPI 3.1 document of the status endpoints as configured

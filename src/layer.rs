@@ -190,6 +190,7 @@ impl StatusLayer {
                     PushedSettings {
                         component_type: check.component_type,
                         critical: check.critical,
+                        depends_on: check.depends_on,
                     },
                 );
             } else {

@@ -183,6 +183,37 @@ pub struct HealthCheck {
     pub(crate) serve_stale: Duration,
     /// No check runs: the application pushes the component's health.
     pub(crate) pushed: bool,
+    pub(crate) damping: Damping,
+    /// Background runs start up to this much later than their interval.
+    pub(crate) jitter: Duration,
+    /// The first background run waits this long.
+    pub(crate) initial_delay: Duration,
+    /// Components this one needs (names of checks or declared pushed components).
+    pub(crate) depends_on: Vec<String>,
+}
+
+/// When a check's runs change its reported status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Damping {
+    /// Failed runs in a row before it leaves `ok`.
+    pub(crate) failure_threshold: u32,
+    /// Passed runs in a row before it comes back to `ok`.
+    pub(crate) success_threshold: u32,
+    /// How long it must have been failing, too, before it leaves `ok`.
+    pub(crate) max_time_in_error: Option<Duration>,
+}
+
+impl Damping {
+    /// Every run shows as it is.
+    pub(crate) const NONE: Damping = Damping {
+        failure_threshold: 1,
+        success_threshold: 1,
+        max_time_in_error: None,
+    };
+
+    pub(crate) fn is_none(&self) -> bool {
+        *self == Self::NONE
+    }
 }
 
 impl std::fmt::Debug for HealthCheck {
@@ -194,6 +225,10 @@ impl std::fmt::Debug for HealthCheck {
             .field("timeout", &self.timeout)
             .field("freshness", &self.freshness)
             .field("serve_stale", &self.serve_stale)
+            .field("damping", &self.damping)
+            .field("jitter", &self.jitter)
+            .field("initial_delay", &self.initial_delay)
+            .field("depends_on", &self.depends_on)
             .finish_non_exhaustive()
     }
 }
@@ -214,6 +249,10 @@ impl HealthCheck {
             freshness: Freshness::default(),
             serve_stale: Duration::ZERO,
             pushed: false,
+            damping: Damping::NONE,
+            jitter: Duration::ZERO,
+            initial_delay: Duration::ZERO,
+            depends_on: Vec::new(),
         }
     }
 
@@ -303,6 +342,114 @@ impl HealthCheck {
     #[must_use]
     pub fn serve_stale(mut self, bound: Duration) -> Self {
         self.serve_stale = bound;
+        self
+    }
+
+    /// Failed runs in a row (any status but `ok`) before the component
+    /// leaves `ok`, as kubelet's `failureThreshold`; default 1. Until then
+    /// it is reported as before, with the run itself under `last_run`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_status::check::{Freshness, HealthCheck, TcpCheck};
+    ///
+    /// // Down after 3 failed runs a second apart, back after 2 passed ones.
+    /// let db = HealthCheck::new("db", TcpCheck::new("127.0.0.1:5432"))
+    ///     .freshness(Freshness::Background { every: Duration::from_secs(1) })
+    ///     .failure_threshold(3)
+    ///     .success_threshold(2);
+    /// # let _ = db;
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `runs` is zero.
+    #[must_use]
+    pub fn failure_threshold(mut self, runs: u32) -> Self {
+        assert!(
+            runs > 0,
+            "HealthCheck::failure_threshold for check `{}` must be at least 1",
+            self.name
+        );
+        self.damping.failure_threshold = runs;
+        self
+    }
+
+    /// Passed runs in a row before a failing component is `ok` again;
+    /// default 1.
+    ///
+    /// # Panics
+    ///
+    /// If `runs` is zero.
+    #[must_use]
+    pub fn success_threshold(mut self, runs: u32) -> Self {
+        assert!(
+            runs > 0,
+            "HealthCheck::success_threshold for check `{}` must be at least 1",
+            self.name
+        );
+        self.damping.success_threshold = runs;
+        self
+    }
+
+    /// How long runs must have been failing before the component leaves
+    /// `ok`, on top of the [failure threshold](Self::failure_threshold)
+    /// (both must be reached, as in Go's `alexliesenfeld/health`): the
+    /// time a failure may stay in error unreported. Default: none.
+    #[must_use]
+    pub fn max_time_in_error(mut self, time: Duration) -> Self {
+        self.damping.max_time_in_error = Some(time);
+        self
+    }
+
+    /// Background runs start up to `jitter` later than their interval (a
+    /// random share, drawn for each run), and the first run up to `jitter`
+    /// after the [initial delay](Self::initial_delay): a fleet of
+    /// instances does not probe a dependency in lockstep. Default: none.
+    #[must_use]
+    pub fn jitter(mut self, jitter: Duration) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// How long after the layer is first used the first background run
+    /// starts; default: at once.
+    #[must_use]
+    pub fn initial_delay(mut self, delay: Duration) -> Self {
+        self.initial_delay = delay;
+        self
+    }
+
+    /// Components this one needs to work (checks or
+    /// [pushed](Self::pushed) components registered on the same layer).
+    /// While one of them fails, this component's failure is reported as
+    /// blocked by it (`blocked_by`), and the report names only the
+    /// components that fail on their own as root causes.
+    ///
+    /// ```
+    /// use tower_status::check::{HealthCheck, TcpCheck};
+    /// use tower_status::StatusLayer;
+    ///
+    /// let layer = StatusLayer::new()
+    ///     .check(HealthCheck::new("db", TcpCheck::new("127.0.0.1:5432")))
+    ///     .check(HealthCheck::new("search", TcpCheck::new("127.0.0.1:9200")).depends_on(["db"]));
+    /// # let _ = layer;
+    /// ```
+    ///
+    /// A dependency on a component that is not registered, or a cycle, is
+    /// refused when the layer is built (a panic naming them).
+    #[must_use]
+    pub fn depends_on<I, S>(mut self, components: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        for name in components {
+            let name = name.into();
+            if !self.depends_on.contains(&name) {
+                self.depends_on.push(name);
+            }
+        }
         self
     }
 }

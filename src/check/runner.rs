@@ -1,6 +1,5 @@
 //! Running checks: timeouts, panics, caching, single flight, background polling.
 
-use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -11,7 +10,7 @@ use tokio::sync::Semaphore;
 
 use super::{runtime, BoxFuture, CheckResult, Freshness, HealthCheck};
 use crate::guarded::{self, Failure};
-use crate::report::{Component, Status, Stored, Timestamp};
+use crate::report::{Component, LastRun, Status, Stored, Timestamp};
 use crate::ticker;
 
 type Flight = Shared<BoxFuture<'static, Arc<Stored>>>;
@@ -35,6 +34,19 @@ struct State {
     /// The run in progress, shared by everyone waiting for it.
     flight: Option<Flight>,
     poller: bool,
+    /// Runs in a row that passed, or failed, like the last one.
+    streak: Streak,
+    /// The status reported after damping (`None` before the first run).
+    shown: Option<Status>,
+}
+
+/// Runs in a row with the same outcome.
+#[derive(Clone, Copy, Debug, Default)]
+struct Streak {
+    failing: bool,
+    count: u32,
+    /// When the first run of the streak ended.
+    since: Option<Instant>,
 }
 
 /// Every registered check, with the settings that apply to all of them.
@@ -180,6 +192,18 @@ impl Checks {
             .all(|e| e.ever_ok.load(Ordering::Relaxed))
     }
 
+    /// The last results of the selected checks, however old, without
+    /// running any: what has been seen so far. Checks that never ran are
+    /// left out.
+    pub(crate) fn peek<'a>(
+        &'a self,
+        selected: impl Iterator<Item = &'a Arc<Entry>>,
+    ) -> Vec<(&'a str, Arc<Stored>)> {
+        selected
+            .filter_map(|entry| Some((entry.spec.name.as_str(), entry.peek(&self.limit)?)))
+            .collect()
+    }
+
     /// Results of the selected checks, run concurrently within the deadline,
     /// with the names they are registered under; cached results are served
     /// when fresh at `now`. Also says whether any run was waited for.
@@ -235,6 +259,16 @@ impl Checks {
 }
 
 impl Entry {
+    /// The last result, however old, without starting a run (a background
+    /// check's poller is started if it is not running).
+    fn peek(self: &Arc<Self>, limit: &Option<Arc<Semaphore>>) -> Option<Arc<Stored>> {
+        let mut state = self.lock();
+        if let Freshness::Background { every } = self.spec.freshness {
+            self.ensure_poller(&mut state, every, limit.clone());
+        }
+        state.last.as_ref().map(|(_, stored)| Arc::clone(stored))
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic never happens while the lock is held, but stay usable if one did.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -286,10 +320,12 @@ impl Entry {
         let run = async move {
             // Cancelled with its runtime, the run must not stay "in flight" forever.
             let reset = Reset::new(&entry, |state| state.flight = None);
-            let component = entry.run(limit).await;
+            let (result, took, at) = entry.run(limit).await;
             reset.disarm();
             let mut state = entry.lock();
-            state.last = Some((Instant::now(), Arc::clone(&component)));
+            let now = Instant::now();
+            let component = entry.settle(&mut state, result, took, at, now);
+            state.last = Some((now, Arc::clone(&component)));
             state.flight = None;
             entry.generation.fetch_add(1, Ordering::Release);
             component
@@ -337,29 +373,126 @@ impl Entry {
         // Dropped with the task (and its runtime): a later request on
         // another runtime starts a new poller.
         let reset = Reset::new(self, |state| state.poller = false);
-        // Stops when the layer that registered the check is gone.
-        ticker::spawn(
-            &rt,
-            every,
-            Arc::downgrade(self),
-            move |entry: Arc<Entry>| {
-                let _until_the_task_ends = &reset;
+        let owner = Arc::downgrade(self);
+        let (jitter, initial_delay) = (self.spec.jitter, self.spec.initial_delay);
+        rt.spawn(async move {
+            let _until_the_task_ends = reset;
+            let first = initial_delay.saturating_add(random_up_to(jitter));
+            if !first.is_zero() {
+                tokio::time::sleep(first.min(ticker::MAX_PERIOD)).await;
+            }
+            // Stops when the layer that registered the check is gone.
+            while let Some(entry) = owner.upgrade() {
+                let started = tokio::time::Instant::now();
                 let flight = {
                     let mut state = entry.lock();
                     entry.start_flight(&mut state, limit.clone())
                 };
                 // Not kept alive while the run goes on.
                 drop(entry);
-                async move {
-                    flight.await;
-                    ControlFlow::Continue(())
+                flight.await;
+                let period = every
+                    .saturating_add(random_up_to(jitter))
+                    .clamp(ticker::MIN_PERIOD, ticker::MAX_PERIOD);
+                let now = tokio::time::Instant::now();
+                // A run longer than its interval is followed by a whole
+                // interval of rest, not by runs queued up behind it.
+                let next = match started.checked_add(period) {
+                    Some(next) if next > now => next,
+                    _ => now + period,
+                };
+                tokio::time::sleep_until(next).await;
+            }
+        });
+    }
+
+    /// The component to report for a run's `result`, after damping: the
+    /// run counts into its streak, and the reported status changes only
+    /// once the streak reaches its threshold.
+    fn settle(
+        &self,
+        state: &mut State,
+        result: CheckResult,
+        took: Duration,
+        at: Timestamp,
+        now: Instant,
+    ) -> Arc<Stored> {
+        let failing = result.status != Status::Ok;
+        let streak = &mut state.streak;
+        if streak.count > 0 && streak.failing == failing {
+            streak.count = streak.count.saturating_add(1);
+        } else {
+            *streak = Streak {
+                failing,
+                count: 1,
+                since: Some(now),
+            };
+        }
+        let streak = *streak;
+        let damping = self.spec.damping;
+        let shown = match state.shown {
+            // Nothing was reported yet: the first run shows as it is.
+            None => result.status,
+            Some(Status::Ok) => {
+                let long_enough = damping.max_time_in_error.is_none_or(|least| {
+                    streak
+                        .since
+                        .is_some_and(|since| now.saturating_duration_since(since) >= least)
+                });
+                if failing && streak.count >= damping.failure_threshold && long_enough {
+                    result.status
+                } else {
+                    Status::Ok
                 }
-            },
+            }
+            Some(before) if !failing && streak.count < damping.success_threshold => before,
+            Some(_) => result.status,
+        };
+        let overran = match self.spec.freshness {
+            Freshness::Background { every } => took > every,
+            Freshness::OnDemand { .. } => false,
+        };
+        if overran {
+            tracing::warn!(
+                check = %self.spec.name,
+                took_ms = took.as_millis() as u64,
+                interval_ms = match self.spec.freshness {
+                    Freshness::Background { every } => every.as_millis() as u64,
+                    Freshness::OnDemand { .. } => 0,
+                },
+                "health check ran longer than its interval"
+            );
+        }
+        let last_run = (!damping.is_none() || overran).then(|| LastRun {
+            status: result.status,
+            error: result.error.clone().map(crate::report::truncate_error),
+            consecutive: streak.count,
+            overran_interval: overran,
+        });
+        // Shown as it was before: the failure (or the recovery) is not reported yet.
+        let mut result = result;
+        if shown != result.status {
+            let before = state.last.as_ref().map(|(_, s)| &s.component);
+            result.status = shown;
+            result.error = match shown {
+                Status::Ok => None,
+                _ => before.and_then(|c| c.error.clone()),
+            };
+        }
+        state.shown = Some(shown);
+        let mut component = Component::from_result(
+            result,
+            self.spec.component_type.clone(),
+            self.spec.critical,
+            took,
+            at,
         );
+        component.last_run = last_run;
+        Stored::new(component)
     }
 
     /// One run: waits for a slot, then the check under its timeout with panics caught.
-    async fn run(&self, limit: Option<Arc<Semaphore>>) -> Arc<Stored> {
+    async fn run(&self, limit: Option<Arc<Semaphore>>) -> (CheckResult, Duration, Timestamp) {
         let _permit = match limit {
             Some(sem) => sem.acquire_owned().await.ok(),
             None => None,
@@ -377,11 +510,21 @@ impl Entry {
             }
             Err(timed_out @ Failure::TimedOut(_)) => CheckResult::down(timed_out.to_string()),
         };
+        let took = started.elapsed();
+        // Slow, though in time: worth a look before it times out.
+        if took > self.spec.timeout / 2 && took < self.spec.timeout {
+            tracing::warn!(
+                check = %self.spec.name,
+                took_ms = took.as_millis() as u64,
+                timeout_ms = self.spec.timeout.as_millis() as u64,
+                "health check used more than half of its timeout"
+            );
+        }
         // Degraded is working: it counts as having passed for startup gating.
         if result.status <= Status::Degraded {
             self.ever_ok.store(true, Ordering::Relaxed);
         }
-        self.component(result, started.elapsed(), at)
+        (result, took, at)
     }
 
     /// The component of a result, with its report member rendered once.
@@ -410,6 +553,15 @@ impl Entry {
             Timestamp::now(),
         )
     }
+}
+
+/// A random duration from zero to `max`.
+fn random_up_to(max: Duration) -> Duration {
+    if max.is_zero() {
+        return Duration::ZERO;
+    }
+    let nanos = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);
+    Duration::from_nanos(fastrand::u64(0..=nanos))
 }
 
 /// Undoes a state change when dropped before being disarmed.

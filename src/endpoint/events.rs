@@ -66,6 +66,21 @@ impl SseBody {
                 BTreeMap::new()
             },
             draining: change.draining,
+            transitions: if self.details {
+                change.transitions.clone()
+            } else {
+                // The overall change alone, without the error that names a component.
+                change
+                    .transitions
+                    .iter()
+                    .filter(|t| t.component.is_none())
+                    .map(|t| {
+                        let mut t = t.clone();
+                        t.error = None;
+                        t
+                    })
+                    .collect()
+            },
         }
     }
 }

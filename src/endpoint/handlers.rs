@@ -43,6 +43,7 @@ pub(crate) async fn report(
         } else {
             Vec::new()
         },
+        ..Selection::default()
     };
     if shared.config.formats.is_builtin_json(&format) {
         // The default JSON is written straight from the collected parts,
@@ -103,6 +104,7 @@ pub(crate) async fn ready(shared: &Shared, query: Query, details: bool) -> Respo
         // A custom aggregation rule decides over every component.
         only_critical: shared.config.aggregation.is_none(),
         exclude: if details { query.exclude } else { Vec::new() },
+        ..Selection::default()
     };
     let report = collect(shared, &selection, &Caller::full()).await;
     let (status, reason) = if report.status == Status::Maintenance {

@@ -55,6 +55,7 @@ pub(crate) fn respond(shared: Arc<Shared>, route: Route, parts: Parts) -> Status
             }
         };
         shared.recorder.ensure_ticker();
+        crate::state::start(&shared);
         let query = routes::Query::parse(parts.uri.query());
         if route.resource().is_some_and(Resource::details) && !caller.details {
             let refusal = handlers::details_refusal(&caller, access.details_need_key());
@@ -72,6 +73,9 @@ pub(crate) fn respond(shared: Arc<Shared>, route: Route, parts: Parts) -> Status
             }
             Route::Fixed(Resource::Metrics) => {
                 handlers::metrics(&shared, query, caller, &parts.headers).await
+            }
+            Route::Fixed(Resource::Transitions) => {
+                json(http::StatusCode::OK, &shared.verdicts.log())
             }
             Route::Component(name) => handlers::component(&shared, &name).await,
             Route::Fixed(Resource::Component) | Route::Unknown => {

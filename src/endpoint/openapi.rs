@@ -509,6 +509,17 @@ impl<'a> Doc<'a> {
                     self.details.then_some(metrics).into_iter().collect(),
                 )
             }
+            Resource::Transitions => {
+                let log = ok(
+                    "The transition log, oldest first, with flap counts and delivery figures.",
+                    JSON,
+                    schema_ref("TransitionLog"),
+                );
+                (
+                    Vec::new(),
+                    self.details.then_some(log).into_iter().collect(),
+                )
+            }
             Resource::OpenApi => {
                 let document = ok(
                     "This document (open to everyone).",
@@ -717,6 +728,7 @@ impl<'a> Doc<'a> {
         generator.subschema_for::<Wire<'static>>();
         generator.subschema_for::<Probe<'static>>();
         generator.subschema_for::<StatusChange>();
+        generator.subschema_for::<crate::state::TransitionLog>();
         generator.subschema_for::<ErrorBody<'static>>();
         let mut schemas = Value::Object(generator.take_definitions(true));
 

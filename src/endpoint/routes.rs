@@ -18,6 +18,8 @@ pub(crate) enum Resource {
     Watch,
     /// Prometheus metrics, when enabled.
     Metrics,
+    /// The transition log.
+    Transitions,
     /// The OpenAPI document, when enabled.
     OpenApi,
     /// One component by name: any other single segment.
@@ -40,7 +42,7 @@ pub(crate) struct ResourceRoute {
 }
 
 /// Every resource, in the order the OpenAPI document lists them.
-pub(crate) const RESOURCES: [ResourceRoute; 7] = [
+pub(crate) const RESOURCES: [ResourceRoute; 8] = [
     ResourceRoute {
         resource: Resource::Report,
         segment: None,
@@ -77,6 +79,13 @@ pub(crate) const RESOURCES: [ResourceRoute; 7] = [
         description: "The report as Prometheus metrics; needs the details permission.",
     },
     ResourceRoute {
+        resource: Resource::Transitions,
+        segment: Some("transitions"),
+        operation: "Transitions",
+        summary: "Transition log",
+        description: "The latest changes of the overall and each component's status (oldest first), flap counts over the last hour and how the notifiers' deliveries went; needs the details permission.",
+    },
+    ResourceRoute {
         resource: Resource::OpenApi,
         segment: Some("openapi.json"),
         operation: "OpenApi",
@@ -104,14 +113,21 @@ impl Resource {
             _ if config.path == "/" => false,
             Resource::Metrics => config.serve_metrics,
             Resource::OpenApi => config.serve_openapi,
-            Resource::Live | Resource::Ready | Resource::Watch | Resource::Component => true,
+            Resource::Live
+            | Resource::Ready
+            | Resource::Watch
+            | Resource::Transitions
+            | Resource::Component => true,
         }
     }
 
     /// Whether it is made of details (component names, errors, figures):
     /// refused to callers who may not see details.
     pub(crate) fn details(self) -> bool {
-        matches!(self, Resource::Metrics | Resource::Component)
+        matches!(
+            self,
+            Resource::Metrics | Resource::Transitions | Resource::Component
+        )
     }
 
     /// The access rules it is under; `None`: open to everyone (it holds no
@@ -120,9 +136,11 @@ impl Resource {
         match self {
             Resource::Live | Resource::Ready => Some(Endpoint::Probes),
             Resource::OpenApi => None,
-            Resource::Report | Resource::Watch | Resource::Metrics | Resource::Component => {
-                Some(Endpoint::Report)
-            }
+            Resource::Report
+            | Resource::Watch
+            | Resource::Metrics
+            | Resource::Transitions
+            | Resource::Component => Some(Endpoint::Report),
         }
     }
 }

@@ -39,6 +39,33 @@ pub struct Component {
     /// Unit of the measured value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_unit: Option<String>,
+    /// The last run as it came, when the check damps its status
+    /// (thresholds or a time in error) or ran longer than its interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<LastRun>,
+    /// Components this one depends on that are failing too: it is blocked
+    /// by them, not failing on its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocked_by: Vec<String>,
+}
+
+/// A check's last run before damping: what it returned, and how many runs
+/// in a row passed (or failed) like it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[non_exhaustive]
+pub struct LastRun {
+    /// The run's own status.
+    pub status: Status,
+    /// The run's error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Runs in a row that passed (status `ok`) or failed (any other), this
+    /// one included.
+    pub consecutive: u32,
+    /// The run took longer than the check's interval: the next one was
+    /// not queued up behind it but started one interval after it ended.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub overran_interval: bool,
 }
 
 impl Component {
@@ -59,6 +86,8 @@ impl Component {
             details: result.details,
             observed_value: result.observed_value,
             observed_unit: result.observed_unit,
+            last_run: None,
+            blocked_by: Vec::new(),
         }
     }
 

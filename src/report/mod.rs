@@ -17,7 +17,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-pub use component::{aggregate, Component, Notice};
+pub use component::{aggregate, Component, LastRun, Notice};
 pub(crate) use component::{Part, Stored};
 pub use memory::Memory;
 pub(crate) use memory::MemoryCache;
@@ -131,6 +131,10 @@ impl<'de> Deserialize<'de> for Timestamp {
 pub struct Report {
     /// Overall status.
     pub status: Status,
+    /// The failing components that are not blocked by another one, when
+    /// the layer has dependencies between components.
+    #[serde(default)]
+    pub root_causes: Vec<RootCause>,
     /// Name of the service, when configured.
     #[serde(default)]
     pub service: Option<String>,
@@ -180,6 +184,7 @@ impl Report {
     pub fn redacted(self) -> Self {
         Report {
             status: self.status,
+            root_causes: Vec::new(),
             service: None,
             version: None,
             environment: String::new(),

@@ -10,7 +10,9 @@ use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 
 use super::Traffic;
-use super::{CallerSummary, Component, Latency, Memory, Notice, Part, Report, Status, Timestamp};
+use super::{
+    CallerSummary, Component, Latency, Memory, Notice, Part, Report, RootCause, Status, Timestamp,
+};
 
 /// The members of `/status`, in order, borrowed from wherever they are.
 /// The OpenAPI document's report schema is derived from this struct too.
@@ -19,6 +21,10 @@ use super::{CallerSummary, Component, Latency, Memory, Notice, Part, Report, Sta
 pub(crate) struct Wire<'a> {
     /// Overall status.
     pub(crate) status: Status,
+    /// The failing components that are not blocked by another one, when
+    /// the layer has dependencies between components: where to look first.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub(crate) root_causes: &'a [RootCause],
     /// Name of the service, when configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) service: Option<&'a str>,
@@ -98,6 +104,7 @@ impl<'a> Wire<'a> {
     fn of(report: &'a Report) -> Self {
         Wire {
             status: report.status,
+            root_causes: &report.root_causes,
             service: report.service.as_deref(),
             version: report.version.as_deref(),
             environment: &report.environment,

@@ -13,7 +13,7 @@ use crate::check::{Board, CheckResult, Entry, TrafficRule};
 use crate::recorder::{Recorder, Snapshot};
 use crate::report::{
     aggregate, CallerSummary, Component, ComponentsWire, Latency, Memory, Notice, Part, Report,
-    Status, Timestamp, Traffic, Wire, TRAFFIC_COMPONENT,
+    RootCause, Status, Timestamp, Traffic, Wire, TRAFFIC_COMPONENT,
 };
 
 /// Which components a report covers.
@@ -23,11 +23,25 @@ pub(crate) struct Selection {
     pub(crate) only_critical: bool,
     /// Components left out (`?exclude=`), neither run nor counted.
     pub(crate) exclude: Vec<String>,
+    /// Only the status: no sections.
+    pub(crate) status_only: bool,
+    /// Checks are not run: their last results are taken, however old.
+    pub(crate) seen_only: bool,
 }
 
 impl Selection {
     pub(crate) fn all() -> Self {
         Self::default()
+    }
+
+    /// What the evaluator needs: every component's status, no sections;
+    /// checks are run only when `run_checks`.
+    pub(crate) fn verdict(run_checks: bool) -> Self {
+        Self {
+            status_only: true,
+            seen_only: !run_checks,
+            ..Self::default()
+        }
     }
 
     fn wants(&self, name: &str, critical: bool) -> bool {
@@ -47,6 +61,8 @@ pub(crate) struct Collected<'a> {
     config: &'a Config,
     /// Overall status.
     pub(crate) status: Status,
+    /// Failing components not blocked by another (with dependencies only).
+    pub(crate) root_causes: Vec<RootCause>,
     /// When the report was made.
     pub(crate) timestamp: Timestamp,
     uptime_seconds: u64,
@@ -129,7 +145,7 @@ pub(crate) async fn collect_parts<'a>(
         .iter()
         .filter(|e| selection.wants(&e.spec.name, e.spec.critical));
     // Readiness needs no sections; neither does a caller who cannot see them.
-    let with_sections = !selection.only_critical && caller.details;
+    let with_sections = !selection.only_critical && !selection.status_only && caller.details;
     // One clock read for every cached result, and for the rest of the
     // report unless something had to be waited for.
     let started = Instant::now();
@@ -164,6 +180,9 @@ pub(crate) async fn collect_parts<'a>(
         if board.is_some() {
             return (Vec::new(), false);
         }
+        if selection.seen_only {
+            return (config.checks.peek(entries), false);
+        }
         config.checks.gather(entries, started).await
     };
     let ((checked, checks_waited), (sections, sections_waited)) =
@@ -181,9 +200,9 @@ pub(crate) async fn collect_parts<'a>(
         .filter(|(name, c)| selection.wants(name, c.critical))
         .collect();
     let with_traffic = !config.traffic_rules.is_empty() && selection.wants(TRAFFIC_COMPONENT, true);
-    // Others to merge in: the board's results become parts.
+    // Others to merge in, or dependencies to mark: the board's results become parts.
     let mut board = board;
-    if !pushed.is_empty() || with_traffic {
+    if !pushed.is_empty() || with_traffic || !shared.dependencies.is_empty() {
         if let Some(board) = board.take() {
             components = board_parts(&board, &config.checks.entries);
         }
@@ -212,6 +231,12 @@ pub(crate) async fn collect_parts<'a>(
         );
     }
 
+    let root_causes = if shared.dependencies.is_empty() {
+        Vec::new()
+    } else {
+        mark_blocked(&mut components, &shared.dependencies)
+    };
+
     let notice = shared.lifecycle.maintenance();
     let mut typed = None;
     let status = match &config.aggregation {
@@ -231,6 +256,7 @@ pub(crate) async fn collect_parts<'a>(
     Collected {
         config,
         status,
+        root_causes,
         timestamp: Timestamp::now(),
         uptime_seconds: at.saturating_duration_since(shared.started).as_secs(),
         memory: recorder.memory.get_at(at),
@@ -261,6 +287,7 @@ impl Collected<'_> {
         };
         Report {
             status: self.status,
+            root_causes: self.root_causes,
             service: self.config.service.clone(),
             version: self.config.version.clone(),
             environment: self.config.environment.clone(),
@@ -288,6 +315,7 @@ impl Collected<'_> {
         };
         let wire = Wire {
             status: self.status,
+            root_causes: &self.root_causes,
             service: self.config.service.as_deref(),
             version: self.config.version.as_deref(),
             environment: &self.config.environment,
@@ -325,6 +353,56 @@ impl Collected<'_> {
         let _ = serde_json::to_writer(&mut out, &wire);
         out
     }
+}
+
+/// Marks each failing component whose dependencies fail too as blocked by
+/// them, and returns the failing components that are not blocked: the root
+/// causes. A dependency left out of the report (`?exclude=`) blocks nothing.
+fn mark_blocked(
+    components: &mut [(Cow<'_, str>, Part)],
+    dependencies: &[(String, Vec<String>)],
+) -> Vec<RootCause> {
+    let status_of = |components: &[(Cow<'_, str>, Part)], name: &str| {
+        components
+            .binary_search_by(|(n, _)| n.as_ref().cmp(name))
+            .ok()
+            .map(|i| components[i].1.component().status)
+    };
+    let mut blocked = Vec::new();
+    for (name, needs) in dependencies {
+        let Some(i) = components
+            .binary_search_by(|(n, _)| n.as_ref().cmp(name))
+            .ok()
+        else {
+            continue;
+        };
+        if components[i].1.component().status == Status::Ok {
+            continue;
+        }
+        let failing: Vec<String> = needs
+            .iter()
+            .filter(|need| status_of(components, need).is_some_and(|s| s != Status::Ok))
+            .cloned()
+            .collect();
+        if !failing.is_empty() {
+            blocked.push((i, failing));
+        }
+    }
+    for (i, by) in blocked {
+        let mut component = components[i].1.component().clone();
+        component.blocked_by = by;
+        components[i].1 = Part::Owned(component);
+    }
+    components
+        .iter()
+        .map(|(name, part)| (name, part.component()))
+        .filter(|(_, c)| c.status != Status::Ok && c.blocked_by.is_empty())
+        .map(|(name, c)| RootCause {
+            component: name.to_string(),
+            status: c.status,
+            error: c.error.clone(),
+        })
+        .collect()
 }
 
 /// Traffic and window latency of the wrapped service at `at`, with the

@@ -11,6 +11,7 @@
 mod collect;
 mod lifecycle;
 pub(crate) mod section;
+mod verdict;
 mod watch;
 
 use std::collections::BTreeMap;
@@ -29,7 +30,9 @@ use crate::report::{Component, Status};
 pub(crate) use collect::{collect, collect_parts, traffic_only, Selection};
 pub(crate) use lifecycle::Lifecycle;
 pub(crate) use section::CallerSection;
-pub(crate) use watch::{subscribe, Watcher};
+pub(crate) use verdict::Verdicts;
+pub use verdict::TransitionLog;
+pub(crate) use watch::{start, subscribe, Watcher};
 pub use watch::{StatusChange, StatusWatch};
 
 /// When the first layer of the process was built: the origin of `uptime`.
@@ -77,6 +80,7 @@ pub(crate) struct Config {
 pub(crate) struct PushedSettings {
     pub(crate) component_type: Option<String>,
     pub(crate) critical: bool,
+    pub(crate) depends_on: Vec<String>,
 }
 
 impl Default for PushedSettings {
@@ -85,6 +89,7 @@ impl Default for PushedSettings {
         Self {
             component_type: None,
             critical: true,
+            depends_on: Vec::new(),
         }
     }
 }
@@ -176,6 +181,10 @@ pub(crate) struct Shared {
     pub(crate) lifecycle: Lifecycle,
     pub(crate) watcher: Arc<Watcher>,
     pub(crate) started: Instant,
+    /// Each component that depends on others, with their names.
+    pub(crate) dependencies: Vec<(String, Vec<String>)>,
+    /// Transitions seen so far, and the notifiers they go to.
+    pub(crate) verdicts: Verdicts,
 }
 
 impl Shared {
@@ -194,7 +203,11 @@ impl Shared {
             .counter
             .as_ref()
             .map(|counter| Arc::new(CallerCounter::new(counter.window())));
+        let dependencies = dependencies(&config);
+        let verdicts = Verdicts::new(&config);
         Arc::new(Self {
+            dependencies,
+            verdicts,
             config,
             recorder: Arc::new(Recorder::new()),
             lifecycle: Lifecycle::default(),
@@ -202,4 +215,73 @@ impl Shared {
             started: *PROCESS_START.get_or_init(Instant::now),
         })
     }
+}
+
+/// Each component that depends on others, with their names: checked to
+/// name only registered components, without cycles.
+///
+/// # Panics
+///
+/// On a dependency on an unknown component, or a cycle, naming them: a
+/// configuration error found when the layer is built.
+fn dependencies(config: &Config) -> Vec<(String, Vec<String>)> {
+    let declared: Vec<(&str, &[String])> = config
+        .checks
+        .entries
+        .iter()
+        .map(|e| (e.spec.name.as_str(), e.spec.depends_on.as_slice()))
+        .chain(
+            config
+                .pushed
+                .iter()
+                .map(|(name, p)| (name.as_str(), p.depends_on.as_slice())),
+        )
+        .collect();
+    let known = |name: &str| declared.iter().any(|(n, _)| *n == name);
+    for (name, needs) in &declared {
+        for need in *needs {
+            assert!(
+                known(need),
+                "HealthCheck::depends_on: `{name}` depends on `{need}`, which is not a registered \
+                 check or pushed component"
+            );
+            assert!(
+                need != name,
+                "HealthCheck::depends_on: `{name}` depends on itself"
+            );
+        }
+    }
+    // A cycle: following dependencies from a component comes back to it.
+    fn visit<'a>(
+        name: &'a str,
+        declared: &[(&'a str, &'a [String])],
+        path: &mut Vec<&'a str>,
+        done: &mut Vec<&'a str>,
+    ) {
+        if done.contains(&name) {
+            return;
+        }
+        if let Some(at) = path.iter().position(|n| *n == name) {
+            panic!(
+                "HealthCheck::depends_on: a cycle: {} -> {name}",
+                path[at..].join(" -> ")
+            );
+        }
+        path.push(name);
+        let needs = declared.iter().find(|(n, _)| *n == name).map(|(_, d)| *d);
+        for need in needs.unwrap_or_default() {
+            visit(need, declared, path, done);
+        }
+        path.pop();
+        done.push(name);
+    }
+    let mut done = Vec::new();
+    for (name, _) in &declared {
+        visit(name, &declared, &mut Vec::new(), &mut done);
+    }
+    declared
+        .into_iter()
+        .filter(|(_, needs)| !needs.is_empty())
+        .map(|(name, needs)| (name.to_owned(), needs.to_vec()))
+        .collect()
 }

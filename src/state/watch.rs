@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use super::{Selection, Shared};
 use crate::auth::Caller;
-use crate::report::Status;
+use crate::report::{Status, Transition};
 use crate::ticker;
 
 /// The overall status and each component's, as watchers see them.
@@ -29,10 +29,24 @@ pub struct StatusChange {
     /// The service is draining ([`StatusHandle::start_draining`](crate::StatusHandle::start_draining)).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub draining: bool,
+    /// The transitions that made this change (left out for callers
+    /// without details, but for the overall one): the complete log is at
+    /// [`StatusHandle::transitions`](crate::StatusHandle::transitions).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transitions: Vec<Transition>,
 }
 
-/// The evaluator of one layer: started by the first subscriber, stopped
-/// when the last one goes.
+impl StatusChange {
+    /// The same statuses, whatever the transitions.
+    fn same_status(&self, other: &StatusChange) -> bool {
+        self.status == other.status
+            && self.components == other.components
+            && self.draining == other.draining
+    }
+}
+
+/// The evaluator of one layer: started when the layer is built (or first
+/// used) on a tokio runtime, it runs until the layer is gone.
 pub(crate) struct Watcher {
     tx: watch::Sender<Option<StatusChange>>,
     running: AtomicBool,
@@ -74,49 +88,55 @@ impl Drop for Running {
 }
 
 /// Subscribes to the status of the layer behind `shared`, starting the
-/// evaluator (every `watch_interval`) when it is not running. Needs a tokio
-/// runtime: outside one, the receiver waits for an evaluator that a
-/// subscription inside one starts.
+/// evaluator when it is not running. Needs a tokio runtime: outside one,
+/// the receiver waits for an evaluator started inside one.
 pub(crate) fn subscribe(shared: &Arc<Shared>) -> watch::Receiver<Option<StatusChange>> {
-    let watcher = &shared.watcher;
-    let rx = watcher.tx.subscribe();
-    if let Ok(rt) = tokio::runtime::Handle::try_current() {
-        if !watcher.running.swap(true, Ordering::SeqCst) {
-            let running = Running {
-                watcher: Arc::clone(watcher),
-                armed: true,
-            };
-            let every = shared.config.watch_interval;
-            ticker::spawn(&rt, every, Arc::downgrade(shared), evaluator(running));
-        }
-    }
+    let rx = shared.watcher.tx.subscribe();
+    start(shared);
     rx
 }
 
-/// One evaluation per tick while anyone subscribes; the evaluator stops
-/// (and `running` is cleared, by the guard it owns) when nobody does.
+/// Starts the evaluator of the layer behind `shared` on the current tokio
+/// runtime, unless it runs (or there is no runtime): it then evaluates
+/// every `watch_interval` for as long as the layer lives.
+pub(crate) fn start(shared: &Arc<Shared>) {
+    let watcher = &shared.watcher;
+    if watcher.running.load(Ordering::Relaxed) {
+        return;
+    }
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    if !watcher.running.swap(true, Ordering::SeqCst) {
+        let running = Running {
+            watcher: Arc::clone(watcher),
+            armed: true,
+        };
+        let every = shared.config.watch_interval;
+        ticker::spawn(&rt, every, Arc::downgrade(shared), evaluator(running));
+    }
+}
+
+/// One evaluation per tick. With subscribers, checks whose results are
+/// not fresh run (as for a report), and every change is published; with
+/// none, no check is run for it: the results the checks' own schedules
+/// and the status requests produce are observed, for the transition log
+/// and the notifiers, and nothing is published (a later subscriber must
+/// not be handed a status nobody checked).
 fn evaluator(
-    mut running: Running,
+    running: Running,
 ) -> impl FnMut(Arc<Shared>) -> BoxFuture<'static, ControlFlow<()>> + Send + 'static {
     move |shared| {
-        let go_on = if running.watcher.tx.receiver_count() == 0 {
-            running.stop();
-            // A subscriber that came between the count and the stop saw
-            // `running` still set and started nothing: go on for it.
-            let watcher = &running.watcher;
-            let rearm =
-                watcher.tx.receiver_count() > 0 && !watcher.running.swap(true, Ordering::SeqCst);
-            running.armed = rearm;
-            rearm
-        } else {
-            true
-        };
         let watcher = Arc::clone(&running.watcher);
         Box::pin(async move {
-            if !go_on {
-                return ControlFlow::Break(());
+            let subscribed = watcher.tx.receiver_count() > 0;
+            let report =
+                super::collect(&shared, &Selection::verdict(subscribed), &Caller::full()).await;
+            let transitions = shared.verdicts.observe(&report);
+            if !subscribed {
+                watcher.tx.send_if_modified(|current| current.take().is_some());
+                return ControlFlow::Continue(());
             }
-            let report = super::collect(&shared, &Selection::all(), &Caller::full()).await;
             let change = StatusChange {
                 status: report.status,
                 components: report
@@ -125,9 +145,10 @@ fn evaluator(
                     .map(|(name, c)| (name.clone(), c.status))
                     .collect(),
                 draining: report.draining,
+                transitions,
             };
             watcher.tx.send_if_modified(|current| {
-                if current.as_ref() == Some(&change) {
+                if current.as_ref().is_some_and(|c| c.same_status(&change)) {
                     false
                 } else {
                     *current = Some(change);
