@@ -153,22 +153,26 @@ impl StatusHandle {
             Timestamp::now(),
         );
         self.shared.lifecycle.push(name, component);
+        self.shared.watcher.wake();
     }
 
     /// Removes a pushed component.
     pub fn remove_component(&self, name: &str) {
         self.shared.lifecycle.remove(name);
+        self.shared.watcher.wake();
     }
 
     /// Makes readiness fail (503) while liveness stays 200, so orchestrators
     /// stop sending traffic before shutdown.
     pub fn start_draining(&self) {
         self.shared.lifecycle.set_draining(true);
+        self.shared.watcher.wake();
     }
 
     /// Ends draining.
     pub fn stop_draining(&self) {
         self.shared.lifecycle.set_draining(false);
+        self.shared.watcher.wake();
     }
 
     /// Whether the service is draining.
@@ -181,11 +185,13 @@ impl StatusHandle {
     /// its status is `maintenance`.
     pub fn set_maintenance(&self, notice: Notice) {
         self.shared.lifecycle.set_maintenance(Some(notice));
+        self.shared.watcher.wake();
     }
 
     /// Ends maintenance.
     pub fn clear_maintenance(&self) {
         self.shared.lifecycle.set_maintenance(None);
+        self.shared.watcher.wake();
     }
 
     /// The maintenance notice in force.

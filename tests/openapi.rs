@@ -260,6 +260,7 @@ fn without_keys_everything_is_open() {
             "/status/live",
             "/status/ready",
             "/status/watch",
+            "/status/transitions",
             "/status/{component}"
         ])
     );
@@ -352,7 +353,12 @@ fn keys_required_for_the_report_not_the_probes() {
     assert_eq!(schemes["bearer"]["type"], "http");
     assert_eq!(schemes["bearer"]["scheme"], "bearer");
     let required = json!([{ "apiKey": [] }, { "bearer": [] }]);
-    for path in ["/status", "/status/watch", "/status/{component}"] {
+    for path in [
+        "/status",
+        "/status/watch",
+        "/status/transitions",
+        "/status/{component}",
+    ] {
         for method in ["get", "head"] {
             let op = &doc["paths"][path][method];
             assert_eq!(op["security"], required, "{method} {path}");
@@ -425,6 +431,7 @@ fn custom_path_prefixes_every_path() {
             "/health/status/live",
             "/health/status/ready",
             "/health/status/watch",
+            "/health/status/transitions",
             "/health/status/metrics",
             "/health/status/{component}"
         ])

@@ -92,10 +92,7 @@ async fn answer(State(up): State<Upstream>, Path(name): Path<String>) -> StatusC
             false
         }
     };
-    up.log
-        .lock()
-        .unwrap()
-        .push((name, Instant::now(), passed));
+    up.log.lock().unwrap().push((name, Instant::now(), passed));
     if passed {
         StatusCode::OK
     } else {
@@ -134,7 +131,10 @@ async fn poll_until(addr: SocketAddr, what: &str, cond: impl Fn(&Value) -> bool)
         if cond(&r) {
             return r;
         }
-        assert!(Instant::now() < deadline, "never happened: {what}; last report {r}");
+        assert!(
+            Instant::now() < deadline,
+            "never happened: {what}; last report {r}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -232,7 +232,10 @@ async fn a_dependency_that_stays_down_changes_it_after_the_threshold_and_recover
         "{log}"
     );
     let back = &log["transitions"][2];
-    assert!(back["previous_lasted_ms"].as_u64().unwrap() >= 100, "{back}");
+    assert!(
+        back["previous_lasted_ms"].as_u64().unwrap() >= 100,
+        "{back}"
+    );
     assert_eq!(log["flaps_last_hour"]["db"], 2, "{log}");
 }
 
@@ -240,9 +243,8 @@ async fn a_dependency_that_stays_down_changes_it_after_the_threshold_and_recover
 async fn max_time_in_error_holds_the_failure_back_that_long() {
     let (up, upstream) = Upstream::start().await;
     let hold = Duration::from_millis(600);
-    let layer = open_layer().check(
-        http_check("db", upstream, Duration::from_millis(50)).max_time_in_error(hold),
-    );
+    let layer = open_layer()
+        .check(http_check("db", upstream, Duration::from_millis(50)).max_time_in_error(hold));
     let addr = serve_hello(&layer).await;
     poll_until(addr, "db ok", |r| status_of(r, "db") == "ok").await;
     let since = Instant::now();
@@ -277,13 +279,25 @@ async fn jitter_keeps_two_layers_runs_apart() {
     let gaps: Vec<Duration> = ra.windows(2).map(|w| w[1] - w[0]).collect();
     let (min, max) = (gaps.iter().min().unwrap(), gaps.iter().max().unwrap());
     assert!(*min >= every - Duration::from_millis(5), "{gaps:?}");
-    assert!(*max - *min >= Duration::from_millis(20), "no jitter: {gaps:?}");
+    assert!(
+        *max - *min >= Duration::from_millis(20),
+        "no jitter: {gaps:?}"
+    );
     // Most of a's runs are not within 3 ms of one of b's.
     let close = ra
         .iter()
-        .filter(|t| rb.iter().any(|u| t.max(&u).duration_since(*t.min(&u)) < Duration::from_millis(3)))
+        .filter(|t| {
+            rb.iter().any(|u| {
+                let (a, b) = (**t, *u);
+                a.max(b).duration_since(a.min(b)) < Duration::from_millis(3)
+            })
+        })
         .count();
-    assert!(close * 2 < ra.len(), "{close} of {} runs in lockstep", ra.len());
+    assert!(
+        close * 2 < ra.len(),
+        "{close} of {} runs in lockstep",
+        ra.len()
+    );
     drop((a, b));
 }
 
@@ -355,7 +369,10 @@ async fn search_is_blocked_by_db_and_the_root_cause_is_named_once() {
             .layer(status.clone()),
     )
     .await;
-    poll_until(addr, "all ok", |r| r["status"] == "ok" && status_of(r, "search") == "ok").await;
+    poll_until(addr, "all ok", |r| {
+        r["status"] == "ok" && status_of(r, "search") == "ok"
+    })
+    .await;
 
     // The database goes away, and search with it.
     drop(db_listener);
@@ -364,7 +381,11 @@ async fn search_is_blocked_by_db_and_the_root_cause_is_named_once() {
         status_of(r, "db") == "down" && status_of(r, "search") == "down"
     })
     .await;
-    assert_eq!(r["components"]["search"]["blocked_by"], serde_json::json!(["db"]), "{r}");
+    assert_eq!(
+        r["components"]["search"]["blocked_by"],
+        serde_json::json!(["db"]),
+        "{r}"
+    );
     assert!(r["components"]["db"].get("blocked_by").is_none(), "{r}");
     assert_eq!(r["root_causes"].as_array().unwrap().len(), 1, "{r}");
     assert_eq!(r["root_causes"][0]["component"], "db", "{r}");
@@ -386,14 +407,21 @@ async fn search_is_blocked_by_db_and_the_root_cause_is_named_once() {
         assert!(Instant::now() < deadline, "no notification");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let causes: Vec<&str> = down.root_causes.iter().map(|c| c.component.as_str()).collect();
+    let causes: Vec<&str> = down
+        .root_causes
+        .iter()
+        .map(|c| c.component.as_str())
+        .collect();
     assert_eq!(causes, ["db"], "{down:?}");
     for n in kept.0.lock().unwrap().iter() {
         let named: Vec<_> = n.root_causes.iter().map(|c| &c.component).collect();
         let mut unique = named.clone();
         unique.dedup();
         assert_eq!(named, unique);
-        assert!(!named.iter().any(|c| *c == "search"), "search is blocked, not a cause: {n:?}");
+        assert!(
+            !named.iter().any(|c| *c == "search"),
+            "search is blocked, not a cause: {n:?}"
+        );
     }
     // search's transition in the log says it was blocked.
     let log = status.transitions();
@@ -419,12 +447,23 @@ async fn the_log_keeps_the_latest_and_counts_flaps() {
         }
     };
     status.set_component("queue", flip(true));
-    let settled = |status: &StatusHandle, n: usize| status.transitions().flaps_last_hour.get("queue").copied() == Some(n as u64);
+    // Seen ok by the evaluator (it observes before it publishes).
+    let first = bounded("first", status.subscribe().changed())
+        .await
+        .unwrap();
+    assert_eq!(first.status, Status::Ok);
+    let settled = |status: &StatusHandle, n: usize| {
+        status.transitions().flaps_last_hour.get("queue").copied() == Some(n as u64)
+    };
     for i in 1..=5 {
         status.set_component("queue", flip(i % 2 == 0));
         let deadline = Instant::now() + DEADLINE;
         while !settled(&status, i) {
-            assert!(Instant::now() < deadline, "flap {i} not seen: {:?}", status.transitions());
+            assert!(
+                Instant::now() < deadline,
+                "flap {i} not seen: {:?}",
+                status.transitions()
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -540,7 +579,9 @@ async fn transitions_and_slow_checks_are_tracing_events() {
 }
 
 #[test]
-#[should_panic(expected = "`search` depends on `dbx`, which is not a registered check or pushed component")]
+#[should_panic(
+    expected = "`search` depends on `dbx`, which is not a registered check or pushed component"
+)]
 fn an_unknown_dependency_is_refused_at_build() {
     let _ = StatusLayer::new()
         .check(HealthCheck::new("search", || async { true }).depends_on(["dbx"]))

@@ -204,7 +204,17 @@ impl Events {
         }
     }
 
+    /// The next event's statuses (its transitions left out; see
+    /// [`Self::expect_raw_event`]).
     async fn expect_event(&mut self, within: Duration, what: &str) -> Value {
+        let mut event = self.expect_raw_event(within, what).await;
+        if let Some(map) = event.as_object_mut() {
+            map.remove("transitions");
+        }
+        event
+    }
+
+    async fn expect_raw_event(&mut self, within: Duration, what: &str) -> Value {
         let started = Instant::now();
         let event = self
             .event(within)
@@ -239,9 +249,26 @@ async fn events_follow_the_status() {
     assert_eq!(first, json!({"status": "ok", "components": {"db": "ok"}}));
 
     db.store(false, Ordering::SeqCst);
-    let down = events
-        .expect_event(INTERVAL + MARGIN, "after db went down")
+    let mut down = events
+        .expect_raw_event(INTERVAL + MARGIN, "after db went down")
         .await;
+    // The change carries its transitions: the component's, then the overall one.
+    let transitions = down["transitions"].take();
+    let seen: Vec<_> = transitions
+        .as_array()
+        .expect("transitions")
+        .iter()
+        .map(|t| (t["component"].clone(), t["from"].clone(), t["to"].clone()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (json!("db"), json!("ok"), json!("down")),
+            (Value::Null, json!("ok"), json!("down"))
+        ],
+        "{transitions}"
+    );
+    down.as_object_mut().unwrap().remove("transitions");
     assert_eq!(
         down,
         json!({"status": "down", "components": {"db": "down"}})

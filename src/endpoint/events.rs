@@ -107,10 +107,14 @@ impl Body for SseBody {
                 Wake::Change(None) => continue,
                 Wake::Change(Some(change)) => change,
             };
-            let view = self.view(&change);
-            if self.last.as_ref() == Some(&view) {
+            let mut view = self.view(&change);
+            match &self.last {
                 // A change this caller cannot see (a component, without details).
-                continue;
+                Some(last) if last.same_status(&view) => continue,
+                Some(_) => {}
+                // The first event is the current status: the changes that
+                // led to it happened before this stream.
+                None => view.transitions.clear(),
             }
             let json = serde_json::to_string(&view).unwrap_or_else(|_| "{}".to_owned());
             self.last = Some(view);

@@ -30,8 +30,8 @@ use crate::report::{Component, Status};
 pub(crate) use collect::{collect, collect_parts, traffic_only, Selection};
 pub(crate) use lifecycle::Lifecycle;
 pub(crate) use section::CallerSection;
-pub(crate) use verdict::Verdicts;
 pub use verdict::TransitionLog;
+pub(crate) use verdict::Verdicts;
 pub(crate) use watch::{start, subscribe, Watcher};
 pub use watch::{StatusChange, StatusWatch};
 

@@ -3,14 +3,12 @@
 //! `/status/watch`, the gRPC health bridge, and [`StatusWatch`] in code.
 
 use std::collections::BTreeMap;
-use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use futures_util::future::BoxFuture;
-
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
+use tokio::time::MissedTickBehavior;
 
 use super::{Selection, Shared};
 use crate::auth::Caller;
@@ -38,7 +36,7 @@ pub struct StatusChange {
 
 impl StatusChange {
     /// The same statuses, whatever the transitions.
-    fn same_status(&self, other: &StatusChange) -> bool {
+    pub(crate) fn same_status(&self, other: &StatusChange) -> bool {
         self.status == other.status
             && self.components == other.components
             && self.draining == other.draining
@@ -50,6 +48,9 @@ impl StatusChange {
 pub(crate) struct Watcher {
     tx: watch::Sender<Option<StatusChange>>,
     running: AtomicBool,
+    /// Asks for an evaluation now: a new subscriber, a pushed component,
+    /// draining or maintenance changed.
+    wake: Notify,
 }
 
 impl Default for Watcher {
@@ -57,7 +58,15 @@ impl Default for Watcher {
         Self {
             tx: watch::Sender::new(None),
             running: AtomicBool::new(false),
+            wake: Notify::new(),
         }
+    }
+}
+
+impl Watcher {
+    /// Evaluates at once rather than at the next tick.
+    pub(crate) fn wake(&self) {
+        self.wake.notify_one();
     }
 }
 
@@ -88,17 +97,19 @@ impl Drop for Running {
 }
 
 /// Subscribes to the status of the layer behind `shared`, starting the
-/// evaluator when it is not running. Needs a tokio runtime: outside one,
-/// the receiver waits for an evaluator started inside one.
+/// evaluator when it is not running (and evaluating at once when it is).
+/// Needs a tokio runtime: outside one, the receiver waits for an
+/// evaluator started inside one.
 pub(crate) fn subscribe(shared: &Arc<Shared>) -> watch::Receiver<Option<StatusChange>> {
     let rx = shared.watcher.tx.subscribe();
     start(shared);
+    shared.watcher.wake();
     rx
 }
 
 /// Starts the evaluator of the layer behind `shared` on the current tokio
 /// runtime, unless it runs (or there is no runtime): it then evaluates
-/// every `watch_interval` for as long as the layer lives.
+/// every `watch_interval`, and when woken, for as long as the layer lives.
 pub(crate) fn start(shared: &Arc<Shared>) {
     let watcher = &shared.watcher;
     if watcher.running.load(Ordering::Relaxed) {
@@ -107,57 +118,69 @@ pub(crate) fn start(shared: &Arc<Shared>) {
     let Ok(rt) = tokio::runtime::Handle::try_current() else {
         return;
     };
-    if !watcher.running.swap(true, Ordering::SeqCst) {
-        let running = Running {
-            watcher: Arc::clone(watcher),
-            armed: true,
-        };
-        let every = shared.config.watch_interval;
-        ticker::spawn(&rt, every, Arc::downgrade(shared), evaluator(running));
+    if watcher.running.swap(true, Ordering::SeqCst) {
+        return;
     }
+    let running = Running {
+        watcher: Arc::clone(watcher),
+        armed: true,
+    };
+    let period = shared
+        .config
+        .watch_interval
+        .clamp(ticker::MIN_PERIOD, ticker::MAX_PERIOD);
+    let owner = Arc::downgrade(shared);
+    rt.spawn(async move {
+        let watcher = &running.watcher;
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            {
+                let tick = std::pin::pin!(interval.tick());
+                let woken = std::pin::pin!(watcher.wake.notified());
+                futures_util::future::select(tick, woken).await;
+            }
+            // Ends with the layer: no strong reference is kept in between.
+            let Some(shared) = owner.upgrade() else { break };
+            evaluate(&shared, watcher).await;
+        }
+    });
 }
 
-/// One evaluation per tick. With subscribers, checks whose results are
-/// not fresh run (as for a report), and every change is published; with
-/// none, no check is run for it: the results the checks' own schedules
-/// and the status requests produce are observed, for the transition log
-/// and the notifiers, and nothing is published (a later subscriber must
-/// not be handed a status nobody checked).
-fn evaluator(
-    running: Running,
-) -> impl FnMut(Arc<Shared>) -> BoxFuture<'static, ControlFlow<()>> + Send + 'static {
-    move |shared| {
-        let watcher = Arc::clone(&running.watcher);
-        Box::pin(async move {
-            let subscribed = watcher.tx.receiver_count() > 0;
-            let report =
-                super::collect(&shared, &Selection::verdict(subscribed), &Caller::full()).await;
-            let transitions = shared.verdicts.observe(&report);
-            if !subscribed {
-                watcher.tx.send_if_modified(|current| current.take().is_some());
-                return ControlFlow::Continue(());
-            }
-            let change = StatusChange {
-                status: report.status,
-                components: report
-                    .components
-                    .iter()
-                    .map(|(name, c)| (name.clone(), c.status))
-                    .collect(),
-                draining: report.draining,
-                transitions,
-            };
-            watcher.tx.send_if_modified(|current| {
-                if current.as_ref().is_some_and(|c| c.same_status(&change)) {
-                    false
-                } else {
-                    *current = Some(change);
-                    true
-                }
-            });
-            ControlFlow::Continue(())
-        })
+/// One evaluation. With subscribers, checks whose results are not fresh
+/// run (as for a report), and every change is published; with none, no
+/// check is run for it: the results the checks' own schedules and the
+/// status requests produce are observed, for the transition log and the
+/// notifiers, and nothing is published (a later subscriber must not be
+/// handed a status nobody checked).
+async fn evaluate(shared: &Shared, watcher: &Watcher) {
+    let subscribed = watcher.tx.receiver_count() > 0;
+    let report = super::collect(shared, &Selection::verdict(subscribed), &Caller::full()).await;
+    let transitions = shared.verdicts.observe(&report);
+    if !subscribed {
+        watcher
+            .tx
+            .send_if_modified(|current| current.take().is_some());
+        return;
     }
+    let change = StatusChange {
+        status: report.status,
+        components: report
+            .components
+            .iter()
+            .map(|(name, c)| (name.clone(), c.status))
+            .collect(),
+        draining: report.draining,
+        transitions,
+    };
+    watcher.tx.send_if_modified(|current| {
+        if current.as_ref().is_some_and(|c| c.same_status(&change)) {
+            false
+        } else {
+            *current = Some(change);
+            true
+        }
+    });
 }
 
 /// A subscription to status changes.
@@ -175,13 +198,15 @@ fn evaluator(
 #[derive(Debug)]
 pub struct StatusWatch {
     rx: watch::Receiver<Option<StatusChange>>,
+    /// Nothing returned yet.
+    first: bool,
 }
 
 impl StatusWatch {
     pub(crate) fn new(mut rx: watch::Receiver<Option<StatusChange>>) -> Self {
         // The current status, once known, is the first answer.
         rx.mark_changed();
-        Self { rx }
+        Self { rx, first: true }
     }
 
     /// The next status that differs from the last one returned (the first
@@ -190,7 +215,11 @@ impl StatusWatch {
     pub async fn changed(&mut self) -> Option<StatusChange> {
         loop {
             self.rx.changed().await.ok()?;
-            if let Some(change) = self.rx.borrow_and_update().clone() {
+            if let Some(mut change) = self.rx.borrow_and_update().clone() {
+                if std::mem::take(&mut self.first) {
+                    // The changes that led to the current status came before this watch.
+                    change.transitions.clear();
+                }
                 return Some(change);
             }
         }
