@@ -284,6 +284,7 @@ mod tests {
                 .map(|(n, s)| ((*n).to_owned(), *s))
                 .collect(),
             draining,
+            transitions: Vec::new(),
         }
     }
 

@@ -128,7 +128,8 @@ impl Stored {
 #[derive(Clone, Debug)]
 pub(crate) enum Part {
     Stored(Arc<Stored>),
-    Owned(Component),
+    /// Boxed: a stored result is a pointer, and most parts are stored.
+    Owned(Box<Component>),
 }
 
 impl Part {
@@ -144,7 +145,7 @@ impl Part {
             Part::Stored(s) => {
                 Arc::try_unwrap(s).map_or_else(|s| s.component.clone(), |s| s.component)
             }
-            Part::Owned(c) => c,
+            Part::Owned(c) => *c,
         }
     }
 }

@@ -208,7 +208,7 @@ pub(crate) async fn collect_parts<'a>(
         }
     }
     for (name, c) in pushed {
-        put(&mut components, Cow::Owned(name), Part::Owned(c));
+        put(&mut components, Cow::Owned(name), Part::Owned(Box::new(c)));
     }
 
     // The moment of the window, the uptime and the memory figures.
@@ -223,11 +223,11 @@ pub(crate) async fn collect_parts<'a>(
         put(
             &mut components,
             Cow::Borrowed(TRAFFIC_COMPONENT),
-            Part::Owned(traffic_component(
+            Part::Owned(Box::new(traffic_component(
                 &config.traffic_rules,
                 &requests,
                 &response_time_ms,
-            )),
+            ))),
         );
     }
 
@@ -391,7 +391,7 @@ fn mark_blocked(
     for (i, by) in blocked {
         let mut component = components[i].1.component().clone();
         component.blocked_by = by;
-        components[i].1 = Part::Owned(component);
+        components[i].1 = Part::Owned(Box::new(component));
     }
     components
         .iter()
