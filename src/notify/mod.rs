@@ -34,6 +34,10 @@
 //!     .build();
 //! # let _ = status;
 //! ```
+//!
+//! A notification may be delivered more than once (an attempt whose
+//! answer was lost is tried again): receivers deduplicate and order by
+//! [`sequence`](Notification::sequence).
 
 mod outbox;
 
@@ -154,8 +158,9 @@ impl Delivery {
         self
     }
 
-    /// How many notifications may wait; when one more comes, the oldest
-    /// waiting is dropped (and counted).
+    /// How many notifications may wait besides the one being delivered
+    /// (default 256); when one more comes, the oldest waiting is dropped
+    /// (and counted in [`DeliveryStats::dropped`]).
     ///
     /// # Panics
     ///
@@ -184,7 +189,8 @@ pub struct DeliveryStats {
     pub dropped: u64,
     /// Attempts that failed (each retry counts).
     pub failed_attempts: u64,
-    /// Notifications waiting now (including one being delivered).
+    /// Notifications waiting now, including one being delivered (so at
+    /// most the [queue capacity](Delivery::queue_capacity) plus one).
     pub queued: u64,
     /// The last attempt's error, when an attempt has failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -192,4 +198,20 @@ pub struct DeliveryStats {
     /// When that attempt failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error_at: Option<Timestamp>,
+}
+
+/// An error's text followed by its sources' (`outer: inner`), leaving out
+/// a source whose text the outer one already shows.
+fn describe(error: &(dyn Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        let more = e.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = e.source();
+    }
+    text
 }
