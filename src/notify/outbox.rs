@@ -559,4 +559,138 @@ mod tests {
         });
         assert_eq!(notifier.delivered(), [1, 2]);
     }
+
+    /// Receivers over real loopback HTTP, delivered to by the webhook
+    /// notifier.
+    #[cfg(feature = "webhook")]
+    mod webhook {
+        use std::sync::atomic::AtomicUsize;
+
+        use axum::extract::State;
+        use axum::http::StatusCode;
+        use axum::routing::post;
+        use axum::Router;
+        use serde_json::Value;
+        use tokio::net::TcpListener;
+
+        use super::*;
+        use crate::notify::WebhookNotifier;
+
+        /// What the receiver does with each request, in order; then 200.
+        #[derive(Clone, Copy)]
+        enum Answer {
+            Refuse,
+            Hang,
+        }
+
+        #[derive(Clone, Default)]
+        struct Receiver {
+            script: Arc<Mutex<VecDeque<Answer>>>,
+            /// The sequences of the notifications answered with 200.
+            accepted: Arc<Mutex<Vec<u64>>>,
+            requests: Arc<AtomicUsize>,
+        }
+
+        async fn receive(State(r): State<Receiver>, body: axum::body::Bytes) -> StatusCode {
+            r.requests.fetch_add(1, Ordering::SeqCst);
+            let answer = r.script.lock().unwrap().pop_front();
+            match answer {
+                Some(Answer::Refuse) => StatusCode::SERVICE_UNAVAILABLE,
+                Some(Answer::Hang) => std::future::pending().await,
+                None => {
+                    let json: Value = serde_json::from_slice(&body).unwrap();
+                    let sequence = json["sequence"].as_u64().unwrap();
+                    r.accepted.lock().unwrap().push(sequence);
+                    StatusCode::NO_CONTENT
+                }
+            }
+        }
+
+        /// A receiver on `127.0.0.1:0` answering by `script`; its URL.
+        async fn serve(script: impl IntoIterator<Item = Answer>) -> (Receiver, String) {
+            let receiver = Receiver::default();
+            receiver.script.lock().unwrap().extend(script);
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}/hook", listener.local_addr().unwrap());
+            let app = Router::new()
+                .route("/hook", post(receive))
+                .with_state(receiver.clone());
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            (receiver, url)
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn refused_then_hung_then_accepted_each_arrives_once_in_order() {
+            use Answer::{Hang, Refuse};
+            let (receiver, url) = serve([Refuse, Refuse, Hang, Refuse]).await;
+            let webhook = WebhookNotifier::new(url).unwrap();
+            let outbox = Outbox::new(quick("hook", webhook).max_attempts(10));
+            for sequence in 1..=5 {
+                outbox.send(notification(sequence));
+            }
+            wait_for("5 delivered", || outbox.stats().delivered == 5).await;
+            assert_eq!(*receiver.accepted.lock().unwrap(), [1, 2, 3, 4, 5]);
+            let stats = outbox.stats();
+            assert_eq!(
+                (
+                    stats.failed,
+                    stats.dropped,
+                    stats.failed_attempts,
+                    stats.queued
+                ),
+                (0, 0, 4, 0),
+                "{stats:?}"
+            );
+            assert_eq!(receiver.requests.load(Ordering::SeqCst), 9);
+            let error = stats.last_error.unwrap();
+            assert!(
+                error.ends_with("answered 503 Service Unavailable"),
+                "{error}"
+            );
+            // More later: delivered at once, still in order.
+            outbox.send(notification(6));
+            wait_for("6 delivered", || outbox.stats().delivered == 6).await;
+            assert_eq!(*receiver.accepted.lock().unwrap(), [1, 2, 3, 4, 5, 6]);
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_receiver_gone_for_good_fills_the_queue_and_drops_are_counted() {
+            // Accepts each connection and closes it at once.
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}/hook", listener.local_addr().unwrap());
+            tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    drop(stream);
+                }
+            });
+            let delivery = quick("gone", WebhookNotifier::new(url).unwrap())
+                .max_attempts(2)
+                .queue_capacity(4);
+            let outbox = Outbox::new(delivery);
+            let mut slowest = Duration::ZERO;
+            for sequence in 1..=50 {
+                let started = StdInstant::now();
+                outbox.send(notification(sequence));
+                slowest = slowest.max(started.elapsed());
+            }
+            // Far below one attempt's timeout: nothing waited for delivery.
+            assert!(
+                slowest < Duration::from_millis(100),
+                "a send took {slowest:?}"
+            );
+            let stats = outbox.stats();
+            assert!(stats.queued <= 5 && stats.dropped >= 40, "{stats:?}");
+            assert_eq!(stats.queued + stats.dropped + stats.failed, 50, "{stats:?}");
+            wait_for("all given up", || outbox.stats().queued == 0).await;
+            let stats = outbox.stats();
+            assert_eq!(stats.delivered, 0);
+            // Every notification is accounted for: none silently lost.
+            assert_eq!(stats.failed + stats.dropped, 50, "{stats:?}");
+            assert!((1..=5).contains(&stats.failed), "{stats:?}");
+            assert_eq!(stats.failed_attempts, 2 * stats.failed);
+            let error = stats.last_error.unwrap();
+            assert!(error.starts_with("POST to http://127.0.0.1:"), "{error}");
+            assert!(stats.last_error_at.is_some());
+        }
+    }
 }
