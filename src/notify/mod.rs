@@ -34,8 +34,89 @@
 //!     .build();
 //! # let _ = status;
 //! ```
+//!
+//! A notification may be delivered more than once (an attempt whose
+//! answer was lost is tried again): receivers deduplicate and order by
+//! [`sequence`](Notification::sequence).
+//!
+//! # Webhooks
+//!
+//! With the `webhook` feature, `WebhookNotifier` POSTs each notification
+//! as JSON to a plain `http://` URL, with extra headers (an
+//! `Authorization` header, say) that never show in `Debug` output, errors
+//! or logs:
+//!
+//! ```no_run
+//! # #[cfg(feature = "webhook")]
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use http::{header, HeaderValue};
+//! use tower_status::check::{CheckResult, HealthCheck};
+//! use tower_status::notify::{Delivery, WebhookNotifier};
+//! use tower_status::StatusLayer;
+//!
+//! let token = std::env::var("ALERTS_TOKEN")?;
+//! let webhook = WebhookNotifier::new("http://alerts.internal:9000/hooks/status")?
+//!     .header(header::AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {token}"))?);
+//! let status = StatusLayer::new()
+//!     .check(HealthCheck::pushed("db"))
+//!     .notify(
+//!         Delivery::to("alerts", webhook)
+//!             .attempt_timeout(Duration::from_secs(2))
+//!             .backoff(Duration::from_millis(500), Duration::from_secs(30)),
+//!     )
+//!     .build();
+//! // Once seen by the status, this is POSTed to the receiver:
+//! // {"sequence":1,"environment":"production","status":"down",
+//! //  "transition":{"from":"ok","to":"down",...},
+//! //  "root_causes":[{"component":"db","status":"down","error":"connection refused"}],
+//! //  "components":[{"component":"db","from":"ok","to":"down",...}]}
+//! status.set_component("db", CheckResult::down("connection refused"));
+//! # Ok(()) }
+//! # #[cfg(not(feature = "webhook"))]
+//! # fn main() {}
+//! ```
+//!
+//! # Over HTTPS with your own client
+//!
+//! The crate carries no TLS stack, so `WebhookNotifier` refuses
+//! `https://` URLs. Implement [`Notifier`] with the HTTPS client the
+//! application already has (reqwest, say): one attempt per call, `Ok` when
+//! delivered; the timeout, retries and queue stay [`Delivery`]'s.
+//!
+//! ```
+//! use tower_status::notify::{Delivery, Notifier, NotifyFuture};
+//! use tower_status::report::Notification;
+//!
+//! struct HttpsWebhook {
+//!     url: String,
+//!     // client: reqwest::Client,
+//! }
+//!
+//! impl Notifier for HttpsWebhook {
+//!     fn notify<'a>(&'a self, n: &'a Notification) -> NotifyFuture<'a> {
+//!         Box::pin(async move {
+//!             let body = serde_json::to_vec(n)?;
+//!             // With reqwest:
+//!             // self.client.post(&self.url)
+//!             //     .header("content-type", "application/json")
+//!             //     .body(body)
+//!             //     .send().await?
+//!             //     .error_for_status()?;
+//!             # let _ = (&self.url, body);
+//!             Ok(())
+//!         })
+//!     }
+//! }
+//!
+//! let hook = HttpsWebhook { url: "https://hooks.example.com/status".into() };
+//! let delivery = Delivery::to("https-hook", hook);
+//! # let _ = delivery;
+//! ```
 
 mod outbox;
+#[cfg(feature = "webhook")]
+mod webhook;
 
 use std::error::Error;
 use std::future::Future;
@@ -48,6 +129,9 @@ use serde::{Deserialize, Serialize};
 use crate::report::{Notification, Timestamp};
 
 pub(crate) use outbox::Outbox;
+#[cfg(feature = "webhook")]
+#[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
+pub use webhook::{InvalidWebhookUrl, WebhookNotifier};
 
 /// Why a delivery attempt failed.
 pub type NotifyError = Box<dyn Error + Send + Sync>;
@@ -154,8 +238,9 @@ impl Delivery {
         self
     }
 
-    /// How many notifications may wait; when one more comes, the oldest
-    /// waiting is dropped (and counted).
+    /// How many notifications may wait besides the one being delivered
+    /// (default 256); when one more comes, the oldest waiting is dropped
+    /// (and counted in [`DeliveryStats::dropped`]).
     ///
     /// # Panics
     ///
@@ -184,7 +269,8 @@ pub struct DeliveryStats {
     pub dropped: u64,
     /// Attempts that failed (each retry counts).
     pub failed_attempts: u64,
-    /// Notifications waiting now (including one being delivered).
+    /// Notifications waiting now, including one being delivered (so at
+    /// most the [queue capacity](Delivery::queue_capacity) plus one).
     pub queued: u64,
     /// The last attempt's error, when an attempt has failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -192,4 +278,20 @@ pub struct DeliveryStats {
     /// When that attempt failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error_at: Option<Timestamp>,
+}
+
+/// An error's text followed by its sources' (`outer: inner`), leaving out
+/// a source whose text the outer one already shows.
+fn describe(error: &(dyn Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        let more = e.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = e.source();
+    }
+    text
 }
