@@ -317,7 +317,6 @@ async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
 /// End to end through the public API: a pushed component goes down, then
 /// comes back; the webhook receives one notification for each.
 #[tokio::test]
-#[ignore = "needs the transition engine"]
 async fn a_layer_posts_each_status_change_to_its_webhook() -> Result<(), BoxError> {
     let (receiver, base) = serve([StatusCode::SERVICE_UNAVAILABLE]).await;
     let webhook = WebhookNotifier::new(format!("{base}/hook"))?
