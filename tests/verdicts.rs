@@ -212,8 +212,16 @@ async fn a_dependency_that_stays_down_changes_it_after_the_threshold_and_recover
     assert!(passed >= 2, "ok again after {passed} passed runs: {r}");
     assert_eq!(r["status"], "ok");
 
-    // ok -> down -> ok, for the component and overall, in the log.
-    let log = fetch_json(&http1_client(), addr, "/status/transitions").await;
+    // ok -> down -> ok, for the component and overall, in the log (the
+    // evaluator sees the last change within its interval).
+    let deadline = Instant::now() + DEADLINE;
+    let log = loop {
+        let log = fetch_json(&http1_client(), addr, "/status/transitions").await;
+        if log["transitions"].as_array().unwrap().len() >= 4 || Instant::now() > deadline {
+            break log;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let seen: Vec<(Value, Value, Value)> = log["transitions"]
         .as_array()
         .unwrap()
@@ -389,6 +397,13 @@ async fn search_is_blocked_by_db_and_the_root_cause_is_named_once() {
     assert!(r["components"]["db"].get("blocked_by").is_none(), "{r}");
     assert_eq!(r["root_causes"].as_array().unwrap().len(), 1, "{r}");
     assert_eq!(r["root_causes"][0]["component"], "db", "{r}");
+    // The component alone says so too.
+    let one = fetch(&http1_client(), addr, http::Method::GET, "/status/search").await;
+    assert_eq!(
+        one.json()["blocked_by"],
+        serde_json::json!(["db"]),
+        "{one:?}"
+    );
 
     // Every notification names root causes once; the change that took the
     // service down names only db, however many components followed it.
@@ -424,12 +439,19 @@ async fn search_is_blocked_by_db_and_the_root_cause_is_named_once() {
         );
     }
     // search's transition in the log says it was blocked.
-    let log = status.transitions();
-    let search = log
-        .transitions
-        .iter()
-        .find(|t| t.component.as_deref() == Some("search") && t.to == Status::Down)
-        .expect("search went down");
+    let deadline = Instant::now() + DEADLINE;
+    let search = loop {
+        let found = status
+            .transitions()
+            .transitions
+            .into_iter()
+            .find(|t| t.component.as_deref() == Some("search") && t.to == Status::Down);
+        match found {
+            Some(t) => break t,
+            None => assert!(Instant::now() < deadline, "search's transition not logged"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(search.blocked_by, ["db"]);
 }
 

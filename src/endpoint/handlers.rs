@@ -17,7 +17,9 @@ use super::routes::Query;
 use crate::auth::{Caller, Refusal};
 use crate::format::{Format, FormatContext, Rendered};
 use crate::report::{CallerSummary, Component, Status, Timestamp, TRAFFIC_COMPONENT};
-use crate::state::{collect, collect_parts, subscribe, traffic_only, Selection, Shared};
+use crate::state::{
+    collect, collect_parts, failing_dependencies, subscribe, traffic_only, Selection, Shared,
+};
 
 /// The full report, in the format the request asks for.
 pub(crate) async fn report(
@@ -182,7 +184,10 @@ pub(crate) async fn component(shared: &Shared, name: &str) -> Response<Full<Byte
         },
     };
     match found {
-        Some(c) => {
+        Some(mut c) => {
+            if c.status != Status::Ok {
+                c.blocked_by = failing_dependencies(shared, name);
+            }
             let code = if c.status == Status::Down {
                 StatusCode::SERVICE_UNAVAILABLE
             } else {

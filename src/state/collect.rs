@@ -405,6 +405,29 @@ fn mark_blocked(
         .collect()
 }
 
+/// The dependencies of the component `name` that fail, as last seen
+/// (no check is run): what blocks it when it fails too.
+pub(crate) fn failing_dependencies(shared: &Shared, name: &str) -> Vec<String> {
+    let Some((_, needs)) = shared.dependencies.iter().find(|(n, _)| n == name) else {
+        return Vec::new();
+    };
+    let checks = &shared.config.checks;
+    needs
+        .iter()
+        .filter(|need| {
+            let status = match shared.lifecycle.pushed_one(need) {
+                Some(c) => Some(c.status),
+                None => checks
+                    .peek(checks.get(need).into_iter())
+                    .pop()
+                    .map(|(_, s)| s.component.status),
+            };
+            status.is_some_and(|s| s != Status::Ok)
+        })
+        .cloned()
+        .collect()
+}
+
 /// Traffic and window latency of the wrapped service at `at`, with the
 /// cumulative snapshot they come from.
 fn traffic(recorder: &Recorder, at: Instant) -> (Traffic, Latency, Snapshot) {

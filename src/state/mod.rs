@@ -27,7 +27,7 @@ use crate::notify::Delivery;
 use crate::recorder::Recorder;
 use crate::report::{Component, Status};
 
-pub(crate) use collect::{collect, collect_parts, traffic_only, Selection};
+pub(crate) use collect::{collect, collect_parts, failing_dependencies, traffic_only, Selection};
 pub(crate) use lifecycle::Lifecycle;
 pub(crate) use section::CallerSection;
 pub use verdict::TransitionLog;
