@@ -13,7 +13,8 @@
 //!
 //! Environment:
 //!
-//! - `STATUS_ADDR` (default `127.0.0.1:3000`): where to listen;
+//! - `STATUS_ADDR` (default `127.0.0.1:3000`): where to listen (port 0: any
+//!   free port; the bound address is printed: `listening on http://ADDR/...`);
 //! - `API_KEYS` (default `dev-key:standard:1000`): comma-separated
 //!   `key:tier:limit`, the limit being requests per hour;
 //! - `STORAGE_ADDR` (default `127.0.0.1:9000`), `SEARCH_ADDR` (default
@@ -54,6 +55,7 @@
 //!   such a 400.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
@@ -131,10 +133,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let addr = var("STATUS_ADDR", "127.0.0.1:3000");
     let listener = tokio::net::TcpListener::bind(&addr).await?;
+    // The bound address (the port is the system's choice with port 0),
+    // flushed at once: a test reads this line to know where to connect.
     println!(
         "listening on http://{}{STATUS_PATH}",
         listener.local_addr()?
     );
+    std::io::stdout().flush()?;
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

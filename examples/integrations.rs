@@ -16,7 +16,8 @@
 //!  "DALL-E":{"total_count":1,"healthy_count":1,"healthy_percentage":100.0,"status":"ok"}}}}
 //! ```
 //!
-//! - `STATUS_ADDR`: listen address (default `127.0.0.1:3000`).
+//! - `STATUS_ADDR`: listen address (default `127.0.0.1:3000`; port 0: any
+//!   free port). Once bound, prints `listening on http://ADDR/status`.
 //! - `STATUS_API_KEY`: the key, sent as `Authorization: Bearer KEY` (default
 //!   `dev-token`; an empty value counts as unset). Without it: `401` with a
 //!   JSON body `{"error", "code"}` and `WWW-Authenticate: Bearer`.
@@ -47,6 +48,7 @@
 //! so `?format=json` is a `400` (`{"error", "code": "unknown_format"}`).
 
 use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
 use std::time::Duration;
 
 use axum::{routing::get, Router};
@@ -300,9 +302,17 @@ async fn main() {
             std::process::exit(1);
         }
     };
+    // The bound address (the port is the system's choice with port 0),
+    // flushed at once: a test reads this line to know where to connect.
     match listener.local_addr() {
-        Ok(a) => println!("listening on http://{a}/status"),
-        Err(_) => println!("listening on http://{addr}/status"),
+        Ok(a) => {
+            println!("listening on http://{a}/status");
+            let _ = std::io::stdout().flush();
+        }
+        Err(e) => {
+            eprintln!("integrations: cannot read the address bound for {addr}: {e}");
+            std::process::exit(1);
+        }
     }
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async {

@@ -11,7 +11,8 @@
 //!
 //! Environment:
 //!
-//! - `STATUS_ADDR` (default `127.0.0.1:3000`): where to listen;
+//! - `STATUS_ADDR` (default `127.0.0.1:3000`): where to listen (port 0: any
+//!   free port; the bound address is printed: `listening on http://ADDR/...`);
 //! - `NATS_URL` (default `nats://127.0.0.1:4222`): the NATS server, with JetStream;
 //! - `STATUS_API_KEY` (default `dev-key`): a key that may see the status;
 //! - `STATUS_LIMITED_KEY` (default `limited-key`): a valid key without the
@@ -43,6 +44,7 @@
 //! seed's error shape.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -126,10 +128,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let addr = var("STATUS_ADDR", "127.0.0.1:3000");
     let listener = tokio::net::TcpListener::bind(&addr).await?;
+    // The bound address (the port is the system's choice with port 0),
+    // flushed at once: a test reads this line to know where to connect.
     println!(
         "listening on http://{}{STATUS_PATH}",
         listener.local_addr()?
     );
+    std::io::stdout().flush()?;
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

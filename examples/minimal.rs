@@ -10,7 +10,8 @@
 //! {"status":"ok","timestamp":"2026-11-23T10:30:00.000Z"}
 //! ```
 //!
-//! - `STATUS_ADDR`: listen address (default `127.0.0.1:3000`).
+//! - `STATUS_ADDR`: listen address (default `127.0.0.1:3000`; port 0: any
+//!   free port). Once bound, prints `listening on http://ADDR/status`.
 //! - `APP_ENV`: environment (default `development`; not in this body).
 //! - `DEPENDENCY_ADDR`: optional `host:port` of a critical TCP dependency.
 //!   Refused or timed out (1 s) gives `{"status":"down"}` with `503`.
@@ -37,6 +38,7 @@
 //! the crate. The document's body is the only one served: the crate's own
 //! formats are off, so `?format=json` is a 400 (`unknown_format`) as well.
 
+use std::io::Write;
 use std::time::Duration;
 
 use axum::{routing::get, Router};
@@ -117,9 +119,17 @@ async fn main() {
             std::process::exit(1);
         }
     };
+    // The bound address (the port is the system's choice with port 0),
+    // flushed at once: a test reads this line to know where to connect.
     match listener.local_addr() {
-        Ok(a) => println!("listening on http://{a}/status"),
-        Err(_) => println!("listening on http://{addr}/status"),
+        Ok(a) => {
+            println!("listening on http://{a}/status");
+            let _ = std::io::stdout().flush();
+        }
+        Err(e) => {
+            eprintln!("minimal: cannot read the address bound for {addr}: {e}");
+            std::process::exit(1);
+        }
     }
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async {

@@ -11,7 +11,8 @@
 //!  "environment":"development","version":"0.1.0","uptime":3600,"memory":{"used":4,"total":16}}
 //! ```
 //!
-//! - `STATUS_ADDR`: listen address (default `127.0.0.1:3000`).
+//! - `STATUS_ADDR`: listen address (default `127.0.0.1:3000`; port 0: any
+//!   free port). Once bound, prints `listening on http://ADDR/status`.
 //! - `APP_ENV`: the `environment` field (default `development`; read by the crate).
 //! - `DEPENDENCY_ADDR`: optional `host:port` of a TCP dependency. When a
 //!   connection to it is refused or times out (1 s), `status` is
@@ -32,6 +33,7 @@
 //! The seed's body is the only one served: the crate's own formats are off,
 //! so `?format=json` is a `400` in that error shape too.
 
+use std::io::Write;
 use std::time::Duration;
 
 use axum::{routing::get, Router};
@@ -161,9 +163,17 @@ async fn main() {
             std::process::exit(1);
         }
     };
+    // The bound address (the port is the system's choice with port 0),
+    // flushed at once: a test reads this line to know where to connect.
     match listener.local_addr() {
-        Ok(a) => println!("listening on http://{a}/status"),
-        Err(_) => println!("listening on http://{addr}/status"),
+        Ok(a) => {
+            println!("listening on http://{a}/status");
+            let _ = std::io::stdout().flush();
+        }
+        Err(e) => {
+            eprintln!("service_status: cannot read the address bound for {addr}: {e}");
+            std::process::exit(1);
+        }
     }
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async {

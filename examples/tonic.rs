@@ -15,8 +15,12 @@
 //!
 //! gRPC calls go through the layer and are counted in `requests`; a call
 //! answered with a non-zero `grpc-status` counts as an error. Listens on
-//! `STATUS_ADDR` (default `127.0.0.1:3000`); stops on ctrl-c.
+//! `STATUS_ADDR` (default `127.0.0.1:3000`; port 0: any free port) and prints
+//! the bound address; stops on ctrl-c.
 
+use std::io::Write;
+
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 use tower_status::StatusLayer;
 
@@ -31,7 +35,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = std::env::var("STATUS_ADDR")
         .unwrap_or_else(|_| "127.0.0.1:3000".to_owned())
         .parse()?;
-    println!("listening on http://{addr}/status (gRPC on the same port)");
+    // Bound here, so the address printed is the real one (port 0: any free
+    // port); `TCP_NODELAY` as `serve` would set it.
+    let incoming = TcpIncoming::bind(addr)?.with_nodelay(Some(true));
+    println!(
+        "listening on http://{}/status (gRPC on the same port)",
+        incoming.local_addr()?
+    );
+    std::io::stdout().flush()?;
 
     Server::builder()
         // `GET /status` from curl or a load balancer speaks HTTP/1.1.
@@ -42,7 +53,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .version(tower_status::app_version!()),
         )
         .add_service(health_service)
-        .serve_with_shutdown(addr, async {
+        .serve_with_incoming_shutdown(incoming, async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;

@@ -2,12 +2,14 @@
 //! `promtool check metrics`, and scraped by a real Prometheus server.
 
 mod common;
+#[path = "support/process.rs"]
+mod process;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 use tower_status::check::HealthCheck;
 
@@ -17,6 +19,7 @@ use common::{bounded, fetch, http1_client, parse_json, send, start_axum, text};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
+use process::{Running, ANNOUNCE_WITHIN};
 use serde_json::Value;
 use tower::{service_fn, Layer};
 use tower_status::auth::{ApiKeys, Identity, Permissions};
@@ -430,13 +433,24 @@ async fn promtool_accepts_the_exposition() {
 /// A Prometheus child process and its directory, killed and removed on drop
 /// (also when the test fails).
 struct Prometheus {
-    child: Child,
-    dir: PathBuf,
+    // Dropped in this order: the process is killed, then its directory removed.
+    server: Running,
     addr: SocketAddr,
+    _dir: RemovedOnDrop,
+}
+
+/// A directory removed on drop.
+struct RemovedOnDrop(PathBuf);
+
+impl Drop for RemovedOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 impl Prometheus {
-    /// Starts Prometheus on a free loopback port, scraping `target` every second.
+    /// Starts Prometheus on a loopback port it binds itself (port 0; the
+    /// address is read from its log), scraping `target` every second.
     fn start(target: SocketAddr) -> Self {
         let nanos = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -447,6 +461,9 @@ impl Prometheus {
             std::process::id()
         ));
         std::fs::create_dir_all(dir.join("data")).expect("create the temp dir");
+        // Removed however the start ends.
+        let removed = RemovedOnDrop(dir);
+        let dir = &removed.0;
         let config = format!(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
              scrape_configs:\n  - job_name: tower-status\n    metrics_path: /status/metrics\n    \
@@ -454,47 +471,53 @@ impl Prometheus {
         );
         let config_path = dir.join("prometheus.yml");
         std::fs::write(&config_path, config).expect("write prometheus.yml");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let log = std::fs::File::create(dir.join("prometheus.log")).expect("log file");
-        let child = Command::new(PROMETHEUS)
-            .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address={addr}"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
-            .spawn();
-        let child = match child {
-            Ok(child) => child,
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&dir);
-                panic!(
-                    "cannot run {PROMETHEUS} ({e}): it comes with the Debian package \
-                     `prometheus`, which scripts/test.sh installs"
-                )
-            }
-        };
-        Self { child, dir, addr }
+        if !std::path::Path::new(PROMETHEUS).is_file() {
+            panic!(
+                "{PROMETHEUS} is missing: it comes with the Debian package `prometheus`, \
+                 which scripts/test.sh installs"
+            );
+        }
+        // Prometheus logs `msg="Listening on" address=127.0.0.1:PORT` once bound.
+        let (server, addr) = Running::spawn_until(
+            "prometheus",
+            Command::new(PROMETHEUS)
+                .arg(format!("--config.file={}", config_path.display()))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.join("data").display()
+                ))
+                .arg("--web.listen-address=127.0.0.1:0"),
+            ANNOUNCE_WITHIN,
+            |line| {
+                if !line.contains("msg=\"Listening on\"") {
+                    return None;
+                }
+                let at = line.find("address=")? + "address=".len();
+                line[at..]
+                    .split_whitespace()
+                    .next()?
+                    .parse::<SocketAddr>()
+                    .ok()
+                    .filter(|addr| addr.port() != 0)
+            },
+        );
+        Self {
+            server,
+            addr,
+            _dir: removed,
+        }
     }
 
+    /// The last 30 lines of its log.
     fn log(&self) -> String {
-        let log = std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default();
+        let log = self.server.stderr();
         let tail: Vec<&str> = log.lines().rev().take(30).collect();
         tail.into_iter().rev().collect::<Vec<_>>().join("\n")
     }
 
     /// Fails the test with the log when Prometheus is gone.
     fn assert_running(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("prometheus exited ({status}):\n{}", self.log());
-        }
+        self.server.assert_running();
     }
 
     /// The `data.result` of an instant query, or `None` while Prometheus
@@ -563,14 +586,6 @@ impl Prometheus {
     }
 }
 
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// Percent-encodes a PromQL query for a URL query string.
 fn form_urlencoded_query(promql: &str) -> String {
     promql
@@ -601,7 +616,8 @@ async fn a_real_prometheus_scrapes_the_metrics() {
         assert_eq!(res.status, StatusCode::OK);
     }
     let started = Instant::now();
-    let mut prometheus = Prometheus::start(target);
+    // Blocks until Prometheus says where it listens: off the runtime.
+    let mut prometheus = tokio::task::block_in_place(|| Prometheus::start(target));
 
     let is =
         |n: &'static str| move |s: &Value| s["metric"]["class"] == "2xx" && value_of(s) == Some(n);

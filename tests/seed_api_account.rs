@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use harness::{Proc, Reply, TempDir};
+use harness::{HeldPort, Reply, Running, TempDir};
 use http::{Method, StatusCode};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use serde_json::Value;
@@ -25,33 +25,27 @@ const KEYS: &str = "std-key:standard:1000,pro-key:pro:5000";
 
 type Http = Client<HttpConnector, http_body_util::Full<bytes::Bytes>>;
 
-/// A dependency: a TCP listener that accepts while it is up.
+/// A dependency: a TCP listener that accepts while it is up. Its port
+/// stays held while it is down (connections are refused, and no other
+/// program can take the port), so it comes back on the same port.
 struct Dependency {
-    port: u16,
+    port: HeldPort,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Dependency {
     async fn start() -> Self {
-        // Port 0: no other test can take the port between choice and bind.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a dependency port");
-        let port = listener.local_addr().expect("its address").port();
-        let mut dep = Self { port, task: None };
-        dep.serve(listener);
+        let mut dep = Self {
+            port: HeldPort::loopback(),
+            task: None,
+        };
+        dep.up().await;
         dep
     }
 
-    /// Listens again on the same port.
+    /// Listens (again) on its port.
     async fn up(&mut self) {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
-            .await
-            .expect("bind the dependency's port again");
-        self.serve(listener);
-    }
-
-    fn serve(&mut self, listener: tokio::net::TcpListener) {
+        let listener = self.port.listen().expect("listen on the dependency's port");
         self.task = Some(tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 drop(stream);
@@ -68,12 +62,12 @@ impl Dependency {
     }
 
     fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        self.port.addr.to_string()
     }
 }
 
 struct App {
-    example: Proc,
+    example: Running,
     base: String,
     http: Http,
     storage: Dependency,
@@ -84,28 +78,28 @@ struct App {
 
 impl App {
     async fn start(keys: &str) -> Self {
-        let exe = harness::build_example("api_account");
         let dir = TempDir::new("seed-004");
         let storage = Dependency::start().await;
         let search = Dependency::start().await;
         let maintenance = dir.path().join("maintenance.json");
-        let port = harness::free_port();
-        let mut example = Proc::spawn(
-            "api_account",
-            Command::new(exe)
-                .env("STATUS_ADDR", format!("127.0.0.1:{port}"))
-                .env("API_KEYS", keys)
-                .env("STORAGE_ADDR", storage.addr())
-                .env("SEARCH_ADDR", search.addr())
-                .env("MAINTENANCE_FILE", &maintenance)
-                .env("DATACENTER", "test-dc")
-                .env("APP_ENV", "staging"),
-            dir.path().join("api_account.log"),
-        );
-        example.wait_for_port(port, Duration::from_secs(30));
+        let env = [
+            ("API_KEYS", keys.to_owned()),
+            ("STORAGE_ADDR", storage.addr()),
+            ("SEARCH_ADDR", search.addr()),
+            ("MAINTENANCE_FILE", maintenance.display().to_string()),
+            ("DATACENTER", "test-dc".to_owned()),
+            ("APP_ENV", "staging".to_owned()),
+        ];
+        // Building and starting block: off the runtime's threads.
+        let started = tokio::task::spawn_blocking(move || {
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, &v[..])).collect();
+            harness::start_example("api_account", &env)
+        })
+        .await;
+        let (example, addr) = started.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
         Self {
             example,
-            base: format!("http://127.0.0.1:{port}"),
+            base: format!("http://{addr}"),
             http: harness::client(),
             storage,
             search,

@@ -570,7 +570,7 @@ async fn every_get_is_answered_while_the_dependency_flaps() {
     let app = App::start(NAME, &[("DEPENDENCY_ADDR", &dep.addr_string())]).await;
     let url = app.url("/status");
     let mut dep = Some(dep);
-    let mut addr = dep.as_ref().unwrap().addr;
+    let mut closed = None;
     for round in 0..6 {
         for _ in 0..5 {
             let r = send(Method::GET, &url, &[]).await;
@@ -582,13 +582,10 @@ async fn every_get_is_answered_while_the_dependency_flaps() {
             check_body(&r, word, "development");
             tokio::time::sleep(Duration::from_millis(40)).await;
         }
-        dep = match dep.take() {
-            Some(d) => {
-                addr = d.close().await;
-                None
-            }
-            None if round < 5 => Some(Dependency::open_at(addr).await),
-            None => None,
-        };
+        match (dep.take(), closed.take()) {
+            (Some(d), _) => closed = Some(d.close().await),
+            (None, Some(c)) if round < 5 => dep = Some(Dependency::open_at(c).await),
+            (None, c) => closed = c,
+        }
     }
 }

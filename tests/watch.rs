@@ -122,14 +122,29 @@ async fn the_evaluator_stops_with_the_last_subscriber() {
     let layer = db_layer(&flag(), &runs);
     let mut watch = layer.clone().build().subscribe();
     bounded("first", watch.changed()).await.expect("alive");
-    tokio::time::sleep(3 * INTERVAL).await;
-    assert!(runs.load(Ordering::SeqCst) >= 2, "evaluated every interval");
+    bounded("evaluations every interval", async {
+        while runs.load(Ordering::SeqCst) < 2 {
+            tokio::time::sleep(INTERVAL / 4).await;
+        }
+    })
+    .await;
     drop(watch);
-    // One more tick notices nobody listens.
-    tokio::time::sleep(2 * INTERVAL).await;
-    let stopped = runs.load(Ordering::SeqCst);
-    tokio::time::sleep(4 * INTERVAL).await;
-    assert_eq!(runs.load(Ordering::SeqCst), stopped, "no evaluation after");
+    // One more tick notices nobody listens: from then on the count stays
+    // put (4 intervals without a run), within 3 s.
+    let settled = Instant::now() + Duration::from_secs(3);
+    let mut last = runs.load(Ordering::SeqCst);
+    loop {
+        tokio::time::sleep(4 * INTERVAL).await;
+        let now = runs.load(Ordering::SeqCst);
+        if now == last {
+            break;
+        }
+        assert!(
+            Instant::now() < settled,
+            "the check still runs 3 s after the last subscriber left"
+        );
+        last = now;
+    }
 }
 
 // ---------------------------------------------------------------------------

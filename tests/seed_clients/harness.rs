@@ -1,8 +1,8 @@
 //! Harness of the seed tests (`tests/seed_*.rs` include it with `#[path]`):
 //! builds an example (a debug build), runs it and `nats-server` as child
-//! processes that are killed on drop, talks HTTP through hyper_util's
-//! client, and validates bodies against the JSON Schemas in
-//! `tests/schemas/`. Every wait is bounded.
+//! processes that bind port 0 and say which port they got (killed on
+//! drop), talks HTTP through hyper_util's client, and validates bodies
+//! against the JSON Schemas in `tests/schemas/`. Every wait is bounded.
 
 // Each test file uses only some of these.
 #![allow(dead_code)]
@@ -10,14 +10,18 @@
 #[path = "../seeds/examples.rs"]
 pub mod examples;
 
-pub use examples::{build_example, free_port};
+pub use examples::process::Running;
+// Only some test files use it.
+#[allow(unused_imports)]
+pub use examples::HeldPort;
 
-use std::fs::File;
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -53,73 +57,12 @@ impl Drop for TempDir {
     }
 }
 
-/// A child process with its output in a log file, killed on drop.
-pub struct Proc {
-    name: String,
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Proc {
-    pub fn spawn(name: &str, cmd: &mut Command, log: PathBuf) -> Self {
-        let file = File::create(&log).expect("create the log file");
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log file handle"))
-            .stderr(file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        Self {
-            name: name.to_owned(),
-            child: Some(child),
-            log,
-        }
-    }
-
-    /// Kills the process (SIGKILL) and reaps it.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// What the process wrote so far.
-    pub fn output(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits until the process accepts TCP connections on `port`; fails
-    /// with its output if it exits or does not listen within `within`.
-    pub fn wait_for_port(&mut self, port: u16, within: Duration) {
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let started = Instant::now();
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            self.assert_running();
-            assert!(
-                started.elapsed() < within,
-                "{} did not listen on {addr} within {within:?}:\n{}",
-                self.name,
-                self.output()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Panics if the process has exited, with its output.
-    pub fn assert_running(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("{} exited ({status}):\n{}", self.name, self.output());
-            }
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// Starts example `name` (built first) with `env`, on
+/// `STATUS_ADDR=127.0.0.1:0`, and waits for the `listening on
+/// http://ADDR/...` line it prints once bound; returns the running example
+/// and `ADDR`.
+pub fn start_example(name: &str, env: &[(&str, &str)]) -> (Running, SocketAddr) {
+    examples::start_example(name, &[], env)
 }
 
 /// Finds `name` on `PATH`.
@@ -156,56 +99,174 @@ pub fn nats_server_version() -> String {
         .unwrap_or_else(|| panic!("unexpected nats-server --version output: {text:?}"))
 }
 
-/// A real `nats-server -js` on a free port, with its store in a directory
-/// that outlives restarts.
+/// A real `nats-server -js`, with its store in a directory that outlives
+/// restarts, reached through a [`Forwarder`]: the server binds a port of
+/// its choosing at every start (`-p -1`) and the harness reads it from the
+/// server's log, while the URL given to the example stays the same.
 pub struct Nats {
-    pub port: u16,
+    front: Forwarder,
     store: PathBuf,
-    log_dir: PathBuf,
-    starts: usize,
-    proc: Option<Proc>,
+    server: Option<Running>,
 }
 
 impl Nats {
     pub fn start(dir: &TempDir) -> Self {
         let mut nats = Self {
-            port: free_port(),
+            front: Forwarder::open(),
             store: dir.path().join("jetstream"),
-            log_dir: dir.path().to_owned(),
-            starts: 0,
-            proc: None,
+            server: None,
         };
         nats.restart();
         nats
     }
 
+    /// The URL for the example and the test: the forwarder's.
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        format!("nats://{}", self.front.addr)
     }
 
-    /// Kills the server (SIGKILL).
+    /// Kills the server (SIGKILL) and cuts the connections to it.
     pub fn stop(&mut self) {
-        if let Some(mut proc) = self.proc.take() {
-            proc.kill();
+        self.front.forward_to(None);
+        if let Some(mut server) = self.server.take() {
+            server.kill();
         }
     }
 
-    /// (Re)starts the server on the same port with the same store.
+    /// (Re)starts the server with the same store, on a port it picks, and
+    /// points the forwarder at it.
     pub fn restart(&mut self) {
         self.stop();
-        self.starts += 1;
-        let log = self.log_dir.join(format!("nats-{}.log", self.starts));
-        let proc = Proc::spawn(
+        const READY: &str = "Listening for client connections on ";
+        let (server, addr) = Running::spawn_until(
             "nats-server",
             Command::new(nats_server_binary())
-                .args(["-js", "-a", "127.0.0.1", "-p"])
-                .arg(self.port.to_string())
-                .arg("-sd")
+                .args(["-js", "-a", "127.0.0.1", "-p", "-1", "-sd"])
                 .arg(&self.store),
-            log,
+            Duration::from_secs(30),
+            |line| {
+                let at = line.find(READY)? + READY.len();
+                line[at..].trim().parse::<SocketAddr>().ok()
+            },
         );
-        let proc = self.proc.insert(proc);
-        proc.wait_for_port(self.port, Duration::from_secs(10));
+        self.server = Some(server);
+        self.front.forward_to(Some(addr));
+    }
+}
+
+/// A loopback address that stays the same while the server behind it
+/// changes: a listener of the test, held for its whole life, forwarding
+/// each connection to the server of the moment. A server that must "come
+/// back on the same port" after a restart comes back behind it, so no port
+/// is ever freed and bound again (another program could take it in
+/// between). While there is no server, connections are accepted and closed
+/// at once.
+pub struct Forwarder {
+    pub addr: SocketAddr,
+    shared: Arc<Mutex<Forwarding>>,
+    accepting: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct Forwarding {
+    to: Option<SocketAddr>,
+    closing: bool,
+    next: u64,
+    /// Both ends of each forwarded connection, to cut them.
+    open: HashMap<u64, [TcpStream; 2]>,
+}
+
+fn lock(shared: &Mutex<Forwarding>) -> MutexGuard<'_, Forwarding> {
+    shared.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Forwarder {
+    pub fn open() -> Forwarder {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the forwarder");
+        let addr = listener.local_addr().expect("the forwarder's address");
+        let shared = Arc::new(Mutex::new(Forwarding::default()));
+        let accepting = {
+            let shared = Arc::clone(&shared);
+            std::thread::spawn(move || Self::accept(listener, shared))
+        };
+        Forwarder {
+            addr,
+            shared,
+            accepting: Some(accepting),
+        }
+    }
+
+    /// Forwards new connections to `to` (none: closes them at once), and
+    /// cuts those forwarded so far.
+    pub fn forward_to(&self, to: Option<SocketAddr>) {
+        let mut forwarding = lock(&self.shared);
+        forwarding.to = to;
+        for (_, ends) in forwarding.open.drain() {
+            for end in ends {
+                let _ = end.shutdown(Shutdown::Both);
+            }
+        }
+    }
+
+    fn accept(listener: TcpListener, shared: Arc<Mutex<Forwarding>>) {
+        for client in listener.incoming() {
+            let to = {
+                let forwarding = lock(&shared);
+                if forwarding.closing {
+                    return;
+                }
+                forwarding.to
+            };
+            // No server: the connection is dropped, closed at once.
+            let (Ok(client), Some(to)) = (client, to) else {
+                continue;
+            };
+            let Ok(server) = TcpStream::connect_timeout(&to, Duration::from_secs(2)) else {
+                continue;
+            };
+            let _ = client.set_nodelay(true);
+            let _ = server.set_nodelay(true);
+            let (Ok(c1), Ok(c2), Ok(s1), Ok(s2)) = (
+                client.try_clone(),
+                client.try_clone(),
+                server.try_clone(),
+                server.try_clone(),
+            ) else {
+                continue;
+            };
+            let id = {
+                let mut forwarding = lock(&shared);
+                if forwarding.to != Some(to) {
+                    continue; // the server changed meanwhile
+                }
+                forwarding.next += 1;
+                let id = forwarding.next;
+                forwarding.open.insert(id, [client, server]);
+                id
+            };
+            for (mut from, mut into) in [(c1, s1), (s2, c2)] {
+                let shared = Arc::clone(&shared);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut into);
+                    let _ = from.shutdown(Shutdown::Both);
+                    let _ = into.shutdown(Shutdown::Both);
+                    lock(&shared).open.remove(&id);
+                });
+            }
+        }
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.forward_to(None);
+        lock(&self.shared).closing = true;
+        // Wakes the accepting thread, which sees `closing` and ends.
+        if TcpStream::connect_timeout(&self.addr, Duration::from_secs(1)).is_ok() {
+            if let Some(accepting) = self.accepting.take() {
+                let _ = accepting.join();
+            }
+        }
     }
 }
 

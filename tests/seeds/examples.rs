@@ -1,15 +1,22 @@
 //! What both seed harnesses (`tests/seeds/mod.rs` and
-//! `tests/seed_clients/harness.rs`) need: build an example once, run it to
-//! its exit, pick a free port, build requests and read `/watch` events.
+//! `tests/seed_clients/harness.rs`) need: build an example once, start it
+//! on port 0 and read the address it bound, run it to its exit, hold a
+//! loopback port for a dependency, build requests and read `/watch` events.
 
 // Each harness uses only some of these.
 #![allow(dead_code)]
 
+#[path = "../support/process.rs"]
+pub mod process;
+
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+use process::Running;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
@@ -106,12 +113,22 @@ fn as_outer_cargo(cmd: &mut Command) -> &mut Command {
     cmd
 }
 
-/// A port free on 127.0.0.1 a moment ago.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+/// Starts example `name` (built by [`build_example`]) with `env`, on
+/// `STATUS_ADDR=127.0.0.1:0` unless `env` says otherwise (the variables
+/// in `clear` removed first, so the caller's shell never leaks in), and
+/// waits for its `listening on http://ADDR/...` line; returns the running
+/// example and `ADDR`. The example binds the port itself: no port is
+/// chosen by the test and handed over.
+pub fn start_example(name: &str, clear: &[&str], env: &[(&str, &str)]) -> (Running, SocketAddr) {
+    let exe = build_example(name);
+    let mut cmd = Command::new(exe);
+    for var in clear {
+        cmd.env_remove(var);
+    }
+    cmd.env("STATUS_ADDR", "127.0.0.1:0")
+        .env("RUST_BACKTRACE", "1")
+        .envs(env.iter().copied());
+    Running::spawn_example(name, &mut cmd)
 }
 
 /// Runs example `name` with `env` (and nothing else of the examples'
@@ -124,29 +141,53 @@ pub fn run_to_exit(name: &str, clear: &[&str], env: &[(&str, &str)]) -> (Option<
     for var in clear {
         cmd.env_remove(var);
     }
-    let mut child = cmd
-        .env("STATUS_ADDR", format!("127.0.0.1:{}", free_port()))
+    cmd.env("STATUS_ADDR", "127.0.0.1:0")
         .env("RUST_BACKTRACE", "1")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting the example");
-    let started = Instant::now();
-    while child.try_wait().expect("polling the example").is_none() {
-        if started.elapsed() > Duration::from_secs(10) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("example {name} with {env:?} kept running instead of exiting");
+        .envs(env.iter().copied());
+    let mut example = Running::spawn(name, &mut cmd);
+    match example.wait_exit(Duration::from_secs(10)) {
+        Some(status) => (status.code(), example.stderr()),
+        None => {
+            example.kill();
+            example.fail(&format!("with {env:?} kept running instead of exiting"))
         }
-        std::thread::sleep(Duration::from_millis(10));
     }
-    let out = child.wait_with_output().expect("collecting output");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+}
+
+/// A loopback port for a dependency that goes down and comes back on the
+/// same port: bound (with `SO_REUSEADDR`) by a socket that never listens,
+/// so connections to it are refused while the dependency's listener is
+/// closed, and no other program can take the port meanwhile (an ephemeral
+/// bind or connect skips a bound port). The dependency's listeners bind
+/// the same port beside it (Linux allows that while the holder does not
+/// listen).
+pub struct HeldPort {
+    pub addr: SocketAddr,
+    _holder: tokio::net::TcpSocket,
+}
+
+impl HeldPort {
+    pub fn loopback() -> HeldPort {
+        let holder = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+        holder.set_reuseaddr(true).expect("SO_REUSEADDR");
+        holder
+            .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("bind a loopback port");
+        let addr = holder.local_addr().expect("its address");
+        HeldPort {
+            addr,
+            _holder: holder,
+        }
+    }
+
+    /// A listener on the held port; connections are refused again once
+    /// it is dropped.
+    pub fn listen(&self) -> std::io::Result<tokio::net::TcpListener> {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.set_reuseaddr(true)?;
+        socket.bind(self.addr)?;
+        socket.listen(1024)
+    }
 }
 
 /// An HTTP response, body read whole. Each harness adds its own `header`.

@@ -1,18 +1,20 @@
 //! Helpers for the seed tests (`tests/seed_*.rs`): build an example once,
-//! run it as a child process on a free port, drive it with a real HTTP
-//! client, open and close real TCP dependencies, and validate bodies against
-//! the JSON Schemas in `tests/schemas/`. Every wait is bounded.
+//! run it as a child process on a port it binds itself (port 0; the test
+//! reads the address from its output), drive it with a real HTTP client,
+//! open and close real TCP dependencies, and validate bodies against the
+//! JSON Schemas in `tests/schemas/`. Every wait is bounded.
 
 // Each test file uses only some of these.
 #![allow(dead_code)]
 
 mod examples;
 
-use examples::{build_example, free_port};
+use examples::process::Running;
+use examples::HeldPort;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -39,54 +41,48 @@ const EXAMPLE_VARS: &[&str] = &[
 
 /// A running example; killed (and reaped) when dropped.
 pub struct App {
-    child: Child,
+    example: Running,
     pub addr: SocketAddr,
 }
 
 impl App {
-    /// Starts example `name` on a free port with `env` (on top of a clean
-    /// set of the examples' variables) and waits until it accepts
-    /// connections.
+    /// Starts example `name` with `env` (on top of a clean set of the
+    /// examples' variables) on `STATUS_ADDR=127.0.0.1:0`, and waits for the
+    /// `listening on http://ADDR/...` line it prints once bound (so it
+    /// accepts connections from then on).
     pub async fn start(name: &str, env: &[(&str, &str)]) -> App {
-        let exe = build_example(name);
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let mut cmd = Command::new(&exe);
-        for var in EXAMPLE_VARS {
-            cmd.env_remove(var);
-        }
-        cmd.env("STATUS_ADDR", addr.to_string())
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        let child = cmd.spawn().expect("starting the example");
-        let mut app = App { child, addr };
-        let started = Instant::now();
-        loop {
-            if let Some(status) = app.child.try_wait().expect("polling the example") {
-                panic!("example {name} exited at start: {status}");
-            }
-            if TcpStream::connect(addr).await.is_ok() {
-                return app;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(15),
-                "example {name} did not listen on {addr} within 15 s"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let name = name.to_owned();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        // Building and starting block: off the runtime's threads.
+        let started = tokio::task::spawn_blocking(move || {
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (&k[..], &v[..])).collect();
+            examples::start_example(&name, EXAMPLE_VARS, &env)
+        })
+        .await;
+        let (example, addr) = started.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        App { example, addr }
     }
 
     /// `http://ADDR` + `path`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
+
+    /// What the example wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.example.stderr()
+    }
 }
 
 impl Drop for App {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // A failing test shows what the example said.
+        if std::thread::panicking() {
+            eprintln!("{}", self.example.output());
+        }
     }
 }
 
@@ -98,38 +94,59 @@ pub fn run_to_exit(name: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
 }
 
 /// A TCP dependency on loopback: accepts and closes every connection until
-/// closed. Reopening binds the same port again.
+/// closed. Its port stays held while it is closed (connections are refused,
+/// and no other program can take the port), so reopening binds the same
+/// port again.
 pub struct Dependency {
     pub addr: SocketAddr,
+    port: Arc<HeldPort>,
     task: Option<JoinHandle<()>>,
 }
 
+/// A closed [`Dependency`]: its address (shown as `host:port`), still held
+/// for [`Dependency::open_at`].
+pub struct Closed {
+    pub addr: SocketAddr,
+    port: Arc<HeldPort>,
+}
+
+impl std::fmt::Display for Closed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.addr.fmt(f)
+    }
+}
+
 impl Dependency {
-    /// Listens on a fresh loopback port.
+    /// Listens on a fresh loopback port (chosen by the OS).
     pub async fn open() -> Dependency {
-        Self::open_at("127.0.0.1:0".parse().unwrap()).await
+        Self::listen(Arc::new(HeldPort::loopback())).await
     }
 
-    /// Listens on `addr` (a port used before, to bring a dependency back).
-    pub async fn open_at(addr: SocketAddr) -> Dependency {
+    /// Listens again on the port of `closed`, to bring a dependency back.
+    pub async fn open_at(closed: Closed) -> Dependency {
+        Self::listen(closed.port).await
+    }
+
+    async fn listen(port: Arc<HeldPort>) -> Dependency {
         let listener = bounded("binding a dependency", async {
             loop {
-                // The port was just closed: retry briefly if the OS still holds it.
-                match TcpListener::bind(addr).await {
+                // Beside the holder, which does not listen: retry briefly
+                // should the OS still refuse.
+                match port.listen() {
                     Ok(l) => break l,
                     Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
                 }
             }
         })
         .await;
-        let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 drop(stream);
             }
         });
         Dependency {
-            addr,
+            addr: port.addr,
+            port,
             task: Some(task),
         }
     }
@@ -140,7 +157,7 @@ impl Dependency {
     }
 
     /// Stops listening: connections are refused from now on.
-    pub async fn close(mut self) -> SocketAddr {
+    pub async fn close(mut self) -> Closed {
         if let Some(task) = self.task.take() {
             task.abort();
             let _ = task.await;
@@ -151,7 +168,10 @@ impl Dependency {
             "closed dependency {} still accepts",
             self.addr
         );
-        self.addr
+        Closed {
+            addr: self.addr,
+            port: Arc::clone(&self.port),
+        }
     }
 }
 
