@@ -65,6 +65,8 @@ pub(crate) struct Config {
     pub(crate) aggregation: Option<Hook<Aggregation>>,
     /// Settings of the components the application pushes, by name.
     pub(crate) pushed: BTreeMap<String, PushedSettings>,
+    /// What each probe adds for the systems that read it (none by default).
+    pub(crate) consumer_signals: crate::format::SignalsByProbe,
 }
 
 /// The settings of a pushed component ([`HealthCheck::pushed`](crate::check::HealthCheck::pushed)).
@@ -114,6 +116,7 @@ impl Config {
             error_format: None,
             aggregation: None,
             pushed: BTreeMap::new(),
+            consumer_signals: crate::format::SignalsByProbe::default(),
         }
     }
 
