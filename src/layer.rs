@@ -510,6 +510,36 @@ impl StatusLayer {
     pub fn status_path(&self) -> &str {
         &self.config.path
     }
+
+    /// Adds `signals` to the answers of each of `probes` (replacing what
+    /// an earlier call set for them): `429` for `degraded` (Consul's
+    /// warning), `x-envoy-degraded` on `degraded` answers (Envoy), and a
+    /// load-balancing weight from the recorded traffic (Google Cloud's
+    /// `x-load-balancing-endpoint-weight`). Without it, no probe has any.
+    /// See [`ConsumerSignals`](crate::format::ConsumerSignals).
+    ///
+    /// ```
+    /// use tower_status::format::{ConsumerSignals, Probe};
+    /// use tower_status::StatusLayer;
+    ///
+    /// let layer = StatusLayer::new().consumer_signals(
+    ///     [Probe::Report, Probe::Ready],
+    ///     ConsumerSignals::new().degraded_as_429(true).load_balancing_weight(true),
+    /// );
+    /// # let _ = layer;
+    /// ```
+    #[must_use]
+    pub fn consumer_signals(
+        self,
+        probes: impl IntoIterator<Item = crate::format::Probe>,
+        signals: crate::format::ConsumerSignals,
+    ) -> Self {
+        self.config(|c| {
+            for probe in probes {
+                c.consumer_signals.set(probe, signals);
+            }
+        })
+    }
 }
 
 /// Built on first use, once for this configuration and its unchanged

@@ -1197,3 +1197,114 @@ fn status_words_are_the_documented_ones() {
         .collect();
     assert!(by_code.contains_key("200") && by_code.contains_key("503"));
 }
+
+/// Consumer signals: `429` for `degraded` where turned on, and the
+/// `x-envoy-degraded` and weight headers, answered as documented.
+#[tokio::test]
+async fn consumer_signals_answer_as_documented() {
+    use tower_status::format::{ConsumerSignals, Probe};
+    let weight = ConsumerSignals::new().load_balancing_weight(true);
+    let layer = StatusLayer::new()
+        .check(HealthCheck::pushed("queue"))
+        .consumer_signals(
+            [Probe::Report, Probe::Component],
+            weight.degraded_as_429(true),
+        )
+        .consumer_signals(
+            [Probe::Live, Probe::Ready],
+            weight.envoy_degraded_header(true),
+        )
+        .serve_openapi(true);
+    let handle = layer.clone().build();
+    let doc = handle.openapi();
+    let responses = |path: &str| doc["paths"][path]["get"]["responses"].clone();
+    let report = responses("/status");
+    assert_eq!(codes_of(&report), ["200", "400", "429", "503"]);
+    let degraded = &report["429"]["content"]["application/json"]["schema"]["allOf"][1];
+    assert_eq!(
+        degraded["properties"]["status"]["enum"],
+        json!(["degraded"])
+    );
+    let component = responses("/status/{component}");
+    assert_eq!(codes_of(&component), ["200", "404", "429", "503"]);
+    for code in ["200", "429", "503"] {
+        let header = &component[code]["headers"]["x-load-balancing-endpoint-weight"];
+        assert_eq!(header["required"], true, "{code}");
+        assert_eq!(header["schema"]["maximum"], 1000, "{code}");
+        assert!(component[code]["headers"].get("x-envoy-degraded").is_none());
+    }
+    let ready = responses("/status/ready");
+    assert_eq!(codes_of(&ready), ["200", "503"]);
+    // Sent with degraded, one of the statuses answered 200.
+    assert_eq!(
+        ready["200"]["headers"]["x-envoy-degraded"]["required"],
+        false
+    );
+    assert!(ready["503"]["headers"].get("x-envoy-degraded").is_none());
+    assert!(responses("/status/live")["200"]["headers"]
+        .get("x-load-balancing-endpoint-weight")
+        .is_some());
+
+    let probes = [
+        ("/status", "/status"),
+        ("/status", "/status?format=ietf"),
+        ("/status/live", "/status/live"),
+        ("/status/ready", "/status/ready?verbose"),
+        ("/status/{component}", "/status/queue"),
+    ];
+    for result in [
+        CheckResult::ok(),
+        CheckResult::degraded("slow"),
+        CheckResult::down("gone"),
+    ] {
+        handle.set_component("queue", result);
+        for method in [Method::GET, Method::HEAD] {
+            for (template, uri) in probes {
+                conforms(&layer, template, method.clone(), uri, &[]).await;
+            }
+        }
+    }
+    handle.set_component("queue", CheckResult::degraded("slow"));
+    let answer = conforms(&layer, "/status", Method::GET, "/status", &[]).await;
+    assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS);
+    handle.start_draining();
+    handle.set_maintenance(
+        Notice::new("upgrading").estimated_completion(SystemTime::now() + Duration::from_secs(90)),
+    );
+    for (template, uri) in probes {
+        let answer = conforms(&layer, template, Method::GET, uri, &[]).await;
+        assert_eq!(
+            answer.headers["x-load-balancing-endpoint-weight"], "0",
+            "{uri}"
+        );
+    }
+}
+
+/// The status codes of a Responses Object, in order.
+fn codes_of(responses: &Value) -> Vec<&str> {
+    responses
+        .as_object()
+        .map(|r| r.keys().map(String::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// Every consumer signal on every probe, while degraded: `429`,
+/// `x-envoy-degraded` and the weight header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_no_contract_violation_with_consumer_signals() {
+    use tower_status::format::{ConsumerSignals, Probe};
+    let layer = StatusLayer::new()
+        .check(HealthCheck::new("db", || async { true }))
+        .check(HealthCheck::new("search", || async {
+            CheckResult::degraded("reindexing")
+        }))
+        .consumer_signals(
+            Probe::ALL,
+            ConsumerSignals::new()
+                .degraded_as_429(true)
+                .envoy_degraded_header(true)
+                .load_balancing_weight(true),
+        )
+        .serve_openapi(true);
+    run_schemathesis(layer, &[]).await;
+}

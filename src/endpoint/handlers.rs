@@ -14,8 +14,9 @@ use serde::Serialize;
 use super::events::{SseBody, StatusBody};
 use super::responses::{error, json, not_found, rendered, retry_after, ErrorCode};
 use super::routes::Query;
+use super::signals;
 use crate::auth::{Caller, Refusal};
-use crate::format::{Format, FormatContext, Rendered};
+use crate::format::{Format, FormatContext, Probe as Answer, Rendered};
 use crate::report::{CallerSummary, Component, Status, Timestamp, TRAFFIC_COMPONENT};
 use crate::state::{
     collect, collect_parts, failing_dependencies, subscribe, traffic_only, Selection, Shared,
@@ -51,7 +52,7 @@ pub(crate) async fn report(
         // The default JSON is written straight from the collected parts,
         // each cached component's rendered JSON reused: no typed report.
         let parts = collect_parts(shared, &selection, &caller).await;
-        let code = shared.config.code(parts.status);
+        let code = signals::code(&shared.config, Answer::Report, parts.status);
         let r = if caller.details {
             let summary = caller_summary(&caller);
             let body = parts.to_json(summary.as_ref());
@@ -61,10 +62,12 @@ pub(crate) async fn report(
         };
         let mut res = rendered(r);
         retry_after(&mut res, parts.notice.as_ref());
+        signals::apply(shared, Answer::Report, parts.status, &mut res);
         return res;
     }
     let mut report = collect(shared, &selection, &caller).await;
-    let code = shared.config.code(report.status);
+    let status = report.status;
+    let code = signals::code(&shared.config, Answer::Report, status);
     // Kept before redaction: Retry-After is for every caller.
     let notice = report.notice.clone();
     if caller.details {
@@ -82,6 +85,7 @@ pub(crate) async fn report(
     };
     let mut res = rendered(format.render(&report, &ctx));
     retry_after(&mut res, notice.as_ref());
+    signals::apply(shared, Answer::Report, status, &mut res);
     res
 }
 
@@ -125,6 +129,14 @@ pub(crate) async fn ready(shared: &Shared, query: Query, details: bool) -> Respo
     let components = (query.verbose && details).then_some(report.components);
     let mut res = probe(shared, status, reason.filter(|_| details), components);
     retry_after(&mut res, report.notice.as_ref());
+    signals::apply(shared, Answer::Ready, status, &mut res);
+    res
+}
+
+/// `/status/live`: the process answers; no check runs.
+pub(crate) fn live(shared: &Shared) -> Response<Full<Bytes>> {
+    let mut res = probe(shared, Status::Ok, None, None);
+    signals::apply(shared, Answer::Live, Status::Ok, &mut res);
     res
 }
 
@@ -193,13 +205,15 @@ pub(crate) async fn component(shared: &Shared, name: &str) -> Response<Full<Byte
             } else {
                 StatusCode::OK
             };
-            json(
+            let mut res = json(
                 code,
                 &Named {
                     name,
                     component: &c,
                 },
-            )
+            );
+            signals::apply(shared, Answer::Component, c.status, &mut res);
+            res
         }
         None => not_found("no component of that name"),
     }

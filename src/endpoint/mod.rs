@@ -10,6 +10,7 @@ mod handlers;
 pub(crate) mod openapi;
 mod responses;
 mod routes;
+mod signals;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,7 +21,6 @@ use http::request::Parts;
 use http::{Method, Response};
 
 use crate::auth::Caller;
-use crate::report::Status;
 use crate::state::Shared;
 
 pub(crate) use events::StatusBody;
@@ -65,7 +65,7 @@ pub(crate) fn respond(shared: Arc<Shared>, route: Route, parts: Parts) -> Status
             Route::Fixed(Resource::Report) => {
                 handlers::report(&shared, query, caller, &parts.headers, started).await
             }
-            Route::Fixed(Resource::Live) => handlers::probe(&shared, Status::Ok, None, None),
+            Route::Fixed(Resource::Live) => handlers::live(&shared),
             Route::Fixed(Resource::Ready) => handlers::ready(&shared, query, caller.details).await,
             Route::Fixed(Resource::Watch) => return handlers::watch(&shared, &caller, head),
             Route::Fixed(Resource::OpenApi) => {
@@ -90,6 +90,7 @@ pub(crate) fn respond(shared: Arc<Shared>, route: Route, parts: Parts) -> Status
 mod tests {
     use super::*;
 
+    use crate::report::Status;
     use std::time::Duration;
 
     use bytes::Bytes;

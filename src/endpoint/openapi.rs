@@ -12,9 +12,10 @@
 //! narrows them: the statuses each HTTP status carries, the minimal report
 //! for callers without details, component-name examples only when everyone
 //! sees details, an open schema for formats registered with a media type of
-//! their own, and `application/health+json`, whose types are private to its
-//! format. A replaced default format cannot be seen from here:
-//! `application/json` keeps the built-in report's schema.
+//! their own, `application/health+json`, whose types are private to its
+//! format, and the codes and headers each probe's consumer signals add. A
+//! replaced default format cannot be seen from here: `application/json`
+//! keeps the built-in report's schema.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -28,8 +29,12 @@ use serde_json::{json, Map, Value};
 use super::handlers::Probe;
 use super::responses::{ErrorBody, ErrorCode, BEARER_CHALLENGE};
 use super::routes::{Resource, ResourceRoute, ALLOWED_METHODS, RESOURCES};
+use super::signals;
 use crate::auth::{Endpoint, Visibility};
-use crate::format::{ietf_word, IETF_MEDIA_TYPE, PROMETHEUS_MEDIA_TYPE};
+use crate::format::{
+    ietf_word, Probe as Answer, ENVOY_DEGRADED_HEADER, IETF_MEDIA_TYPE, MAX_WEIGHT,
+    PROMETHEUS_MEDIA_TYPE, WEIGHT_HEADER,
+};
 use crate::report::{Status, Timestamp, Wire, TRAFFIC_COMPONENT};
 use crate::state::{Config, StatusChange};
 
@@ -452,7 +457,8 @@ impl<'a> Doc<'a> {
                     (JSON, "Report", Status::as_str),
                     (IETF_MEDIA_TYPE, "HealthResponse", ietf_word),
                 ];
-                let mut outcomes = self.by_code("The report; overall status", &bodies);
+                let mut outcomes =
+                    self.by_code(Answer::Report, "The report; overall status", &bodies);
                 for outcome in &mut outcomes {
                     // A registered format's body is its own: any schema.
                     let custom = &self.custom_media_types;
@@ -477,8 +483,12 @@ impl<'a> Doc<'a> {
             }
             Resource::Live => {
                 let ok = with_status(schema_ref("Probe"), &[Status::Ok], Status::as_str);
-                let live = Outcome::new(config.code(Status::Ok), "The process answers.");
-                (Vec::new(), vec![live.content(JSON, ok)])
+                let live = Outcome::new(
+                    signals::code(config, Answer::Live, Status::Ok),
+                    "The process answers.",
+                );
+                let live = self.signalled(Answer::Live, &[Status::Ok], live.content(JSON, ok));
+                (Vec::new(), vec![live])
             }
             Resource::Ready => {
                 let parameters = vec![
@@ -487,7 +497,11 @@ impl<'a> Doc<'a> {
                 ];
                 (
                     parameters,
-                    self.by_code("Readiness", &[(JSON, "Probe", Status::as_str)]),
+                    self.by_code(
+                        Answer::Ready,
+                        "Readiness",
+                        &[(JSON, "Probe", Status::as_str)],
+                    ),
                 )
             }
             Resource::Watch => {
@@ -531,18 +545,44 @@ impl<'a> Doc<'a> {
             Resource::Component => {
                 let mut outcomes = Vec::new();
                 if self.details {
-                    let up = [Status::Ok, Status::Degraded, Status::Maintenance];
+                    // `handlers::component`: down is 503, the rest 200,
+                    // unless the signals answer degraded with 429.
+                    let degraded_429 = config
+                        .consumer_signals
+                        .get(Answer::Component)
+                        .degraded_as_429;
+                    let (degraded, up): (Vec<Status>, Vec<Status>) =
+                        [Status::Ok, Status::Degraded, Status::Maintenance]
+                            .into_iter()
+                            .partition(|s| degraded_429 && *s == Status::Degraded);
                     let named =
                         |s: &[Status]| with_status(schema_ref("NamedComponent"), s, Status::as_str);
-                    outcomes.push(ok(
-                        &format!("The component; its status {}.", list(&up)),
-                        JSON,
-                        named(&up),
+                    let signalled = |statuses: &[Status], outcome: Outcome| {
+                        self.signalled(Answer::Component, statuses, outcome)
+                    };
+                    outcomes.push(signalled(
+                        &up,
+                        ok(
+                            &format!("The component; its status {}.", list(&up)),
+                            JSON,
+                            named(&up),
+                        ),
                     ));
-                    outcomes.push(
+                    if !degraded.is_empty() {
+                        outcomes.push(signalled(
+                            &degraded,
+                            Outcome::new(
+                                StatusCode::TOO_MANY_REQUESTS,
+                                "The component is degraded.",
+                            )
+                            .content(JSON, named(&degraded)),
+                        ));
+                    }
+                    outcomes.push(signalled(
+                        &[Status::Down],
                         Outcome::new(StatusCode::SERVICE_UNAVAILABLE, "The component is down.")
                             .content(JSON, named(&[Status::Down])),
-                    );
+                    ));
                     outcomes.push(Outcome::error(
                         StatusCode::NOT_FOUND,
                         ErrorCode::NotFound,
@@ -587,10 +627,10 @@ impl<'a> Doc<'a> {
     /// One outcome for each HTTP status the overall statuses are answered
     /// with: a body of each named schema, its `status` limited to the
     /// statuses that HTTP status carries (as `word` writes them).
-    fn by_code(&self, description: &str, bodies: &[Body]) -> Vec<Outcome> {
+    fn by_code(&self, probe: Answer, description: &str, bodies: &[Body]) -> Vec<Outcome> {
         let mut codes: BTreeMap<u16, (StatusCode, Vec<Status>)> = BTreeMap::new();
         for status in ALL_STATUSES {
-            let code = self.config.code(status);
+            let code = signals::code(self.config, probe, status);
             codes
                 .entry(code.as_u16())
                 .or_insert((code, Vec::new()))
@@ -611,9 +651,39 @@ impl<'a> Doc<'a> {
             if code == StatusCode::SERVICE_UNAVAILABLE && statuses.contains(&Status::Maintenance) {
                 outcome = outcome.header("Retry-After", retry_after());
             }
-            out.push(outcome);
+            out.push(self.signalled(probe, &statuses, outcome));
         }
         out
+    }
+
+    /// `outcome`, an answer of `probe` carrying one of `statuses`, with the
+    /// headers the probe's consumer signals add (`signals::apply`).
+    fn signalled(&self, probe: Answer, statuses: &[Status], mut outcome: Outcome) -> Outcome {
+        let signals = self.config.consumer_signals.get(probe);
+        if signals.envoy_degraded_header && statuses.contains(&Status::Degraded) {
+            outcome = outcome.header(
+                ENVOY_DEGRADED_HEADER,
+                json!({
+                    "description": "Sent when the status is `degraded`, and only then: Envoy's active health checking marks the host degraded.",
+                    "required": statuses == [Status::Degraded],
+                    "schema": { "type": "string", "const": "true" }
+                }),
+            );
+        }
+        if signals.load_balancing_weight {
+            outcome = outcome.header(
+                WEIGHT_HEADER,
+                json!({
+                    "description": format!(
+                        "The endpoint's weight for weighted load balancing (Google Cloud): 0 when down, in maintenance or draining, else round({MAX_WEIGHT} / ((1 + requests in flight / {}) * (1 + p90 latency over the last minute / {:?}))), at least 1.",
+                        signals.half_weight_in_flight, signals.half_weight_latency
+                    ),
+                    "required": true,
+                    "schema": { "type": "integer", "minimum": 0, "maximum": MAX_WEIGHT }
+                }),
+            );
+        }
+        outcome
     }
 
     fn unauthorized(&self, description: &str) -> Outcome {

@@ -14,6 +14,10 @@
 //! (`application/json`) and the registered media types; a request that
 //! accepts none of them still gets the default.
 //!
+//! [`ConsumerSignals`] add, per [`Probe`], what Consul (`429` for
+//! `degraded`), Envoy (`x-envoy-degraded`) and Google Cloud's weighted load
+//! balancing (`x-load-balancing-endpoint-weight`) read, whatever the format.
+//!
 //! ```
 //! use http::StatusCode;
 //! use serde_json::json;
@@ -32,6 +36,7 @@ mod accept;
 mod ietf;
 pub(crate) mod json;
 mod prometheus;
+mod signals;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -48,6 +53,8 @@ use accept::Accept;
 pub use ietf::{word as ietf_word, IetfFormat, MEDIA_TYPE as IETF_MEDIA_TYPE};
 pub use json::JsonFormat;
 pub use prometheus::{PrometheusFormat, MAX_COMPONENTS, MEDIA_TYPE as PROMETHEUS_MEDIA_TYPE};
+pub(crate) use signals::SignalsByProbe;
+pub use signals::{ConsumerSignals, Probe, ENVOY_DEGRADED_HEADER, MAX_WEIGHT, WEIGHT_HEADER};
 
 /// A rendered response: status, headers and body.
 #[derive(Clone, Debug)]
@@ -124,7 +131,8 @@ pub struct FormatContext<'a> {
 }
 
 impl FormatContext<'_> {
-    /// The HTTP status configured for the report's overall status.
+    /// The HTTP status configured for the report's overall status (`429`
+    /// for `degraded` when the report's [`ConsumerSignals`] say so).
     #[must_use]
     pub fn status_code(&self) -> StatusCode {
         self.code

@@ -73,6 +73,8 @@ pub(crate) struct Config {
     pub(crate) deliveries: Vec<Delivery>,
     /// How many transitions the log keeps.
     pub(crate) transition_capacity: usize,
+    /// What each probe adds for the systems that read it (none by default).
+    pub(crate) consumer_signals: crate::format::SignalsByProbe,
 }
 
 /// The settings of a pushed component ([`HealthCheck::pushed`](crate::check::HealthCheck::pushed)).
@@ -126,6 +128,7 @@ impl Config {
             pushed: BTreeMap::new(),
             deliveries: Vec::new(),
             transition_capacity: 256,
+            consumer_signals: crate::format::SignalsByProbe::default(),
         }
     }
 
