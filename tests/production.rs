@@ -1066,8 +1066,8 @@ async fn idle_and_slow_connections_do_not_starve_the_probes() {
     for _ in 0..IDLE {
         let permit = Arc::clone(&limit).acquire_owned().await.unwrap();
         connecting.push(tokio::spawn(async move {
-            // Over the cap without room made, connects would wait in a full
-            // accept queue until the header-read timeout freed slots.
+            // Bounded: a connect stalls (SYN retries) when the example's
+            // listen backlog overflows.
             let stream = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(addr))
                 .await
                 .expect("connect within 2 s")
