@@ -624,3 +624,36 @@ fn a_dependency_cycle_is_refused_at_build() {
 fn a_zero_threshold_is_refused() {
     let _ = HealthCheck::new("db", || async { true }).failure_threshold(0);
 }
+
+#[tokio::test]
+async fn a_service_that_starts_with_a_dependency_down_announces_none_to_down() {
+    let status = open_layer()
+        .check(
+            HealthCheck::new("db", || async { CheckResult::down("refused") })
+                .freshness(Freshness::Background {
+                    every: Duration::from_millis(50),
+                })
+                // The evaluator looks before the first run: no result yet.
+                .initial_delay(Duration::from_millis(150)),
+        )
+        .build();
+    let deadline = Instant::now() + DEADLINE;
+    let overall = loop {
+        let found = status
+            .transitions()
+            .transitions
+            .into_iter()
+            .find(|t| t.component.is_none());
+        match found {
+            Some(t) => break t,
+            None => assert!(Instant::now() < deadline, "no overall transition"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        (overall.from, overall.to),
+        (None, Status::Down),
+        "{overall:?}"
+    );
+    assert_eq!(overall.previous_lasted_ms, None);
+}

@@ -362,11 +362,19 @@ fn mark_blocked(
     components: &mut [(Cow<'_, str>, Part)],
     dependencies: &[(String, Vec<String>)],
 ) -> Vec<RootCause> {
+    // A dependency whose last run failed counts as failing even while its
+    // threshold still shows it `ok`: the cause is named whichever
+    // component's damping lets its failure show first.
     let status_of = |components: &[(Cow<'_, str>, Part)], name: &str| {
         components
             .binary_search_by(|(n, _)| n.as_ref().cmp(name))
             .ok()
-            .map(|i| components[i].1.component().status)
+            .map(|i| {
+                let c = components[i].1.component();
+                c.last_run
+                    .as_ref()
+                    .map_or(c.status, |run| run.status.max(c.status))
+            })
     };
     let mut blocked = Vec::new();
     for (name, needs) in dependencies {
@@ -420,7 +428,12 @@ pub(crate) fn failing_dependencies(shared: &Shared, name: &str) -> Vec<String> {
                 None => checks
                     .peek(checks.get(need).into_iter())
                     .pop()
-                    .map(|(_, s)| s.component.status),
+                    .map(|(_, s)| {
+                        let c = &s.component;
+                        c.last_run
+                            .as_ref()
+                            .map_or(c.status, |run| run.status.max(c.status))
+                    }),
             };
             status.is_some_and(|s| s != Status::Ok)
         })

@@ -80,8 +80,11 @@ impl Verdicts {
     }
 
     /// Compares `report` with the last one observed: logs, emits and
-    /// announces what changed, and returns the transitions.
-    pub(crate) fn observe(&self, report: &Report) -> Vec<Transition> {
+    /// announces what changed, and returns the transitions. The overall
+    /// status is taken only from a `complete` report (every check has a
+    /// result): before that it is not known, and a service that starts with
+    /// a dependency down announces `none -> down`, not `ok -> down`.
+    pub(crate) fn observe(&self, report: &Report, complete: bool) -> Vec<Transition> {
         let now = Instant::now();
         let at = Timestamp::now();
         let root_causes = root_causes(report);
@@ -117,6 +120,7 @@ impl Verdicts {
         log.components
             .retain(|name, _| report.components.contains_key(name));
         let overall = match log.overall {
+            _ if !complete => None,
             Some((status, _)) if status == report.status => None,
             Some((status, since)) => Some((Some(status), Some(millis(now - since)))),
             None if report.status == Status::Ok => {

@@ -156,7 +156,14 @@ pub(crate) fn start(shared: &Arc<Shared>) {
 async fn evaluate(shared: &Shared, watcher: &Watcher) {
     let subscribed = watcher.tx.receiver_count() > 0;
     let report = super::collect(shared, &Selection::verdict(subscribed), &Caller::full()).await;
-    let transitions = shared.verdicts.observe(&report);
+    // Until every check has a first result the overall status is not known yet.
+    let complete = shared
+        .config
+        .checks
+        .entries
+        .iter()
+        .all(|e| report.components.contains_key(&e.spec.name));
+    let transitions = shared.verdicts.observe(&report, complete);
     if !subscribed {
         watcher
             .tx
