@@ -1,7 +1,7 @@
 //! The state of a built layer: its frozen configuration, the traffic
 //! recorder, the run-time lifecycle (pushed components, draining,
-//! maintenance), the status watcher, and the collection of a report from
-//! all of them.
+//! maintenance), the evaluator behind watchers, the transition log and its
+//! notifiers ([`verdict`]), and the collection of a report from all of them.
 //!
 //! Everything a consumer of a layer reads (the endpoint, [`StatusWatch`],
 //! the gRPC bridge, [`report`](crate::StatusHandle::report)) reads one
