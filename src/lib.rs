@@ -46,7 +46,8 @@
 //! 2. the engines: the lock-free traffic recorder, [`check`] (running
 //!    checks: timeouts, caching, single flight, polling), [`auth`] (API
 //!    keys, who sees details), [`format`](mod@format) (turning a report into a
-//!    response), [`notify`] (delivering status changes);
+//!    response), [`notify`] (delivering status changes), [`history`] (the
+//!    last day minute by minute, its file, service level objectives);
 //! 3. the state of a built layer (its configuration, the lifecycle a
 //!    [`StatusHandle`] changes, the watcher behind [`StatusWatch`]) and the
 //!    collection of a report from it;
@@ -74,7 +75,8 @@ pub mod report;
 mod guarded;
 mod ticker;
 
-// 3. The engines: traffic recording, checks, access control, formats.
+// 3. The engines: traffic recording, checks, access control, formats,
+//    notifications, history.
 mod recorder;
 
 pub mod check;
@@ -84,6 +86,8 @@ pub mod auth;
 pub mod format;
 
 pub mod notify;
+
+pub mod history;
 
 // 4. The state of a built layer (configuration, lifecycle, watcher) and
 //    collecting a report from it.
