@@ -33,6 +33,7 @@
 //! ```
 
 mod accept;
+pub(crate) mod badge;
 mod ietf;
 pub(crate) mod json;
 mod prometheus;
