@@ -33,8 +33,10 @@
 //! ```
 
 mod accept;
+pub(crate) mod badge;
 mod ietf;
 pub(crate) mod json;
+pub(crate) mod page;
 mod prometheus;
 mod signals;
 
