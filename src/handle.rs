@@ -8,7 +8,9 @@ use tower_layer::Layer;
 
 use crate::report::{CheckResult, Component, Notice, Report, Timestamp};
 use crate::service::StatusService;
-use crate::state::{collect, subscribe, Selection, Shared, StatusWatch, TransitionLog};
+use crate::state::{
+    collect, subscribe, HistoryReport, Selection, Shared, StatusWatch, TransitionLog,
+};
 
 /// A caller's requests in the current counting window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,6 +124,25 @@ impl StatusHandle {
     #[must_use]
     pub fn transitions(&self) -> TransitionLog {
         self.shared.verdicts.log()
+    }
+
+    /// The last day, minute by minute, with uptime and the objectives'
+    /// figures, as `/status/history` serves it.
+    #[must_use]
+    pub fn history(&self) -> HistoryReport {
+        self.shared.past.report()
+    }
+
+    /// Writes the history to its file now, if
+    /// [`history_file`](crate::StatusLayer::history_file) is set (blocking
+    /// I/O: call it on graceful shutdown, off the async threads or in
+    /// `tokio::task::spawn_blocking`).
+    ///
+    /// # Errors
+    ///
+    /// When the file cannot be written.
+    pub fn save_history(&self) -> std::io::Result<()> {
+        self.shared.past.save()
     }
 
     /// The OpenAPI 3.1 document of the status endpoints as configured

@@ -490,6 +490,68 @@ impl StatusLayer {
         self.config(|c| c.deliveries.push(delivery))
     }
 
+    /// Keeps the history (`/status/history`, the page's uptime bars) in
+    /// `path` across restarts: read when the layer is built, written
+    /// atomically about once a minute and by
+    /// [`StatusHandle::save_history`] (call it on graceful shutdown). A
+    /// missing file starts an empty history; a file that is corrupt,
+    /// truncated, not a history or from a newer version is reported once
+    /// (a `tracing` warning naming it and why), moved aside to
+    /// `PATH.corrupt-<unix time>`, and the history starts empty.
+    #[must_use]
+    pub fn history_file(self, path: impl Into<std::path::PathBuf>) -> Self {
+        let path = path.into();
+        self.config(|c| c.history_file = Some(path))
+    }
+
+    /// A service level objective on the wrapped service's own traffic
+    /// ([`Objective::availability`](crate::history::Objective::availability)
+    /// or [`Objective::latency`](crate::history::Objective::latency)): its
+    /// error budget left over the last day and its burn rates over 5 min,
+    /// 30 min, 1 h and 6 h are in `/status/history`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_status::history::Objective;
+    /// use tower_status::StatusLayer;
+    ///
+    /// let layer = StatusLayer::new()
+    ///     .objective(Objective::availability(0.999))
+    ///     .objective(Objective::latency(Duration::from_millis(300), 0.99));
+    /// # let _ = layer;
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// When an objective of the same name is already set, or a second
+    /// latency objective has another threshold (one threshold is counted
+    /// per minute).
+    #[must_use]
+    pub fn objective(self, objective: crate::history::Objective) -> Self {
+        assert!(
+            !self
+                .config
+                .objectives
+                .iter()
+                .any(|o| o.name() == objective.name()),
+            "StatusLayer::objective: an objective named `{}` is already set",
+            objective.name()
+        );
+        if let Some(threshold) = objective.latency_threshold() {
+            let other = self
+                .config
+                .objectives
+                .iter()
+                .filter_map(|o| o.latency_threshold())
+                .find(|t| *t != threshold);
+            assert!(
+                other.is_none(),
+                "StatusLayer::objective: latency objectives must share one threshold ({other:?} and {threshold:?})"
+            );
+        }
+        self.config(|c| c.objectives.push(objective))
+    }
+
     /// How many transitions the log keeps (`/status/transitions`, the
     /// newest last); default 256. Older ones are dropped first.
     ///

@@ -115,7 +115,7 @@ pub use handle::{CallerRequests, StatusHandle};
 pub use layer::{StatusLayer, ENVIRONMENT_VAR};
 pub use report::{Report, Status};
 pub use service::StatusService;
-pub use state::{StatusChange, StatusWatch, TransitionLog};
+pub use state::{HistoryReport, StatusChange, StatusWatch, TransitionLog};
 
 /// The calling crate's version from its `Cargo.toml`, for
 /// [`StatusLayer::version`].

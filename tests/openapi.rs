@@ -261,6 +261,9 @@ fn without_keys_everything_is_open() {
             "/status/ready",
             "/status/watch",
             "/status/transitions",
+            "/status/history",
+            "/status/badge.svg",
+            "/status/badge/uptime.svg",
             "/status/{component}"
         ])
     );
@@ -357,6 +360,9 @@ fn keys_required_for_the_report_not_the_probes() {
         "/status",
         "/status/watch",
         "/status/transitions",
+        "/status/history",
+        "/status/badge.svg",
+        "/status/badge/uptime.svg",
         "/status/{component}",
     ] {
         for method in ["get", "head"] {
@@ -432,6 +438,9 @@ fn custom_path_prefixes_every_path() {
             "/health/status/ready",
             "/health/status/watch",
             "/health/status/transitions",
+            "/health/status/history",
+            "/health/status/badge.svg",
+            "/health/status/badge/uptime.svg",
             "/health/status/metrics",
             "/health/status/{component}"
         ])

@@ -266,3 +266,21 @@ pub(crate) fn details_refusal(caller: &Caller, details_need_key: bool) -> Refusa
         Refusal::Forbidden("details are not shown")
     }
 }
+
+/// `/status/badge.svg`: the overall status as a README badge.
+pub(crate) async fn status_badge(shared: &Shared) -> Response<Full<Bytes>> {
+    let selection = Selection {
+        status_only: true,
+        ..Selection::default()
+    };
+    let report = collect(shared, &selection, &Caller::full()).await;
+    let svg = crate::format::badge::status_badge(report.status);
+    rendered(crate::format::badge::badge_response(svg, 60))
+}
+
+/// `/status/badge/uptime.svg`: the uptime over the last day as a badge.
+pub(crate) fn uptime_badge(shared: &Shared) -> Response<Full<Bytes>> {
+    let percent = shared.past.uptime_24h().map(|share| share * 100.0);
+    let svg = crate::format::badge::uptime_badge(percent);
+    rendered(crate::format::badge::badge_response(svg, 300))
+}

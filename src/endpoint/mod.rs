@@ -77,6 +77,9 @@ pub(crate) fn respond(shared: Arc<Shared>, route: Route, parts: Parts) -> Status
             Route::Fixed(Resource::Transitions) => {
                 json(http::StatusCode::OK, &shared.verdicts.log())
             }
+            Route::Fixed(Resource::History) => json(http::StatusCode::OK, &shared.past.report()),
+            Route::Fixed(Resource::StatusBadge) => handlers::status_badge(&shared).await,
+            Route::Fixed(Resource::UptimeBadge) => handlers::uptime_badge(&shared),
             Route::Component(name) => handlers::component(&shared, &name).await,
             Route::Fixed(Resource::Component) | Route::Unknown => {
                 not_found("no such status resource")

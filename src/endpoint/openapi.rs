@@ -415,6 +415,8 @@ impl<'a> Doc<'a> {
         outcomes.extend(self.refusals(endpoint));
         let cache_control = if resource == Resource::Report && self.custom_formats {
             json!({ "type": "string", "description": "`no-store` unless a custom format sets its own." })
+        } else if matches!(resource, Resource::StatusBadge | Resource::UptimeBadge) {
+            json!({ "type": "string", "description": "`max-age=N, s-maxage=N` on a badge (60 s for the status, 300 s for the uptime), for badge proxies; `no-store` on a refusal." })
         } else {
             no_store()
         };
@@ -533,6 +535,25 @@ impl<'a> Doc<'a> {
                     Vec::new(),
                     self.details.then_some(log).into_iter().collect(),
                 )
+            }
+            Resource::History => {
+                let history = ok(
+                    "The last day, minute by minute, with uptime and the objectives' figures.",
+                    JSON,
+                    schema_ref("HistoryReport"),
+                );
+                (
+                    Vec::new(),
+                    self.details.then_some(history).into_iter().collect(),
+                )
+            }
+            Resource::StatusBadge | Resource::UptimeBadge => {
+                let badge = ok(
+                    "An SVG badge (`Cache-Control: max-age`, for badge proxies).",
+                    crate::format::badge::MEDIA_TYPE,
+                    json!({ "type": "string" }),
+                );
+                (Vec::new(), vec![badge])
             }
             Resource::OpenApi => {
                 let document = ok(
@@ -799,6 +820,7 @@ impl<'a> Doc<'a> {
         generator.subschema_for::<Probe<'static>>();
         generator.subschema_for::<StatusChange>();
         generator.subschema_for::<crate::state::TransitionLog>();
+        generator.subschema_for::<crate::state::HistoryReport>();
         generator.subschema_for::<ErrorBody<'static>>();
         let mut schemas = Value::Object(generator.take_definitions(true));
 

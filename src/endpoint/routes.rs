@@ -20,6 +20,12 @@ pub(crate) enum Resource {
     Metrics,
     /// The transition log.
     Transitions,
+    /// The last day, minute by minute, with uptime and objectives.
+    History,
+    /// An SVG badge of the overall status.
+    StatusBadge,
+    /// An SVG badge of the uptime over the last day.
+    UptimeBadge,
     /// The OpenAPI document, when enabled.
     OpenApi,
     /// One component by name: any other single segment.
@@ -42,7 +48,7 @@ pub(crate) struct ResourceRoute {
 }
 
 /// Every resource, in the order the OpenAPI document lists them.
-pub(crate) const RESOURCES: [ResourceRoute; 8] = [
+pub(crate) const RESOURCES: [ResourceRoute; 11] = [
     ResourceRoute {
         resource: Resource::Report,
         segment: None,
@@ -86,6 +92,27 @@ pub(crate) const RESOURCES: [ResourceRoute; 8] = [
         description: "The latest changes of the overall and each component's status (oldest first), flap counts over the last hour and how the notifiers' deliveries went; needs the details permission.",
     },
     ResourceRoute {
+        resource: Resource::History,
+        segment: Some("history"),
+        operation: "History",
+        summary: "History of the last day",
+        description: "Per minute over the last 24 hours (oldest first): the overall status and each component's worst, the wrapped service's requests, errors, p50 and p99; uptime over the last hour and day; each service level objective's error budget left and burn rates; needs the details permission.",
+    },
+    ResourceRoute {
+        resource: Resource::StatusBadge,
+        segment: Some("badge.svg"),
+        operation: "StatusBadge",
+        summary: "Status badge",
+        description: "An SVG badge of the overall status (the look of README badges), cacheable by badge proxies for 60 s; under the report's access rules, without details.",
+    },
+    ResourceRoute {
+        resource: Resource::UptimeBadge,
+        segment: Some("badge/uptime.svg"),
+        operation: "UptimeBadge",
+        summary: "Uptime badge",
+        description: "An SVG badge of the uptime over the last 24 hours, cacheable by badge proxies for 300 s; under the report's access rules, without details.",
+    },
+    ResourceRoute {
         resource: Resource::OpenApi,
         segment: Some("openapi.json"),
         operation: "OpenApi",
@@ -117,6 +144,9 @@ impl Resource {
             | Resource::Ready
             | Resource::Watch
             | Resource::Transitions
+            | Resource::History
+            | Resource::StatusBadge
+            | Resource::UptimeBadge
             | Resource::Component => true,
         }
     }
@@ -126,7 +156,7 @@ impl Resource {
     pub(crate) fn details(self) -> bool {
         matches!(
             self,
-            Resource::Metrics | Resource::Transitions | Resource::Component
+            Resource::Metrics | Resource::Transitions | Resource::History | Resource::Component
         )
     }
 
@@ -140,6 +170,9 @@ impl Resource {
             | Resource::Watch
             | Resource::Metrics
             | Resource::Transitions
+            | Resource::History
+            | Resource::StatusBadge
+            | Resource::UptimeBadge
             | Resource::Component => Some(Endpoint::Report),
         }
     }
@@ -196,14 +229,14 @@ pub(crate) fn route(path: &str, config: &Config) -> Option<Route> {
     if rest.is_empty() {
         return Some(Route::Fixed(Resource::Report));
     }
-    if rest.contains('/') {
-        return Some(Route::Unknown);
-    }
     let fixed = RESOURCES
         .iter()
         .find(|r| r.segment == Some(rest) && r.resource.served(config));
     if let Some(r) = fixed {
         return Some(Route::Fixed(r.resource));
+    }
+    if rest.contains('/') {
+        return Some(Route::Unknown);
     }
     Some(
         match percent_encoding::percent_decode_str(rest).decode_utf8() {

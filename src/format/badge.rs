@@ -8,8 +8,6 @@
 //! width so the text falls on the pixel grid. The image names itself
 //! (`role="img"`, `aria-label`, `<title>`) as "label: message".
 
-#![allow(dead_code)] // Wired by the next commit.
-
 use http::header::{HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_SECURITY_POLICY};
 use http::StatusCode;
 
@@ -140,13 +138,6 @@ pub(crate) fn escape_into(out: &mut String, text: &str) {
             c => out.push(c),
         }
     }
-}
-
-/// `text` escaped for XML and HTML.
-pub(crate) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    escape_into(&mut out, text);
-    out
 }
 
 /// An uptime in percent as a badge or a page says it: rounded down to two

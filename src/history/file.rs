@@ -101,6 +101,7 @@ enum Cause {
 
 impl LoadError {
     /// The file.
+    #[cfg_attr(not(test), allow(dead_code))] // Used by the tests.
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
@@ -231,6 +232,7 @@ impl History {
     }
 
     /// Writes the history to `path` atomically (see [`save_bytes`]).
+    #[cfg_attr(not(test), allow(dead_code))] // Used by the tests.
     pub(crate) fn save(&self, path: &Path) -> io::Result<()> {
         save_bytes(path, &self.to_bytes())
     }

@@ -63,9 +63,6 @@
 //! assert_eq!(latency.latency_threshold(), Some(Duration::from_millis(300)));
 //! ```
 
-// Wired into the state by the next commit.
-#![allow(dead_code, unused_imports)]
-
 mod file;
 mod ring;
 mod slo;
@@ -73,7 +70,7 @@ mod slo;
 mod testing;
 mod view;
 
-pub(crate) use file::{move_aside, save_bytes, BadFile, LoadError, VERSION};
-pub(crate) use ring::{History, Settings, MAX_COMPONENTS, MAX_NAME_LEN, RING_BYTES, SLOTS};
+pub(crate) use file::{move_aside, save_bytes};
+pub(crate) use ring::{History, Settings};
 pub use slo::{BurnRates, Objective, SloReport};
 pub use view::{HistoryView, Minute, Uptime, UptimeFigure};

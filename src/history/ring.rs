@@ -32,6 +32,7 @@ pub(crate) const MAX_COMPONENTS: usize = 64;
 /// longer names are dropped (and counted).
 pub(crate) const MAX_NAME_LEN: usize = 1024;
 /// Size of the ring of slots in bytes, as the module docs state.
+#[cfg_attr(not(test), allow(dead_code))] // Used by the tests.
 pub(crate) const RING_BYTES: usize = 86_400;
 
 /// Stamp of a slot that holds no minute.
@@ -301,17 +302,14 @@ impl History {
 
     /// Component observations not recorded: the table of 64 names was
     /// full, or the name longer than [`MAX_NAME_LEN`].
+    #[cfg_attr(not(test), allow(dead_code))] // Used by the tests.
     pub(crate) fn components_dropped(&self) -> u64 {
         self.dropped
     }
 
-    /// When the newest minute written started.
-    pub(crate) fn newest(&self) -> Option<SystemTime> {
-        self.head.map(start_of)
-    }
-
     /// Bytes the history occupies, inline and on the heap: fixed but for
     /// the component names.
+    #[cfg_attr(not(test), allow(dead_code))] // Used by the tests.
     pub(crate) fn size_bytes(&self) -> usize {
         std::mem::size_of::<Self>()
             + std::mem::size_of_val::<[Slot]>(&self.slots)
@@ -606,6 +604,7 @@ impl History {
     }
 
     /// Buckets wholly at or below the latency threshold.
+    #[cfg_attr(not(test), allow(dead_code))] // Used by the tests.
     pub(crate) fn fast_buckets(&self) -> usize {
         self.fast_buckets
     }

@@ -10,6 +10,7 @@
 
 mod collect;
 mod lifecycle;
+mod past;
 pub(crate) mod section;
 mod verdict;
 mod watch;
@@ -29,6 +30,8 @@ use crate::report::{Component, Status};
 
 pub(crate) use collect::{collect, collect_parts, failing_dependencies, traffic_only, Selection};
 pub(crate) use lifecycle::Lifecycle;
+pub use past::HistoryReport;
+pub(crate) use past::{save_in_background, Past};
 pub(crate) use section::CallerSection;
 pub use verdict::TransitionLog;
 pub(crate) use verdict::Verdicts;
@@ -75,6 +78,10 @@ pub(crate) struct Config {
     pub(crate) transition_capacity: usize,
     /// What each probe adds for the systems that read it (none by default).
     pub(crate) consumer_signals: crate::format::SignalsByProbe,
+    /// Where the history is kept across restarts.
+    pub(crate) history_file: Option<std::path::PathBuf>,
+    /// Service level objectives on the wrapped service's traffic.
+    pub(crate) objectives: Vec<crate::history::Objective>,
 }
 
 /// The settings of a pushed component ([`HealthCheck::pushed`](crate::check::HealthCheck::pushed)).
@@ -129,6 +136,8 @@ impl Config {
             deliveries: Vec::new(),
             transition_capacity: 256,
             consumer_signals: crate::format::SignalsByProbe::default(),
+            history_file: None,
+            objectives: Vec::new(),
         }
     }
 
@@ -188,6 +197,8 @@ pub(crate) struct Shared {
     pub(crate) dependencies: Vec<(String, Vec<String>)>,
     /// Transitions seen so far, and the notifiers they go to.
     pub(crate) verdicts: Verdicts,
+    /// The last day, minute by minute.
+    pub(crate) past: Past,
 }
 
 impl Shared {
@@ -208,7 +219,9 @@ impl Shared {
             .map(|counter| Arc::new(CallerCounter::new(counter.window())));
         let dependencies = dependencies(&config);
         let verdicts = Verdicts::new(&config);
+        let past = Past::new(&config);
         Arc::new(Self {
+            past,
             dependencies,
             verdicts,
             config,

@@ -164,6 +164,10 @@ async fn evaluate(shared: &Shared, watcher: &Watcher) {
         .iter()
         .all(|e| report.components.contains_key(&e.spec.name));
     let transitions = shared.verdicts.observe(&report, complete);
+    shared.past.observe(&report, complete, &shared.recorder);
+    if let Some((path, bytes)) = shared.past.due() {
+        super::save_in_background(path, bytes);
+    }
     if !subscribed {
         watcher
             .tx
