@@ -249,3 +249,82 @@ fn two_latency_thresholds_are_refused() {
         .objective(Objective::latency(Duration::from_millis(300), 0.99))
         .objective(Objective::latency(Duration::from_millis(500), 0.9).named("slow"));
 }
+
+const BROWSER: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+
+async fn get_with(
+    addr: std::net::SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> common::Fetched {
+    use http_body_util::BodyExt;
+    let mut req = http::Request::get(format!("http://{addr}{path}"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req
+        .body(http_body_util::Full::<bytes::Bytes>::default())
+        .unwrap();
+    let res = common::bounded("GET", http1_client().request(req))
+        .await
+        .unwrap();
+    let (parts, body) = res.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    common::Fetched {
+        status: parts.status,
+        version: parts.version,
+        headers: parts.headers,
+        body,
+        trailers: None,
+    }
+}
+
+#[tokio::test]
+async fn a_browser_gets_the_page_and_api_clients_json() {
+    let keyed = StatusLayer::new()
+        .api_keys(
+            tower_status::auth::ApiKeys::new()
+                .key("s3cret-key", tower_status::auth::Identity::new("ops")),
+        )
+        .require_key(tower_status::auth::Endpoint::Report, false)
+        .watch_interval(Duration::from_millis(50))
+        .check(HealthCheck::pushed("db"))
+        .build();
+    keyed.set_component("db", CheckResult::down("refused <b>now</b>"));
+    let addr = serve(&keyed).await;
+
+    // Anonymous browser: the overall status only.
+    let anon = get_with(addr, "/status", &[("accept", BROWSER)]).await;
+    assert_eq!(anon.headers[CONTENT_TYPE], "text/html; charset=utf-8");
+    let csp = anon.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.starts_with("default-src 'none'"), "{csp}");
+    let html = std::str::from_utf8(&anon.body).unwrap();
+    assert!(html.contains("down"), "the status is shown");
+    assert!(!html.contains("db"), "no component for anonymous callers");
+    assert!(!html.contains("refused"), "no error for anonymous callers");
+    assert!(html.len() < 50_000);
+
+    // With the key: the components, escaped.
+    let full = get_with(
+        addr,
+        "/status",
+        &[("accept", BROWSER), ("x-api-key", "s3cret-key")],
+    )
+    .await;
+    let html = std::str::from_utf8(&full.body).unwrap();
+    assert!(html.contains("db"), "components shown with details");
+    assert!(
+        html.contains("refused &lt;b&gt;now&lt;/b&gt;"),
+        "errors escaped"
+    );
+    assert!(!html.contains("<b>now</b>"));
+    assert!(!html.contains("s3cret-key"), "the key is not echoed");
+
+    // API clients are unaffected.
+    for accept in ["*/*", "application/json"] {
+        let res = get_with(addr, "/status", &[("accept", accept)]).await;
+        assert_eq!(res.headers[CONTENT_TYPE], "application/json", "{accept}");
+    }
+    let res = get_with(addr, "/status?format=json", &[("accept", BROWSER)]).await;
+    assert_eq!(res.headers[CONTENT_TYPE], "application/json");
+}

@@ -30,6 +30,10 @@ pub(crate) async fn report(
     headers: &HeaderMap,
     started: Instant,
 ) -> Response<Full<Bytes>> {
+    // A browser gets the page, unless a format is named.
+    if !query.pairs.iter().any(|(k, _)| k == "format") && crate::format::prefers_html(headers) {
+        return super::page::page(shared, caller).await;
+    }
     // Chosen before any check runs: a bad request costs no work.
     let Ok(format) = shared.config.formats.choose(&query.pairs, headers) else {
         return error(

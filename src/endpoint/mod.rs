@@ -8,6 +8,7 @@
 mod events;
 mod handlers;
 pub(crate) mod openapi;
+mod page;
 mod responses;
 mod routes;
 mod signals;

@@ -284,3 +284,43 @@ mod tests {
         );
     }
 }
+
+/// Whether a request prefers an HTML page to JSON: a browser's `Accept`
+/// (`text/html,...,*/*;q=0.8`) does, `*/*` or no `Accept` does not.
+pub(crate) fn prefers_html(headers: &HeaderMap) -> bool {
+    let accept = Accept::from_headers(headers);
+    let (Some(html), Some(json)) = (offer("text/html"), offer("application/json")) else {
+        return false;
+    };
+    match (accept.preference(&html), accept.preference(&json)) {
+        (Some(_), None) => true,
+        (Some(h), Some(j)) => h > j,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod html_tests {
+    use super::*;
+
+    fn prefers(accept: Option<&str>) -> bool {
+        let mut headers = HeaderMap::new();
+        if let Some(a) = accept {
+            headers.insert(ACCEPT, a.parse().unwrap());
+        }
+        prefers_html(&headers)
+    }
+
+    #[test]
+    fn browsers_get_the_page_and_api_clients_json() {
+        assert!(prefers(Some(
+            "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8"
+        )));
+        assert!(prefers(Some("text/html")));
+        assert!(!prefers(None));
+        assert!(!prefers(Some("*/*")));
+        assert!(!prefers(Some("application/json")));
+        assert!(!prefers(Some("application/json, text/html;q=0.5")));
+        assert!(!prefers(Some("text/html;q=0, */*")));
+    }
+}

@@ -33,6 +33,7 @@
 //! ```
 
 mod accept;
+pub(crate) use accept::prefers_html;
 pub(crate) mod badge;
 mod ietf;
 pub(crate) mod json;

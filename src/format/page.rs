@@ -28,8 +28,6 @@
 //! the overall status only, and the page says that its component
 //! statuses are as of its loading.
 
-#![allow(dead_code)] // Wired by the next commit.
-
 use std::fmt::Write as _;
 use std::sync::OnceLock;
 use std::time::{Duration, UNIX_EPOCH};
