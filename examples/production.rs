@@ -27,6 +27,9 @@
 //! | `CHECK_INTERVAL_MS` | `1000` | how often every check runs in the background (10 to 3600000), plus up to 10 % jitter |
 //! | `FAILURE_THRESHOLD` | `3` | failed runs in a row before a component leaves `ok` (at least 1) |
 //! | `SUCCESS_THRESHOLD` | `2` | passed runs in a row before it is `ok` again (at least 1) |
+//! | `HISTORY_FILE` | unset: memory only | file the last day of history is kept in across restarts (written about once a minute and at shutdown) |
+//! | `SLO_AVAILABILITY` | `0.999` | target share of API requests without error |
+//! | `SLO_LATENCY_MS` | `300` | the latency objective: 99 % of API requests faster than this |
 //! | `WEBHOOK_URL` | unset: none | `http://host[:port]/path` every status change is POSTed to as JSON (plain HTTP: the built-in notifier has no TLS) |
 //!
 //! A bad value of any of them (an empty one included: unset it instead)
@@ -42,7 +45,10 @@
 //!
 //! - `/status`: the JSON report; `/status/live`, `/status/ready` (probes);
 //!   `/status/metrics` (Prometheus text); `/status/watch` (Server-Sent
-//!   Events); `/status/transitions` (the transition log, flap counts and
+//!   Events); `/status/history` (the last day per minute, uptime and the
+//!   objectives); `/status/badge.svg` and `/status/badge/uptime.svg`; a
+//!   browser asking for `/status` gets the status page;
+//!   `/status/transitions` (the transition log, flap counts and
 //!   webhook deliveries); `/status/{component}`.
 //! - Callers with the key see everything. Anonymous callers (and callers
 //!   of the probes with any other key) get only the overall status:
@@ -129,6 +135,7 @@ use tower::ServiceExt as _;
 use tower_http::timeout::TimeoutLayer;
 use tower_status::auth::{ApiKeys, Endpoint, Identity, Visibility};
 use tower_status::check::{Freshness, HealthCheck, TcpCheck, TrafficRule};
+use tower_status::history::Objective;
 use tower_status::notify::{Delivery, WebhookNotifier};
 use tower_status::{Status, StatusHandle, StatusLayer};
 
@@ -205,6 +212,7 @@ async fn run(settings: Settings) -> Result<(), String> {
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
     // Polled once before anyone is told where to connect, so its signal
     // handlers are in place: a SIGTERM from then on drains.
+    let history = status.clone();
     let mut drained = pin!(status.drain_on_signal(DRAIN_GRACE));
     std::future::poll_fn(|cx| {
         let _ = drained.as_mut().poll(cx);
@@ -215,6 +223,12 @@ async fn run(settings: Settings) -> Result<(), String> {
     let _ = std::io::stdout().flush();
 
     serve(listener, app, drained).await;
+    // The day so far, for the next start (nothing when HISTORY_FILE is unset).
+    match tokio::task::spawn_blocking(move || history.save_history()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!("could not save the history (HISTORY_FILE): {e}"),
+        Err(e) => tracing::warn!("could not save the history: {e}"),
+    }
     Ok(())
 }
 
@@ -235,6 +249,9 @@ struct Settings {
     failure_threshold: u32,
     success_threshold: u32,
     webhook: Option<WebhookNotifier>,
+    history_file: Option<std::path::PathBuf>,
+    slo_availability: f64,
+    slo_latency: Duration,
 }
 
 /// A variable with a bad value, and why.
@@ -299,7 +316,24 @@ impl Settings {
         let failure_threshold = number("FAILURE_THRESHOLD", 3, 1, u32::MAX.into())?;
         let success_threshold = number("SUCCESS_THRESHOLD", 2, 1, u32::MAX.into())?;
         let webhook = var("WEBHOOK_URL")?.map(|v| webhook(&v)).transpose()?;
+        let history_file = var("HISTORY_FILE")?.map(std::path::PathBuf::from);
+        let slo_availability = match var("SLO_AVAILABILITY")? {
+            None => 0.999,
+            Some(v) => match v.parse::<f64>() {
+                Ok(x) if x > 0.0 && x < 1.0 => x,
+                _ => {
+                    return Err(Invalid {
+                        var: "SLO_AVAILABILITY",
+                        why: format!("{v:?} is not a share between 0 and 1, such as 0.999"),
+                    })
+                }
+            },
+        };
+        let slo_latency = number("SLO_LATENCY_MS", 300, 1, 3_600_000)?;
         Ok(Self {
+            history_file,
+            slo_availability,
+            slo_latency: Duration::from_millis(slo_latency),
             addr,
             environment,
             api_key,
@@ -371,6 +405,9 @@ fn status_layer(settings: Settings) -> StatusHandle {
         failure_threshold,
         success_threshold,
         webhook,
+        history_file,
+        slo_availability,
+        slo_latency,
         ..
     } = settings;
     let mut layer = StatusLayer::new()
@@ -418,6 +455,13 @@ fn status_layer(settings: Settings) -> StatusHandle {
         } else {
             search
         });
+    }
+    // Objectives on the API's own traffic, in `/status/history` and the page.
+    layer = layer
+        .objective(Objective::availability(slo_availability))
+        .objective(Objective::latency(slo_latency, 0.99));
+    if let Some(path) = history_file {
+        layer = layer.history_file(path);
     }
     if let Some(webhook) = webhook {
         layer = layer.notify(

@@ -56,6 +56,9 @@ const CONTRACT_VARS: &[&str] = &[
     "FAILURE_THRESHOLD",
     "SUCCESS_THRESHOLD",
     "WEBHOOK_URL",
+    "HISTORY_FILE",
+    "SLO_AVAILABILITY",
+    "SLO_LATENCY_MS",
 ];
 
 /// The tests that measure time or load the machine run one at a time:
@@ -558,6 +561,13 @@ fn a_bad_value_of_any_variable_stops_it_at_start_naming_the_variable() {
         ("WEBHOOK_URL", "https://example.com/hook"),
         ("WEBHOOK_URL", "http://"),
         ("WEBHOOK_URL", "http://user:secret@example.com/hook"),
+        ("HISTORY_FILE", ""),
+        ("SLO_AVAILABILITY", "1"),
+        ("SLO_AVAILABILITY", "99.9"),
+        ("SLO_AVAILABILITY", "0"),
+        ("SLO_AVAILABILITY", "high"),
+        ("SLO_LATENCY_MS", "0"),
+        ("SLO_LATENCY_MS", "0.3"),
     ];
     // Each case in its own process, all at once.
     let runs: Vec<_> = cases
