@@ -328,3 +328,58 @@ async fn a_browser_gets_the_page_and_api_clients_json() {
     let res = get_with(addr, "/status?format=json", &[("accept", BROWSER)]).await;
     assert_eq!(res.headers[CONTENT_TYPE], "application/json");
 }
+
+#[tokio::test]
+async fn a_fast_burning_objective_drives_health_when_asked() {
+    let status = open_layer()
+        .objective(Objective::availability(0.999).on_fast_burn(tower_status::Status::Down))
+        .objective(Objective::latency(Duration::from_millis(300), 0.99))
+        .build();
+    let addr = start_axum(
+        axum::Router::new()
+            .route("/", axum::routing::get(|| async { "hello" }))
+            .route(
+                "/fail",
+                axum::routing::get(|| async { http::StatusCode::INTERNAL_SERVER_ERROR }),
+            )
+            .layer(status.clone()),
+    )
+    .await;
+    // No traffic yet: nothing burns.
+    let r = fetch(&http1_client(), addr, Method::GET, "/status")
+        .await
+        .json();
+    assert_eq!(r["status"], "ok", "{r}");
+    assert_eq!(r["components"]["slo.availability"]["status"], "ok", "{r}");
+    assert!(
+        r["components"].get("slo.latency").is_none(),
+        "only reported: {r}"
+    );
+
+    // Every request fails: 1000x the budget, over both windows.
+    for _ in 0..20 {
+        let res = fetch(&http1_client(), addr, Method::GET, "/fail").await;
+        assert_eq!(res.status, 500);
+    }
+    let deadline = Instant::now() + DEADLINE;
+    let r = loop {
+        let r = fetch(&http1_client(), addr, Method::GET, "/status")
+            .await
+            .json();
+        if r["status"] == "down" {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "never burned: {r}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let slo = &r["components"]["slo.availability"];
+    assert_eq!(slo["status"], "down", "{r}");
+    assert!(
+        slo["error"].as_str().unwrap().contains("burning fast"),
+        "{slo}"
+    );
+    let h = status.history();
+    let availability = h.slos.iter().find(|s| s.name == "availability").unwrap();
+    assert!(availability.fast_burn, "{availability:?}");
+    assert!(availability.burn_rates.five_minutes.unwrap() > 14.4);
+}

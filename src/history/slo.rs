@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use super::ring::{History, SLOTS};
+use crate::report::Status;
 
 /// Burn rate above which, over both the last hour and the last 5 minutes,
 /// the budget burns fast (2 % of a 30-day budget in an hour).
@@ -48,6 +49,9 @@ pub struct Objective {
     target: f64,
     /// `Some` for a latency objective.
     threshold: Option<Duration>,
+    /// The health of the `slo.NAME` component on a fast burn (`None`: the
+    /// objective is only reported).
+    on_fast_burn: Option<Status>,
 }
 
 impl Objective {
@@ -94,7 +98,31 @@ impl Objective {
             name: name.to_owned(),
             target,
             threshold,
+            on_fast_burn: None,
         }
+    }
+
+    /// Lets the objective drive health: while its error budget burns fast
+    /// (above 14.4x over both the last hour and the last 5 minutes), the
+    /// report has a component `slo.NAME` with `status` (`down` takes the
+    /// service down, `degraded` degrades it), `ok` otherwise. Without it
+    /// the objective is only reported.
+    ///
+    /// ```
+    /// use tower_status::{history::Objective, Status};
+    ///
+    /// let availability = Objective::availability(0.999).on_fast_burn(Status::Down);
+    /// # let _ = availability;
+    /// ```
+    #[must_use]
+    pub fn on_fast_burn(mut self, status: Status) -> Self {
+        self.on_fast_burn = Some(status);
+        self
+    }
+
+    /// The health it drives on a fast burn, when it drives any.
+    pub(crate) fn fast_burn_status(&self) -> Option<Status> {
+        self.on_fast_burn
     }
 
     /// Names the objective in reports.

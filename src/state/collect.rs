@@ -202,7 +202,8 @@ pub(crate) async fn collect_parts<'a>(
     let with_traffic = !config.traffic_rules.is_empty() && selection.wants(TRAFFIC_COMPONENT, true);
     // Others to merge in, or dependencies to mark: the board's results become parts.
     let mut board = board;
-    if !pushed.is_empty() || with_traffic || !shared.dependencies.is_empty() {
+    let slo_health = shared.past.drives_health();
+    if !pushed.is_empty() || with_traffic || slo_health || !shared.dependencies.is_empty() {
         if let Some(board) = board.take() {
             components = board_parts(&board, &config.checks.entries);
         }
@@ -231,6 +232,13 @@ pub(crate) async fn collect_parts<'a>(
         );
     }
 
+    if slo_health {
+        for (name, c) in shared.past.slo_components() {
+            if selection.wants(&name, c.critical) {
+                put(&mut components, Cow::Owned(name), Part::Owned(Box::new(c)));
+            }
+        }
+    }
     let root_causes = if shared.dependencies.is_empty() {
         Vec::new()
     } else {

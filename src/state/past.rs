@@ -12,7 +12,7 @@ use crate::history::{
     move_aside, save_bytes, History, HistoryView, Objective, Settings, SloReport,
 };
 use crate::recorder::Recorder;
-use crate::report::Report;
+use crate::report::{CheckResult, Component, Report, Status, Timestamp};
 
 /// How often the history is written to its file.
 const SAVE_EVERY: Duration = Duration::from_secs(60);
@@ -134,6 +134,52 @@ impl Past {
                 .map(|o| o.report(&history, now))
                 .collect(),
         }
+    }
+
+    /// Whether an objective drives health.
+    pub(crate) fn drives_health(&self) -> bool {
+        self.objectives
+            .iter()
+            .any(|o| o.fast_burn_status().is_some())
+    }
+
+    /// The `slo.NAME` component of each objective that drives health:
+    /// its configured status while its budget burns fast, else `ok`.
+    pub(crate) fn slo_components(&self) -> Vec<(String, Component)> {
+        let now = SystemTime::now();
+        let history = self.lock();
+        self.objectives
+            .iter()
+            .filter_map(|o| Some((o, o.fast_burn_status()?)))
+            .map(|(o, on_burn)| {
+                let slo = o.report(&history, now);
+                let result = if slo.fast_burn {
+                    CheckResult::new(
+                        on_burn,
+                        Some(format!(
+                            "error budget burning fast: {:.1}x over the last hour, {:.1}x over the last 5 minutes (target {})",
+                            slo.burn_rates.one_hour.unwrap_or_default(),
+                            slo.burn_rates.five_minutes.unwrap_or_default(),
+                            slo.target
+                        )),
+                    )
+                } else {
+                    CheckResult::ok()
+                };
+                let result = match slo.burn_rates.one_hour {
+                    Some(rate) => result.with_observed(rate, "burn rate (1 h)"),
+                    None => result,
+                };
+                let component = Component::from_result(
+                    result,
+                    Some("slo".to_owned()),
+                    on_burn == Status::Down,
+                    Duration::ZERO,
+                    Timestamp::now(),
+                );
+                (format!("slo.{}", o.name()), component)
+            })
+            .collect()
     }
 
     /// Uptime over the last day, as a share, when there is data.
