@@ -234,7 +234,8 @@ impl StatusHandle {
     }
 
     /// Waits for SIGTERM or ctrl-c, starts draining, then waits `grace` so
-    /// orchestrators see readiness fail before the server stops. Made for
+    /// orchestrators see readiness fail before the server stops, and
+    /// writes the history to its file when one is set. Made for
     /// `axum::serve(..).with_graceful_shutdown(status.drain_on_signal(grace))`.
     #[cfg(feature = "signal")]
     #[cfg_attr(docsrs, doc(cfg(feature = "signal")))]
@@ -242,6 +243,13 @@ impl StatusHandle {
         wait_for_signal().await;
         self.start_draining();
         tokio::time::sleep(grace).await;
+        // The day so far, for the next start (when a history file is set).
+        let status = self.clone();
+        match tokio::task::spawn_blocking(move || status.save_history()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("could not save the status history: {e}"),
+            Err(e) => tracing::warn!("could not save the status history: {e}"),
+        }
     }
 }
 
