@@ -405,7 +405,7 @@ async fn named_formats_by_accept_and_query() {
             "/status",
             &[(
                 "accept",
-                "text/html, text/csv;q=0.5, application/json;q=0.4",
+                "application/xml, text/csv;q=0.5, application/json;q=0.4",
             )],
         )
         .await,
@@ -414,7 +414,10 @@ async fn named_formats_by_accept_and_query() {
         &get(
             &layer,
             "/status",
-            &[("accept", "text/html, text/csv;q=0.5, application/json")],
+            &[(
+                "accept",
+                "application/xml, text/csv;q=0.5, application/json",
+            )],
         )
         .await,
     );

@@ -473,7 +473,7 @@ const REPORT_FORMS: &[(&str, Option<&str>, Shape)] = &[
     ("/status", Some("application/health+json"), Shape::Ietf),
     (
         "/status",
-        Some("text/html, application/health+json;q=0.9"),
+        Some("application/xml, application/health+json;q=0.9"),
         Shape::Ietf,
     ),
     ("/status?format=custom", None, Shape::Custom),

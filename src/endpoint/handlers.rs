@@ -31,7 +31,7 @@ pub(crate) async fn report(
     started: Instant,
 ) -> Response<Full<Bytes>> {
     // A browser gets the page, unless a format is named.
-    if !query.pairs.iter().any(|(k, _)| k == "format") && crate::format::prefers_html(headers) {
+    if shared.config.formats.prefers_page(&query.pairs, headers) {
         return super::page::page(shared, caller).await;
     }
     // Chosen before any check runs: a bad request costs no work.

@@ -33,7 +33,6 @@
 //! ```
 
 mod accept;
-pub(crate) use accept::prefers_html;
 pub(crate) mod badge;
 mod ietf;
 pub(crate) mod json;
@@ -312,6 +311,36 @@ impl Formats {
         }
         Ok(Arc::clone(best.map_or(&self.default, |(_, format)| format)))
     }
+
+    /// Whether the request asks for the status page: no `format` named,
+    /// and its `Accept` prefers `text/html` strictly over JSON and over
+    /// every registered format (a browser's `text/html,...,*/*;q=0.8`
+    /// does; `*/*`, no `Accept` or an API client's does not). A format
+    /// registered for `text/html` itself keeps the choice.
+    pub(crate) fn prefers_page(&self, query: &[(String, String)], headers: &HeaderMap) -> bool {
+        if query.iter().any(|(k, _)| k == "format") {
+            return false;
+        }
+        let accept = Accept::from_headers(headers);
+        let Some(html) = accept::offer("text/html") else {
+            return false;
+        };
+        let Some(page) = accept.preference(&html) else {
+            return false;
+        };
+        let offers = self
+            .by_name
+            .values()
+            .filter_map(|r| r.media_type.as_deref().and_then(accept::offer));
+        let mut best_format = accept.preference(&accept::JSON);
+        for offer in offers {
+            if offer.ty == "text" && offer.subty == "html" {
+                return false;
+            }
+            best_format = best_format.max(accept.preference(&offer));
+        }
+        best_format.is_none_or(|best| page > best)
+    }
 }
 
 /// An error the status endpoint answers with (400, 401, 403, 404, 405,
@@ -530,5 +559,44 @@ mod tests {
         assert!(formats
             .choose(&[("format".into(), "nope".into())], &HeaderMap::new())
             .is_err());
+    }
+}
+
+#[cfg(test)]
+mod page_tests {
+    use super::*;
+    use http::header::ACCEPT;
+
+    fn prefers(formats: &Formats, accept: Option<&str>, query: &[(&str, &str)]) -> bool {
+        let mut headers = HeaderMap::new();
+        if let Some(a) = accept {
+            headers.insert(ACCEPT, a.parse().unwrap());
+        }
+        let query: Vec<(String, String)> = query
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        formats.prefers_page(&query, &headers)
+    }
+
+    #[test]
+    fn browsers_get_the_page_and_api_clients_a_format() {
+        let f = Formats::default();
+        let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+        assert!(prefers(&f, Some(browser), &[]));
+        assert!(prefers(&f, Some("text/html"), &[]));
+        assert!(!prefers(&f, Some(browser), &[("format", "json")]));
+        assert!(!prefers(&f, None, &[]));
+        assert!(!prefers(&f, Some("*/*"), &[]));
+        assert!(!prefers(&f, Some("application/json"), &[]));
+        assert!(!prefers(&f, Some("application/json, text/html;q=0.5"), &[]));
+        assert!(!prefers(&f, Some("text/html;q=0, */*"), &[]));
+        // The IETF format is as acceptable as the page: it keeps the request.
+        assert!(!prefers(&f, Some("application/json;q=0, */*"), &[]));
+        assert!(!prefers(
+            &f,
+            Some("text/html;q=0.5, application/health+json"),
+            &[]
+        ));
     }
 }
