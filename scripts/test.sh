@@ -5,9 +5,11 @@
 #
 #   scripts/test.sh
 #
-# System tools (nats-server, prometheus, wrk) are installed with apt-get,
-# only those not already on PATH, with sudo only when not root; on a system
-# without apt-get the script says what is missing and goes on.
+# System tools (nats-server, prometheus, wrk, chromium, Node.js and npm) are
+# installed with apt-get, only those not already on PATH, with sudo only
+# when not root; on a system without apt-get the script says what is
+# missing and goes on. The browser tests' driver (playwright-core, pinned
+# in tests/browser/package-lock.json) is installed with `npm ci`.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -18,8 +20,8 @@ section() {
 
 # --- system tools ---------------------------------------------------------
 
-# Commands the tests use; each comes from the Debian package of the same name.
-SYSTEM_TOOLS=(nats-server prometheus wrk)
+# Commands the tests use, as COMMAND:DEBIAN_PACKAGE.
+SYSTEM_TOOLS=(nats-server:nats-server prometheus:prometheus wrk:wrk chromium:chromium node:nodejs)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then
@@ -29,13 +31,15 @@ as_root() {
     fi
 }
 
+# Installs the packages of those of the COMMAND:PACKAGE pairs given whose
+# command is not on PATH.
 install_system_tools() {
-    local missing=() cmd
-    for cmd in "${SYSTEM_TOOLS[@]}"; do
-        command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
+    local missing=() pair
+    for pair in "$@"; do
+        command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
     done
     if [ "${#missing[@]}" -eq 0 ]; then
-        echo "already installed: ${SYSTEM_TOOLS[*]}"
+        echo "already installed: ${*%%:*}"
         return 0
     fi
     if ! command -v apt-get >/dev/null 2>&1; then
@@ -103,10 +107,34 @@ install_schemathesis() {
     schemathesis_installed
 }
 
-section "install: system tools and Rust components"
-install_system_tools
+# playwright-core, as pinned by tests/browser/package-lock.json, unless
+# that version is already there.
+install_browser_driver() {
+    local dir=tests/browser want have
+    want=$(sed -n '/"node_modules\/playwright-core"/,/}/s/.*"version": "\(.*\)".*/\1/p' "$dir/package-lock.json")
+    have=$(sed -n 's/.*"version": "\(.*\)".*/\1/p' "$dir/node_modules/playwright-core/package.json" 2>/dev/null | head -n1)
+    if [ -n "$want" ] && [ "$want" = "$have" ]; then
+        echo "already installed: playwright-core $have"
+        return 0
+    fi
+    local major
+    major=$(node -p 'process.versions.node.split(".")[0]')
+    if [ "$major" -lt 20 ]; then
+        echo "ERROR: playwright-core needs Node.js 20 or later; node is $(node --version)." >&2
+        return 1
+    fi
+    echo "installing with npm ci: playwright-core $want"
+    npm ci --prefix "$dir" --no-audit --no-fund
+}
+
+section "install: system tools, Rust components, the browser driver"
+install_system_tools "${SYSTEM_TOOLS[@]}"
+# npm comes with some builds of nodejs (NodeSource's), in its own package
+# in Debian's.
+install_system_tools npm:npm
 install_rust_components
 install_schemathesis
+install_browser_driver
 
 # --- checks ---------------------------------------------------------------
 

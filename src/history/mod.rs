@@ -67,7 +67,7 @@ mod file;
 mod ring;
 mod slo;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 mod view;
 
 pub(crate) use file::{move_aside, save_bytes};

@@ -11,7 +11,7 @@ use super::Config;
 use crate::history::{
     move_aside, save_bytes, History, HistoryView, Objective, Settings, SloReport,
 };
-use crate::recorder::Recorder;
+use crate::recorder::{Recorder, Snapshot};
 use crate::report::{CheckResult, Component, Report, Status, Timestamp};
 
 /// How often the history is written to its file.
@@ -85,18 +85,28 @@ impl Past {
     /// Books an evaluation's `report` (its overall status only when
     /// `complete`) and the recorder's traffic into the current minute.
     pub(crate) fn observe(&self, report: &Report, complete: bool, recorder: &Recorder) {
-        let now = SystemTime::now();
-        let snapshot = recorder.snapshot();
-        let mut history = self.lock();
-        history.observe(
-            now,
+        self.observe_at(
+            SystemTime::now(),
             complete.then_some(report.status),
             report
                 .components
                 .iter()
                 .map(|(name, c)| (name.as_str(), c.status)),
+            &recorder.snapshot(),
         );
-        history.record_traffic(now, &snapshot);
+    }
+
+    /// [`Past::observe`] at `now` (the tests' simulated clock).
+    fn observe_at<'a>(
+        &self,
+        now: SystemTime,
+        overall: Option<Status>,
+        components: impl IntoIterator<Item = (&'a str, Status)>,
+        snapshot: &Snapshot,
+    ) {
+        let mut history = self.lock();
+        history.observe(now, overall, components);
+        history.record_traffic(now, snapshot);
     }
 
     /// The history's bytes when its file is due (about once a minute).
@@ -124,7 +134,10 @@ impl Past {
 
     /// The body of `/status/history`.
     pub(crate) fn report(&self) -> HistoryReport {
-        let now = SystemTime::now();
+        self.report_at(SystemTime::now())
+    }
+
+    fn report_at(&self, now: SystemTime) -> HistoryReport {
         let history = self.lock();
         HistoryReport {
             history: history.series(now, Duration::from_secs(86_400)),
@@ -146,7 +159,10 @@ impl Past {
     /// The `slo.NAME` component of each objective that drives health:
     /// its configured status while its budget burns fast, else `ok`.
     pub(crate) fn slo_components(&self) -> Vec<(String, Component)> {
-        let now = SystemTime::now();
+        self.slo_components_at(SystemTime::now())
+    }
+
+    fn slo_components_at(&self, now: SystemTime) -> Vec<(String, Component)> {
         let history = self.lock();
         self.objectives
             .iter()
@@ -204,5 +220,138 @@ pub(crate) fn save_in_background(path: PathBuf, bytes: Vec<u8>) {
             rt.spawn_blocking(write);
         }
         Err(_) => write(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::testing::{at, FakeRecorder, Rng};
+
+    /// Resident set size, from `/proc/self/statm` (pages of 4 KiB).
+    #[cfg(target_os = "linux")]
+    fn rss() -> u64 {
+        let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
+        let pages: u64 = statm
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse().ok())
+            .expect("resident pages");
+        pages * 4096
+    }
+
+    /// Simulated days in the memory test.
+    const DAYS: u64 = 4;
+
+    const COMPONENTS: [&str; 6] = ["db", "cache", "search", "queue", "mail", "payments"];
+    const STATUSES: [Status; 4] = [
+        Status::Ok,
+        Status::Degraded,
+        Status::Down,
+        Status::Maintenance,
+    ];
+
+    /// Simulated days, as the evaluator and callers drive the past: an
+    /// observation every 20 s with the recorder's traffic, the file saved
+    /// every 10 minutes (about once a minute in service, fewer here as the
+    /// unoptimized SHA-256 is slow), `/status/history` and the objectives
+    /// read every 10 minutes, a restart from the file at the start of
+    /// each day. Returns the resident set size after each day.
+    #[cfg(target_os = "linux")]
+    fn simulated_days(days: u64, file: &std::path::Path) -> Vec<u64> {
+        let mut config = Config::new("test".to_owned());
+        config.history_file = Some(file.to_owned());
+        config.objectives = vec![
+            Objective::availability(0.999),
+            Objective::latency(Duration::from_millis(300), 0.99).on_fast_burn(Status::Degraded),
+        ];
+        let mut rng = Rng::new(16);
+        let mut recorder = FakeRecorder::new();
+        let mut sizes = Vec::new();
+        for day in 0..days {
+            let past = Past::new(&config);
+            for minute in day * 1440..(day + 1) * 1440 {
+                for secs in [0, 20, 40] {
+                    recorder
+                        .requests(rng.below(300), rng.below(400) as f64, false)
+                        .requests(rng.below(3), 1000.0, true);
+                    let status = |rng: &mut Rng| STATUSES[rng.below(40).min(3) as usize];
+                    let components: Vec<(&str, Status)> =
+                        COMPONENTS.iter().map(|n| (*n, status(&mut rng))).collect();
+                    past.observe_at(
+                        at(minute, secs),
+                        Some(status(&mut rng)),
+                        components,
+                        recorder.snapshot(),
+                    );
+                }
+                if minute % 10 == 9 {
+                    past.save().expect("saving the history");
+                    let now = at(minute, 59);
+                    let body = serde_json::to_vec(&past.report_at(now)).expect("serializable");
+                    assert!(body.len() > 1000);
+                    assert_eq!(past.slo_components_at(now).len(), 1);
+                }
+            }
+            past.save().expect("saving the history");
+            sizes.push(rss());
+        }
+        sizes
+    }
+
+    /// Runs in a process of its own, started by
+    /// [`memory_stays_flat_over_simulated_days`]: other tests in this
+    /// process would move its resident set size.
+    #[test]
+    #[ignore = "run in a process of its own by memory_stays_flat_over_simulated_days"]
+    #[cfg(target_os = "linux")]
+    fn simulated_days_in_this_process() {
+        let dir = std::env::var_os("TOWER_STATUS_PAST_DIR").expect("TOWER_STATUS_PAST_DIR");
+        let sizes = simulated_days(DAYS, &std::path::Path::new(&dir).join("history.bin"));
+        println!("rss after each simulated day: {sizes:?}");
+        // The first day fills the ring, the column table and the
+        // allocator's pools; after it nothing may grow.
+        let settled = sizes[1];
+        let last = *sizes.last().expect("days");
+        assert!(
+            last <= settled + (256 << 10),
+            "RSS grew from {settled} to {last} bytes over days 2 to 4: {sizes:?}"
+        );
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn memory_stays_flat_over_simulated_days() {
+        let dir = std::env::temp_dir().join(format!("tower-status-past-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a scratch directory");
+        let out = std::process::Command::new(std::env::current_exe().expect("this test binary"))
+            .args([
+                "--exact",
+                "state::past::tests::simulated_days_in_this_process",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("TOWER_STATUS_PAST_DIR", &dir)
+            // glibc: a fixed mmap threshold, so large buffers freed go back
+            // to the system instead of moving the threshold up and staying
+            // in the heap (resident, though free).
+            .env("MALLOC_MMAP_THRESHOLD_", "65536")
+            .output()
+            .expect("running this test binary");
+        let _ = std::fs::remove_dir_all(&dir);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "{}\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Printed on the harness's `test NAME ... ` line.
+        let figures = stdout
+            .lines()
+            .find_map(|l| Some(&l[l.find("rss after each simulated day")?..]))
+            .expect("the figures");
+        eprintln!("{figures}");
     }
 }

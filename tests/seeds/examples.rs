@@ -74,6 +74,7 @@ fn features() -> String {
         ("nats", cfg!(feature = "nats")),
         ("grpc", cfg!(feature = "grpc")),
         ("signal", cfg!(feature = "signal")),
+        ("webhook", cfg!(feature = "webhook")),
     ];
     let names: Vec<&str> = enabled
         .iter()
