@@ -10,7 +10,9 @@
 //! path) or a well-formed answer of the endpoint: a known status code,
 //! `Cache-Control`, `405` with `Allow` for other methods, no body for
 //! `HEAD`, JSON that parses for JSON content types, Prometheus lines for
-//! metrics, a first event for the event stream, and no API key echoed.
+//! metrics, a whole page under its policy for the status page, an SVG
+//! with `Cache-Control` for badges, a first event for the event stream,
+//! and no API key echoed.
 
 #![no_main]
 
@@ -407,6 +409,26 @@ async fn drive(req: Request<Full<Bytes>>) {
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             check_metric_line(line);
         }
+    } else if ct.starts_with("text/html") {
+        // The status page: whole, and never without its policy.
+        assert!(
+            text.starts_with("<!DOCTYPE html>") && text.ends_with("</html>\n"),
+            "{what}: a page cut short"
+        );
+        let csp = parts
+            .headers
+            .get("content-security-policy")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert!(csp.starts_with("default-src 'none'"), "{what}: CSP {csp:?}");
+    } else if ct.starts_with("image/svg+xml") {
+        // A badge, with a lifetime for the proxies that cache it.
+        assert_eq!(parts.status, StatusCode::OK, "{what}");
+        assert!(
+            text.starts_with("<svg") && text.trim_end().ends_with("</svg>"),
+            "{what}: {text:?}"
+        );
+        assert!(parts.headers.contains_key("cache-control"), "{what}");
     } else {
         panic!("{what}: unexpected content type {ct:?}");
     }
