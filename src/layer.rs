@@ -569,7 +569,10 @@ impl StatusLayer {
     }
 
     /// Serves the report in Prometheus text format at `PATH/metrics`
-    /// (off by default; it needs the details permission like components).
+    /// (off by default; it needs the details permission like components,
+    /// or a scraper's key with
+    /// [`Permissions::METRICS`](crate::auth::Permissions::METRICS), which
+    /// opens the metrics and nothing else).
     #[must_use]
     pub fn serve_metrics(self, serve: bool) -> Self {
         self.config(|c| c.serve_metrics = serve)

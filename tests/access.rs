@@ -1104,3 +1104,94 @@ async fn real_axum_server_with_keys() {
     assert_eq!(res.status, StatusCode::OK);
     assert_eq!(res.json()["requests"]["total"], 4);
 }
+
+/// A scraper's key (`Permissions::METRICS`) opens `/status/metrics` and
+/// nothing else, over a real server, whether the report needs a key or not;
+/// every other caller is answered as before.
+#[tokio::test]
+async fn a_scraper_key_opens_the_metrics_only() {
+    const SCRAPE: &str = "sk-scrape-SECRET-456";
+    let keys = ApiKeys::new().key(SECRET, Identity::new("ops")).key(
+        SCRAPE,
+        Identity::new("prometheus").permissions(Permissions::METRICS),
+    );
+    let keyed = with_healthy_db(StatusLayer::new())
+        .serve_metrics(true)
+        .api_keys(keys);
+    let open = keyed.clone().require_key(Endpoint::Report, false);
+    let client = http1_client();
+    let scrape_bearer = format!("Bearer {SCRAPE}");
+    let scraper: [&[(&str, &[u8])]; 2] = [
+        &[("x-api-key", SCRAPE.as_bytes())],
+        &[("authorization", scrape_bearer.as_bytes())],
+    ];
+    for (report_open, layer) in [(false, &keyed), (true, &open)] {
+        let addr = serve_hello(layer).await;
+        for headers in scraper {
+            let res = fetch(&client, addr, "/status/metrics", headers).await;
+            assert_eq!(res.status, StatusCode::OK, "{res:?}");
+            let text = res.text();
+            assert!(text.contains("tower_status_up 1\n"), "{text}");
+            assert!(
+                text.contains(r#"tower_status_component_up{component="db",critical="true"} 1"#),
+                "{text}"
+            );
+            assert_not_in(&res, SCRAPE);
+            // Everything else under the report's rules is refused: the key
+            // may not see the status.
+            for path in [
+                "/status",
+                "/status?format=ietf",
+                "/status/db",
+                "/status/transitions",
+                "/status/history",
+                "/status/badge.svg",
+                "/status/watch",
+                "/status/no-such-thing",
+            ] {
+                let res = fetch(&client, addr, path, headers).await;
+                assert_forbidden(&res);
+                assert_not_in(&res, SCRAPE);
+            }
+            // Open probes answer it as anyone.
+            for path in ["/status/live", "/status/ready?verbose"] {
+                let res = fetch(&client, addr, path, headers).await;
+                assert_eq!(res.status, StatusCode::OK, "{path}: {res:?}");
+                assert_minimal(&res.json());
+            }
+        }
+        // A wrong key gets the 401 it always got, on the metrics too.
+        for path in ["/status", "/status/metrics"] {
+            let res = fetch(&client, addr, path, &[("x-api-key", b"sk-scrape-wrong")]).await;
+            assert_unauthorized(&res, true);
+            assert_not_in(&res, "sk-scrape-wrong");
+        }
+        // Anonymous callers: as before.
+        let res = fetch(&client, addr, "/status/metrics", &[]).await;
+        assert_unauthorized(&res, true);
+        let res = fetch(&client, addr, "/status", &[]).await;
+        if report_open {
+            assert_eq!(res.status, StatusCode::OK, "{res:?}");
+            assert_minimal(&res.json());
+        } else {
+            assert_unauthorized(&res, true);
+        }
+        // The full key still sees everything, the metrics included.
+        let res = fetch(
+            &client,
+            addr,
+            "/status/metrics",
+            &[("x-api-key", SECRET.as_bytes())],
+        )
+        .await;
+        assert_eq!(res.status, StatusCode::OK, "{res:?}");
+        let res = fetch(
+            &client,
+            addr,
+            "/status",
+            &[("x-api-key", SECRET.as_bytes())],
+        )
+        .await;
+        assert_eq!(res.json()["components"]["db"]["status"], "ok");
+    }
+}

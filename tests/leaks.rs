@@ -54,6 +54,8 @@ use tower_status::{Report, Status, StatusLayer};
 const KEY: &str = "sk-LEAK-CHECK-42";
 /// A valid key that may see the status but not the details.
 const STATUS_KEY: &str = "sk-LEAK-CHECK-42-status-only";
+/// A scraper's key: the metrics and nothing else.
+const SCRAPE_KEY: &str = "sk-LEAK-CHECK-42-scrape";
 /// In every key sent, valid or not: no answer may contain it.
 const KEY_MARK: &str = "LEAK-CHECK";
 
@@ -78,6 +80,7 @@ const SECRETS: &[&str] = &[
     "zz-secret-caller-section",
     "zz-secret-ops",
     "zz-secret-lb",
+    "zz-secret-scraper",
     "secret-attr",
     "secret-maintenance-note",
     SERVICE,
@@ -206,6 +209,10 @@ fn layer() -> StatusLayer {
                 .key(
                     STATUS_KEY,
                     Identity::new("zz-secret-lb").permissions(Permissions::STATUS),
+                )
+                .key(
+                    SCRAPE_KEY,
+                    Identity::new("zz-secret-scraper").permissions(Permissions::METRICS),
                 ),
         )
         .require_key(Endpoint::Report, false)
@@ -746,6 +753,41 @@ async fn a_key_without_details_sees_what_anonymous_callers_see() {
     }
 }
 
+#[tokio::test]
+async fn a_scraper_key_sees_the_metrics_and_nothing_else() {
+    let svc = service().await;
+    let bearer = format!("Bearer {SCRAPE_KEY}");
+    for cred in [
+        ("x-api-key", SCRAPE_KEY.as_bytes()),
+        ("authorization", bearer.as_bytes()),
+    ] {
+        for (uri, accept, _) in REPORT_FORMS {
+            let mut headers = vec![cred];
+            headers.extend(accept.iter().map(|a| ("accept", a.as_bytes())));
+            let a = ask(&svc, &Method::GET, uri, &headers).await;
+            assert_error(&a, StatusCode::FORBIDDEN, "forbidden");
+        }
+        for uri in ["/status/live?verbose", "/status/ready?verbose"] {
+            let a = ask(&svc, &Method::GET, uri, &[cred]).await;
+            assert_nothing_leaks(&a);
+            assert_eq!(a.keys(), set(&["status", "timestamp"]), "{}", a.what);
+        }
+        for uri in [
+            "/status/zz-secret-db",
+            "/status/transitions",
+            "/status/nope",
+        ] {
+            let a = ask(&svc, &Method::GET, uri, &[cred]).await;
+            assert_error(&a, StatusCode::FORBIDDEN, "forbidden");
+        }
+        // The metrics: every detail they hold, and still no key.
+        let a = ask(&svc, &Method::GET, "/status/metrics", &[cred]).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+        assert!(a.text().contains(DB), "{}", a.text());
+        assert_no_key(&a);
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The event stream, over a real server
 // ---------------------------------------------------------------------------
@@ -961,11 +1003,14 @@ async fn api_keys_never_appear_in_any_answer() {
     let basic = format!("Basic {KEY}");
     let padded = format!("  {KEY}  ");
     let token_only = format!("Token {KEY}");
+    let scrape_bearer = format!("Bearer {SCRAPE_KEY}");
     let variants: Vec<Vec<(&str, &[u8])>> = vec![
         vec![("x-api-key", KEY.as_bytes())],
         vec![("authorization", valid_bearer.as_bytes())],
         vec![("x-api-key", STATUS_KEY.as_bytes())],
         vec![("authorization", status_bearer.as_bytes())],
+        vec![("x-api-key", SCRAPE_KEY.as_bytes())],
+        vec![("authorization", scrape_bearer.as_bytes())],
         vec![("x-api-key", padded.as_bytes())],
         vec![("x-api-key", invalid.as_bytes())],
         vec![("authorization", invalid_bearer.as_bytes())],

@@ -29,6 +29,7 @@ use tower_status::{Status, StatusLayer};
 const FULL_KEY: &str = "ops-key-0123456789";
 const STATUS_KEY: &str = "lb-key-0123456789";
 const NONE_KEY: &str = "no-key-0123456789";
+const SCRAPE_KEY: &str = "scrape-key-0123456789";
 
 // ---------------------------------------------------------------------------
 // Document checks
@@ -241,6 +242,10 @@ fn keys_layer() -> StatusLayer {
             .key(
                 NONE_KEY,
                 Identity::new("none").permissions(Permissions::NONE),
+            )
+            .key(
+                SCRAPE_KEY,
+                Identity::new("prometheus").permissions(Permissions::METRICS),
             ),
     )
 }
@@ -876,6 +881,7 @@ async fn keyed_layer_answers_as_documented() {
     let bearer = format!("Bearer {FULL_KEY}");
     let status_only: &[(&str, &str)] = &[("x-api-key", STATUS_KEY)];
     let none: &[(&str, &str)] = &[("x-api-key", NONE_KEY)];
+    let scraper: &[(&str, &str)] = &[("x-api-key", SCRAPE_KEY)];
     let unknown: &[(&str, &str)] = &[("x-api-key", "nope")];
     let basic: &[(&str, &str)] = &[("authorization", "Basic Zm9vOmJhcg==")];
     let c = "/status/{component}";
@@ -904,12 +910,12 @@ async fn keyed_layer_answers_as_documented() {
         conforms(&layer, "/status", m(), "/status", basic).await;
         conforms(&layer, "/status", m(), "/status?format=nope", full).await;
         for probe in ["/status/live", "/status/ready"] {
-            for headers in [&[][..], full, status_only, none, unknown, basic] {
+            for headers in [&[][..], full, status_only, none, scraper, unknown, basic] {
                 conforms(&layer, probe, m(), probe, headers).await;
             }
             conforms(&layer, probe, m(), &format!("{probe}?verbose=true"), full).await;
         }
-        for headers in [&[][..], full, status_only, none, unknown] {
+        for headers in [&[][..], full, status_only, none, scraper, unknown] {
             conforms(&layer, c, m(), "/status/db", headers).await;
             conforms(&layer, c, m(), "/status/nope", headers).await;
             conforms(&layer, "/status/metrics", m(), "/status/metrics", headers).await;
@@ -924,6 +930,11 @@ async fn keyed_layer_answers_as_documented() {
             .await;
         }
         let refused = conforms(&layer, c, m(), "/status/db", status_only).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN);
+        // A scraper's key: the metrics, and 403 on the report.
+        let scraped = conforms(&layer, "/status/metrics", m(), "/status/metrics", scraper).await;
+        assert_eq!(scraped.status, StatusCode::OK);
+        let refused = conforms(&layer, "/status", m(), "/status", scraper).await;
         assert_eq!(refused.status, StatusCode::FORBIDDEN);
     }
 }

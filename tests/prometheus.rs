@@ -266,6 +266,33 @@ async fn metrics_endpoint() {
 }
 
 #[tokio::test]
+async fn build_info_leaves_out_what_is_not_configured() {
+    let layer = StatusLayer::new()
+        .environment("staging")
+        .serve_metrics(true);
+    let body = metrics_text(&layer).await;
+    let all = samples(&body);
+    assert_eq!(
+        sample(&all, r#"tower_status_build_info{environment="staging"}"#),
+        1.0
+    );
+    let layer = layer.version("2.0.0");
+    let all = samples(&metrics_text(&layer).await);
+    assert_eq!(
+        sample(
+            &all,
+            r#"tower_status_build_info{version="2.0.0",environment="staging"}"#
+        ),
+        1.0
+    );
+    assert!(body.contains("# HELP tower_status_build_info "), "{body}");
+    assert!(
+        body.contains("# TYPE tower_status_build_info gauge\n"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn metrics_are_200_whatever_the_health() {
     let layer = metrics_layer().check(HealthCheck::new("db", || async { false }));
     let (parts, body) = get(&layer, "/status", &[]).await;
@@ -321,6 +348,22 @@ async fn metrics_need_the_details_permission() {
     let (parts, body) = get(&layer, "/status/metrics", &[("x-api-key", "ops-key")]).await;
     assert_eq!(parts.status, StatusCode::OK);
     assert!(body.contains("tower_status_up 0.5\n"), "{body}");
+}
+
+#[tokio::test]
+async fn a_scraper_key_needs_no_details_permission() {
+    let layer = metrics_layer().api_keys(ApiKeys::new().key("ops-key", Identity::new("ops")).key(
+        "scrape-key",
+        Identity::new("prometheus").permissions(Permissions::METRICS),
+    ));
+    let scrape = [("authorization", "Bearer scrape-key")];
+    let (parts, body) = get(&layer, "/status/metrics", &scrape).await;
+    assert_eq!(parts.status, StatusCode::OK, "{body}");
+    assert!(body.contains("tower_status_up 0.5\n"), "{body}");
+    let (parts, _) = get(&layer, "/status", &scrape).await;
+    assert_eq!(parts.status, StatusCode::FORBIDDEN);
+    let (parts, _) = get(&layer, "/status/metrics", &[("x-api-key", "scrape-kez")]).await;
+    assert_eq!(parts.status, StatusCode::UNAUTHORIZED);
 }
 
 /// A component name with every character the format must escape.
@@ -450,8 +493,9 @@ impl Drop for RemovedOnDrop {
 
 impl Prometheus {
     /// Starts Prometheus on a loopback port it binds itself (port 0; the
-    /// address is read from its log), scraping `target` every second.
-    fn start(target: SocketAddr) -> Self {
+    /// address is read from its log), scraping `target` every second, with
+    /// `Authorization: Bearer KEY` when `bearer` is given.
+    fn start(target: SocketAddr, bearer: Option<&str>) -> Self {
         let nanos = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .expect("after the epoch")
@@ -464,9 +508,15 @@ impl Prometheus {
         // Removed however the start ends.
         let removed = RemovedOnDrop(dir);
         let dir = &removed.0;
+        let authorization = bearer
+            .map(|key| {
+                format!("    authorization:\n      type: Bearer\n      credentials: '{key}'\n")
+            })
+            .unwrap_or_default();
         let config = format!(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-             scrape_configs:\n  - job_name: tower-status\n    metrics_path: /status/metrics\n    \
+             scrape_configs:\n  - job_name: tower-status\n    metrics_path: /status/metrics\n\
+             {authorization}    \
              static_configs:\n      - targets: ['{target}']\n"
         );
         let config_path = dir.join("prometheus.yml");
@@ -603,9 +653,17 @@ fn value_of(sample: &Value) -> Option<&str> {
     sample["value"][1].as_str()
 }
 
+/// The scraper's key of [`a_real_prometheus_scrapes_the_metrics`].
+const SCRAPE_KEY: &str = "sk-prometheus-scrape";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_prometheus_scrapes_the_metrics() {
-    let layer = metrics_layer();
+    // The report needs a key; Prometheus scrapes with a key that opens the
+    // metrics and nothing else.
+    let layer = metrics_layer().api_keys(ApiKeys::new().key("ops-key", Identity::new("ops")).key(
+        SCRAPE_KEY,
+        Identity::new("prometheus").permissions(Permissions::METRICS),
+    ));
     let router = axum::Router::new()
         .route("/hello", axum_get(|| async { "hello" }))
         .layer(layer.clone());
@@ -617,7 +675,8 @@ async fn a_real_prometheus_scrapes_the_metrics() {
     }
     let started = Instant::now();
     // Blocks until Prometheus says where it listens: off the runtime.
-    let mut prometheus = tokio::task::block_in_place(|| Prometheus::start(target));
+    let mut prometheus =
+        tokio::task::block_in_place(|| Prometheus::start(target, Some(SCRAPE_KEY)));
 
     let is =
         |n: &'static str| move |s: &Value| s["metric"]["class"] == "2xx" && value_of(s) == Some(n);
@@ -675,6 +734,17 @@ async fn a_real_prometheus_scrapes_the_metrics() {
     assert_eq!(build["metric"]["service"], "billing");
     assert_eq!(build["metric"]["version"], "1.2.3");
     assert_eq!(build["metric"]["environment"], "test");
+    assert_eq!(value_of(&build), Some("1"), "{build}");
+    // Joined to another series, as dashboards use it.
+    let joined = prometheus
+        .wait_for(
+            &client,
+            "tower_status_up * on(instance) group_left(version) tower_status_build_info",
+            |_| true,
+        )
+        .await;
+    assert_eq!(joined["metric"]["version"], "1.2.3", "{joined}");
+    assert_eq!(value_of(&joined), Some("0.5"), "{joined}");
     let quantile = prometheus
         .wait_for(
             &client,
@@ -687,6 +757,10 @@ async fn a_real_prometheus_scrapes_the_metrics() {
         .and_then(|v| v.parse().ok())
         .expect("a number");
     assert!((0.0..=0.1).contains(&p50), "median of fast requests: {p50}");
+
+    // The scraper's key opens nothing else; the report still needs a key.
+    let status = fetch(&client, target, Method::GET, "/status").await;
+    assert_eq!(status.status, StatusCode::UNAUTHORIZED);
 
     // Scrapes are status requests, never traffic: still 10 after several.
     let report = layer.clone().build().report().await;

@@ -59,6 +59,7 @@ pub(crate) use credential::{credential, Credential};
 pub struct Permissions {
     status: bool,
     details: bool,
+    metrics: bool,
 }
 
 impl Permissions {
@@ -66,16 +67,41 @@ impl Permissions {
     pub const NONE: Self = Self {
         status: false,
         details: false,
+        metrics: false,
     };
     /// The overall status only.
     pub const STATUS: Self = Self {
         status: true,
         details: false,
+        metrics: false,
     };
     /// The status with every detail.
     pub const ALL: Self = Self {
         status: true,
         details: true,
+        metrics: true,
+    };
+    /// The Prometheus metrics (`PATH/metrics`) only: a scraper's key. It
+    /// is refused (403) on the report and every other resource that needs
+    /// the status, and treated as anonymous on open probes.
+    ///
+    /// ```
+    /// use tower_status::auth::{ApiKeys, Identity, Permissions};
+    /// use tower_status::StatusLayer;
+    ///
+    /// let layer = StatusLayer::new()
+    ///     .serve_metrics(true)
+    ///     .api_keys(
+    ///         ApiKeys::new()
+    ///             .key("s3cret-ops-key", Identity::new("ops"))
+    ///             .key("scrape-key", Identity::new("prometheus").permissions(Permissions::METRICS)),
+    ///     );
+    /// # let _ = layer;
+    /// ```
+    pub const METRICS: Self = Self {
+        status: false,
+        details: false,
+        metrics: true,
     };
 
     /// May see the status.
@@ -88,6 +114,13 @@ impl Permissions {
     #[must_use]
     pub fn details(self) -> bool {
         self.details
+    }
+
+    /// May scrape the Prometheus metrics ([`ALL`](Self::ALL) and
+    /// [`METRICS`](Self::METRICS)).
+    #[must_use]
+    pub fn metrics(self) -> bool {
+        self.metrics
     }
 }
 
@@ -501,9 +534,13 @@ impl Access {
     }
 
     /// Decides who is asking and what they may see, before any work.
+    /// `metrics`: the request is for the Prometheus metrics, which a key
+    /// with the metrics permission may see even without the status or
+    /// details permission.
     pub(crate) async fn authorize(
         &self,
         endpoint: Endpoint,
+        metrics: bool,
         headers: &http::HeaderMap,
     ) -> Result<Caller, Refusal> {
         let required = self.required(endpoint);
@@ -534,7 +571,10 @@ impl Access {
             }
         };
         let open = self.open(endpoint);
+        // A scraper's key grants the metrics and nothing else.
+        let scraper = |i: &Identity| metrics && i.permissions.metrics();
         let identity = match identity {
+            Some(identity) if scraper(&identity) => Some(identity),
             // An open probe serves a key without the permission as it serves anyone.
             Some(identity) if !identity.permissions.status() && open => None,
             Some(identity) if !identity.permissions.status() => {
@@ -545,9 +585,9 @@ impl Access {
         let details = match self.visibility() {
             Visibility::Never => false,
             Visibility::Always => true,
-            Visibility::WhenAuthorized => {
-                identity.as_ref().is_some_and(|i| i.permissions.details())
-            }
+            Visibility::WhenAuthorized => identity
+                .as_ref()
+                .is_some_and(|i| i.permissions.details() || scraper(i)),
         };
         let mut caller = Caller {
             identity,
@@ -602,7 +642,11 @@ mod tests {
                 ApiKeys::new()
                     .key("good", Identity::new("ops"))
                     .key("lb", Identity::new("lb").permissions(Permissions::STATUS))
-                    .key("none", Identity::new("x").permissions(Permissions::NONE)),
+                    .key("none", Identity::new("x").permissions(Permissions::NONE))
+                    .key(
+                        "scrape",
+                        Identity::new("prometheus").permissions(Permissions::METRICS),
+                    ),
             ),
             details: Some(Visibility::WhenAuthorized),
             ..Access::default()
@@ -614,7 +658,7 @@ mod tests {
     #[tokio::test]
     async fn decisions() {
         let a = &access();
-        let r = |h: http::HeaderMap| async move { a.authorize(Endpoint::Report, &h).await };
+        let r = |h: http::HeaderMap| async move { a.authorize(Endpoint::Report, false, &h).await };
         assert!(matches!(
             r(headers(&[])).await,
             Err(Refusal::Unauthenticated(_))
@@ -637,23 +681,76 @@ mod tests {
             r(headers(&[("authorization", b"Basic Zm9vOmJhcg==")])).await,
             Err(Refusal::Unauthenticated(_))
         ));
-        let anon = a.authorize(Endpoint::Probes, &headers(&[])).await.unwrap();
+        let anon = a
+            .authorize(Endpoint::Probes, false, &headers(&[]))
+            .await
+            .unwrap();
         assert!(anon.identity.is_none() && !anon.details);
         // Open probes treat unusable credentials as anonymous.
         let basic = headers(&[("authorization", b"Basic Zm9vOmJhcg==")]);
         assert!(a
-            .authorize(Endpoint::Probes, &basic)
+            .authorize(Endpoint::Probes, false, &basic)
             .await
             .unwrap()
             .identity
             .is_none());
         let unknown = headers(&[("x-api-key", b"nope")]);
         assert!(a
-            .authorize(Endpoint::Probes, &unknown)
+            .authorize(Endpoint::Probes, false, &unknown)
             .await
             .unwrap()
             .identity
             .is_none());
+    }
+
+    #[tokio::test]
+    async fn a_metrics_key_grants_the_metrics_only() {
+        let a = &access();
+        let scrape = headers(&[("x-api-key", b"scrape")]);
+        let caller = a.authorize(Endpoint::Report, true, &scrape).await.unwrap();
+        assert_eq!(caller.identity.as_ref().unwrap().name, "prometheus");
+        assert!(caller.details, "the metrics are made of details");
+        // Anything else under the report's rules: a key without the status permission.
+        assert_eq!(
+            a.authorize(Endpoint::Report, false, &scrape)
+                .await
+                .unwrap_err(),
+            Refusal::Forbidden("this API key may not see the status")
+        );
+        // Open probes: anonymous, as any key without the permission.
+        let probe = a.authorize(Endpoint::Probes, false, &scrape).await.unwrap();
+        assert!(probe.identity.is_none() && !probe.details);
+        // The other keys are as they were on the metrics.
+        let lb = headers(&[("x-api-key", b"lb")]);
+        assert!(
+            !a.authorize(Endpoint::Report, true, &lb)
+                .await
+                .unwrap()
+                .details
+        );
+        let none = headers(&[("x-api-key", b"none")]);
+        assert!(matches!(
+            a.authorize(Endpoint::Report, true, &none).await,
+            Err(Refusal::Forbidden(_))
+        ));
+        let bad = headers(&[("x-api-key", b"scrape2")]);
+        assert!(matches!(
+            a.authorize(Endpoint::Report, true, &bad).await,
+            Err(Refusal::Unauthenticated(_))
+        ));
+        // Nobody sees details: not the scraper either.
+        let mut never = access();
+        never.details = Some(Visibility::Never);
+        assert!(
+            !never
+                .authorize(Endpoint::Report, true, &scrape)
+                .await
+                .unwrap()
+                .details
+        );
+        assert!(Permissions::ALL.metrics() && Permissions::METRICS.metrics());
+        assert!(!Permissions::STATUS.metrics() && !Permissions::NONE.metrics());
+        assert!(!Permissions::METRICS.status() && !Permissions::METRICS.details());
     }
 
     #[tokio::test]
@@ -747,7 +844,7 @@ mod tests {
         let counter = Arc::new(CallerCounter::new(Duration::from_secs(400 * 24 * 3600)));
         a.counter = Some(Arc::clone(&counter));
         let key = headers(&[("x-api-key", b"good")]);
-        let counted = a.authorize(Endpoint::Report, &key).await.unwrap();
+        let counted = a.authorize(Endpoint::Report, false, &key).await.unwrap();
         assert_eq!(counted.requests_in_window, Some(1));
         let ends = counted.window_ends.expect("a window end").0;
         assert_eq!(ends, counter.get("ops").1);
@@ -757,12 +854,12 @@ mod tests {
             let _ = counter.count(&format!("caller{i}"));
         }
         let lb = headers(&[("x-api-key", b"lb")]);
-        let untracked = a.authorize(Endpoint::Report, &lb).await.unwrap();
+        let untracked = a.authorize(Endpoint::Report, false, &lb).await.unwrap();
         assert_eq!(untracked.identity.unwrap().name, "lb");
         assert_eq!(untracked.requests_in_window, None);
         assert_eq!(untracked.window_ends, None);
         // A tracked caller still is.
-        let again = a.authorize(Endpoint::Report, &key).await.unwrap();
+        let again = a.authorize(Endpoint::Report, false, &key).await.unwrap();
         assert_eq!(again.requests_in_window, Some(2));
     }
 

@@ -41,7 +41,10 @@ pub(crate) fn respond(shared: Arc<Shared>, route: Route, parts: Parts) -> Status
         // Decided before any check runs, and for every method: each request
         // carrying a key counts against it, a 405 too.
         let caller = match route.access() {
-            Some(group) => access.authorize(group, &parts.headers).await,
+            Some(group) => {
+                let metrics = route.resource() == Some(Resource::Metrics);
+                access.authorize(group, metrics, &parts.headers).await
+            }
             // Open: it holds no health data.
             None => Ok(Caller::default()),
         };

@@ -82,7 +82,7 @@ pub(crate) const RESOURCES: [ResourceRoute; 11] = [
         segment: Some("metrics"),
         operation: "Metrics",
         summary: "Prometheus metrics",
-        description: "The report as Prometheus metrics; needs the details permission.",
+        description: "The report as Prometheus metrics; needs the details or the metrics permission (a scraper's key, which may see nothing else).",
     },
     ResourceRoute {
         resource: Resource::Transitions,

@@ -36,6 +36,21 @@ fn label(value: &str) -> String {
         .replace('\n', r"\n")
 }
 
+/// `tower_status_build_info`: the service's identity as labels, value 1
+/// (join it to other series with `on(instance) group_left(version)`). A
+/// service or version that is not configured is left out rather than
+/// written empty; the environment always has a value.
+fn build_info(out: &mut String, service: Option<&str>, version: Option<&str>, environment: &str) {
+    header(out, "build_info", "gauge", "Service identity; always 1.");
+    out.push_str("tower_status_build_info{");
+    for (name, value) in [("service", service), ("version", version)] {
+        if let Some(value) = value {
+            let _ = write!(out, "{name}=\"{}\",", label(value));
+        }
+    }
+    let _ = writeln!(out, "environment=\"{}\"}} 1", label(environment));
+}
+
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP tower_status_{name} {help}");
     let _ = writeln!(out, "# TYPE tower_status_{name} {kind}");
@@ -169,18 +184,11 @@ impl Format for PrometheusFormat {
             let _ = writeln!(out, "tower_status_resident_memory_bytes {}", m.rss_bytes);
         }
 
-        header(
+        build_info(
             &mut out,
-            "build_info",
-            "gauge",
-            "Service identity; always 1.",
-        );
-        let _ = writeln!(
-            out,
-            "tower_status_build_info{{service=\"{}\",version=\"{}\",environment=\"{}\"}} 1",
-            label(report.service.as_deref().unwrap_or("")),
-            label(report.version.as_deref().unwrap_or("")),
-            label(&report.environment)
+            report.service.as_deref(),
+            report.version.as_deref(),
+            &report.environment,
         );
         Rendered::new(http::StatusCode::OK, MEDIA_TYPE, out)
     }
@@ -193,5 +201,39 @@ mod tests {
     #[test]
     fn labels_are_escaped() {
         assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[test]
+    fn build_info_has_help_type_and_the_configured_labels() {
+        let mut out = String::new();
+        build_info(&mut out, Some("billing"), Some("1.2.3"), "production");
+        assert_eq!(
+            out,
+            "# HELP tower_status_build_info Service identity; always 1.\n\
+             # TYPE tower_status_build_info gauge\n\
+             tower_status_build_info{service=\"billing\",version=\"1.2.3\",environment=\"production\"} 1\n"
+        );
+        // Not configured: left out, not an empty label.
+        let mut out = String::new();
+        build_info(&mut out, None, None, "development");
+        assert!(
+            out.ends_with("\ntower_status_build_info{environment=\"development\"} 1\n"),
+            "{out}"
+        );
+        let mut out = String::new();
+        build_info(&mut out, None, Some("2.0"), "dev");
+        assert!(
+            out.ends_with("\ntower_status_build_info{version=\"2.0\",environment=\"dev\"} 1\n"),
+            "{out}"
+        );
+        // Label values escaped: backslash, double quote, newline.
+        let mut out = String::new();
+        build_info(&mut out, Some("a\"b"), Some("1\\2"), "x\ny");
+        assert!(
+            out.ends_with(
+                "tower_status_build_info{service=\"a\\\"b\",version=\"1\\\\2\",environment=\"x\\ny\"} 1\n"
+            ),
+            "{out}"
+        );
     }
 }

@@ -34,6 +34,7 @@ const EXAMPLE_VARS: &[&str] = &[
     "STATUS_ADDR",
     "APP_ENV",
     "DEPENDENCY_ADDR",
+    "DATABASE_ADDR",
     "OPTIONAL_DEPENDENCY_ADDR",
     "INTEGRATIONS",
     "STATUS_API_KEY",
