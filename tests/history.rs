@@ -324,6 +324,8 @@ async fn a_browser_gets_the_page_and_api_clients_json() {
     for accept in ["*/*", "application/json"] {
         let res = get_with(addr, "/status", &[("accept", accept)]).await;
         assert_eq!(res.headers[CONTENT_TYPE], "application/json", "{accept}");
+        // Chosen by `Accept`, as the page is: a cache keeps them apart.
+        assert_eq!(res.headers["vary"], "accept", "{accept}");
     }
     let res = get_with(addr, "/status?format=json", &[("accept", BROWSER)]).await;
     assert_eq!(res.headers[CONTENT_TYPE], "application/json");

@@ -1233,3 +1233,83 @@ async fn sigterm_drains_then_exits_0() {
     assert_eq!(stdout, [format!("listening on http://{}/status", app.addr)]);
     drop(db);
 }
+
+/// Requests booked in the history, over every minute of `/status/history`.
+fn requests_booked(history: &Value) -> u64 {
+    history["minutes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no minutes: {history}"))
+        .iter()
+        .filter_map(|m| m["requests"].as_u64())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_file_keeps_the_day_across_a_restart() {
+    let _one_at_a_time = TIMED.lock().await;
+    let dir = std::env::temp_dir().join(format!("tower-status-production-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("history.bin");
+    let _ = std::fs::remove_file(&file);
+    let path = file.to_str().unwrap().to_owned();
+    let db = Dependency::start();
+    let env = [
+        ("DATABASE_ADDR", db.addr()),
+        ("CHECK_INTERVAL_MS", "100".to_owned()),
+        ("HISTORY_FILE", path.clone()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let key: &[(&str, &str)] = &[("x-api-key", DEV_KEY)];
+
+    let mut app = Example::start(&env);
+    for id in 0..20 {
+        assert_eq!(
+            app.get(&format!("/orders/{id}"), &[]).await.status,
+            StatusCode::OK
+        );
+    }
+    let before = until("the requests and db booked", STEP, || async {
+        let h = app.get("/status/history", key).await.json();
+        let db_booked = h["minutes"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["components"]["db"] == "ok"));
+        (db_booked && requests_booked(&h) >= 20).then_some(h)
+    })
+    .await;
+    // SIGTERM: drained, the history saved, exit 0.
+    app.terminate();
+    let status = app.exit_within(DRAIN_GRACE + Duration::from_secs(5)).await;
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "{status}; stderr:\n{}",
+        app.stderr()
+    );
+    assert!(file.is_file(), "no history file at {path}");
+
+    // A new process reads the day back before its first evaluation.
+    let app = Example::start(&env);
+    let after = app.get("/status/history", key).await.json();
+    assert!(
+        requests_booked(&after) >= requests_booked(&before),
+        "before the restart: {before}\nafter: {after}"
+    );
+    let first = &before["minutes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["components"]["db"] == "ok")
+        .unwrap()["start"];
+    assert!(
+        after["minutes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| &m["start"] == first && m["components"]["db"] == "ok"),
+        "the minute {first} is gone: {after}"
+    );
+    assert_eq!(app.stderr().matches("WARN").count(), 0, "{}", app.stderr());
+    drop(app);
+    let _ = std::fs::remove_dir_all(&dir);
+    drop(db);
+}

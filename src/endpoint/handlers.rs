@@ -12,7 +12,7 @@ use http_body_util::Full;
 use serde::Serialize;
 
 use super::events::{SseBody, StatusBody};
-use super::responses::{error, json, not_found, rendered, retry_after, ErrorCode};
+use super::responses::{error, json, not_found, rendered, retry_after, vary_accept, ErrorCode};
 use super::routes::Query;
 use super::signals;
 use crate::auth::{Caller, Refusal};
@@ -65,6 +65,7 @@ pub(crate) async fn report(
             crate::format::json::minimal(code, parts.status, parts.timestamp)
         };
         let mut res = rendered(r);
+        vary_accept(&mut res);
         retry_after(&mut res, parts.notice.as_ref());
         signals::apply(shared, Answer::Report, parts.status, &mut res);
         return res;
@@ -88,6 +89,7 @@ pub(crate) async fn report(
         started,
     };
     let mut res = rendered(format.render(&report, &ctx));
+    vary_accept(&mut res);
     retry_after(&mut res, notice.as_ref());
     signals::apply(shared, Answer::Report, status, &mut res);
     res

@@ -5,11 +5,10 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, VARY};
 use http::Response;
 use http_body_util::Full;
 
-use super::responses::rendered;
+use super::responses::{rendered, vary_accept};
 use crate::auth::Caller;
 use crate::format::page::{
     page_response, BurnRate, PageComponent, PageDetails, PageInput, PageSlo, SlotTraffic,
@@ -92,8 +91,7 @@ pub(crate) async fn page(shared: &Shared, caller: Caller) -> Response<Full<Bytes
         details,
     };
     let mut res = rendered(page_response(code, &input));
-    res.headers_mut()
-        .append(VARY, HeaderValue::from_static("accept"));
+    vary_accept(&mut res);
     res
 }
 

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::header::{
-    HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, RETRY_AFTER, WWW_AUTHENTICATE,
+    HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, RETRY_AFTER, VARY, WWW_AUTHENTICATE,
 };
 use http::{Response, StatusCode};
 use http_body_util::Full;
@@ -83,6 +83,13 @@ pub(crate) fn rendered(r: Rendered) -> Response<Full<Bytes>> {
         .entry(CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
     res
+}
+
+/// Marks `res` as chosen by the request's `Accept` (the report's format,
+/// or the page), so a cache keeps one answer per `Accept`.
+pub(crate) fn vary_accept(res: &mut Response<Full<Bytes>>) {
+    res.headers_mut()
+        .append(VARY, HeaderValue::from_static("accept"));
 }
 
 /// An error response; an error format configured on the layer reshapes it
