@@ -112,7 +112,10 @@ install_schemathesis() {
 install_browser_driver() {
     local dir=tests/browser want have
     want=$(sed -n '/"node_modules\/playwright-core"/,/}/s/.*"version": "\(.*\)".*/\1/p' "$dir/package-lock.json")
-    have=$(sed -n 's/.*"version": "\(.*\)".*/\1/p' "$dir/node_modules/playwright-core/package.json" 2>/dev/null | head -n1)
+    have=
+    if [ -f "$dir/node_modules/playwright-core/package.json" ]; then
+        have=$(sed -n 's/.*"version": "\(.*\)".*/\1/p' "$dir/node_modules/playwright-core/package.json" | head -n1)
+    fi
     if [ -n "$want" ] && [ "$want" = "$have" ]; then
         echo "already installed: playwright-core $have"
         return 0
