@@ -156,12 +156,13 @@ pub fn run_to_exit(name: &str, clear: &[&str], env: &[(&str, &str)]) -> (Option<
 }
 
 /// A loopback port for a dependency that goes down and comes back on the
-/// same port: bound (with `SO_REUSEADDR`) by a socket that never listens,
-/// so connections to it are refused while the dependency's listener is
-/// closed, and no other program can take the port meanwhile (an ephemeral
-/// bind or connect skips a bound port). The dependency's listeners bind
-/// the same port beside it (Linux allows that while the holder does not
-/// listen).
+/// same port: bound by a socket that never listens, so connections to it
+/// are refused while the dependency's listener is closed. The holder and
+/// the listeners set `SO_REUSEPORT` only, so they share the port while no
+/// other socket can take it: a port-0 bind with `SO_REUSEADDR` (as tokio's
+/// `TcpListener::bind` does) may be given a port whose holder has
+/// `SO_REUSEADDR` and does not listen, which once let an example's own
+/// listener take a dependency's port.
 pub struct HeldPort {
     pub addr: SocketAddr,
     _holder: tokio::net::TcpSocket,
@@ -170,7 +171,7 @@ pub struct HeldPort {
 impl HeldPort {
     pub fn loopback() -> HeldPort {
         let holder = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
-        holder.set_reuseaddr(true).expect("SO_REUSEADDR");
+        holder.set_reuseport(true).expect("SO_REUSEPORT");
         holder
             .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .expect("bind a loopback port");
@@ -185,7 +186,7 @@ impl HeldPort {
     /// it is dropped.
     pub fn listen(&self) -> std::io::Result<tokio::net::TcpListener> {
         let socket = tokio::net::TcpSocket::new_v4()?;
-        socket.set_reuseaddr(true)?;
+        socket.set_reuseport(true)?;
         socket.bind(self.addr)?;
         socket.listen(1024)
     }
