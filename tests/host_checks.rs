@@ -101,7 +101,10 @@ async fn memory_against_the_real_limit() {
         .check()
         .await;
     assert_eq!(degraded.status, Status::Degraded, "{degraded:?}");
-    assert!(degraded.error.unwrap().contains(&format!("of the {source} limit")));
+    assert!(degraded
+        .error
+        .unwrap()
+        .contains(&format!("of the {source} limit")));
     let down = MemoryCheck::new().down_above(share(0.0)).check().await;
     assert_eq!(down.status, Status::Down, "{down:?}");
 }
@@ -146,7 +149,10 @@ fn a_task_flood_on_a_stuck_runtime_degrades_it() {
             assert_eq!(details(&result)["global_queue_depth"], 0);
             break;
         }
-        assert!(Instant::now() < deadline, "the queue never drained: {result:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the queue never drained: {result:?}"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     assert!(flood.iter().all(tokio::task::JoinHandle::is_finished));
@@ -175,11 +181,17 @@ fn addresses(result: &CheckResult) -> Vec<std::net::IpAddr> {
 #[tokio::test]
 async fn localhost_resolves_to_loopback() {
     for name in ["localhost", "localhost:8080"] {
-        let result = DnsCheck::new(name).timeout(Duration::from_secs(3)).check().await;
+        let result = DnsCheck::new(name)
+            .timeout(Duration::from_secs(3))
+            .check()
+            .await;
         assert_eq!(result.status, Status::Ok, "{name}: {result:?}");
         assert_eq!(result.observed_unit.as_deref(), Some("addresses"));
         let found = addresses(&result);
-        assert!(!found.is_empty() && found.iter().all(|ip| ip.is_loopback()), "{found:?}");
+        assert!(
+            !found.is_empty() && found.iter().all(|ip| ip.is_loopback()),
+            "{found:?}"
+        );
     }
 }
 
@@ -214,7 +226,9 @@ async fn a_caller_with_details_sees_each_check_and_its_values() {
         )
         .check(HealthCheck::new(
             "memory",
-            MemoryCheck::new().degraded_above(share(1.0)).down_above(share(1.0)),
+            MemoryCheck::new()
+                .degraded_above(share(1.0))
+                .down_above(share(1.0)),
         ))
         .check(HealthCheck::new("runtime", RuntimeCheck::new()))
         .check(HealthCheck::new("dns", DnsCheck::new("localhost")).timeout(Duration::from_secs(3)));
@@ -229,19 +243,31 @@ async fn a_caller_with_details_sees_each_check_and_its_values() {
     assert!(disk["details"]["free_share"].is_number(), "{disk}");
     let full = component(&report, "disk-full");
     assert_eq!(full["status"], "degraded", "{full}");
-    assert!(full["error"].as_str().unwrap().contains("below the warning"));
+    assert!(full["error"]
+        .as_str()
+        .unwrap()
+        .contains("below the warning"));
 
     let memory = component(&report, "memory");
     assert_eq!(memory["status"], "ok", "{memory}");
     assert_eq!(memory["observed_unit"], "bytes");
-    for field in ["used_bytes", "limit_bytes", "limit_source", "limit_file", "used_share"] {
+    for field in [
+        "used_bytes",
+        "limit_bytes",
+        "limit_source",
+        "limit_file",
+        "used_share",
+    ] {
         assert!(!memory["details"][field].is_null(), "{field}: {memory}");
     }
 
     let runtime = component(&report, "runtime");
     assert_eq!(runtime["status"], "ok", "{runtime}");
     assert_eq!(runtime["details"]["workers"], 2);
-    assert!(runtime["details"]["alive_tasks"].as_u64().unwrap() >= 1, "{runtime}");
+    assert!(
+        runtime["details"]["alive_tasks"].as_u64().unwrap() >= 1,
+        "{runtime}"
+    );
     assert_eq!(runtime["observed_unit"], "tasks");
 
     let dns = component(&report, "dns");

@@ -155,8 +155,14 @@ mod tests {
             t("db:x"),
             Err("DnsCheck: `db:x` is not host or host:port".into())
         );
-        assert_eq!(t(":53").unwrap_err(), "DnsCheck: `:53` is not host or host:port");
-        assert_eq!(t("  ").unwrap_err(), "DnsCheck: the name to resolve is empty");
+        assert_eq!(
+            t(":53").unwrap_err(),
+            "DnsCheck: `:53` is not host or host:port"
+        );
+        assert_eq!(
+            t("  ").unwrap_err(),
+            "DnsCheck: the name to resolve is empty"
+        );
     }
 
     #[tokio::test]

@@ -122,9 +122,18 @@ impl DiskCheck {
 /// holding `path`.
 #[cfg(unix)]
 fn space(path: &Path) -> Result<(u64, u64), String> {
-    let fs = rustix::fs::statvfs(path)
-        .map_err(|e| format!("free space on {}: {}", path.display(), std::io::Error::from(e)))?;
-    let unit = if fs.f_frsize > 0 { fs.f_frsize } else { fs.f_bsize };
+    let fs = rustix::fs::statvfs(path).map_err(|e| {
+        format!(
+            "free space on {}: {}",
+            path.display(),
+            std::io::Error::from(e)
+        )
+    })?;
+    let unit = if fs.f_frsize > 0 {
+        fs.f_frsize
+    } else {
+        fs.f_bsize
+    };
     Ok((
         fs.f_bavail.saturating_mul(unit),
         fs.f_blocks.saturating_mul(unit),

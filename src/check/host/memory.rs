@@ -156,7 +156,11 @@ fn cgroup_limit(files: &Files) -> Option<Limit> {
     let mut best: Option<Limit> = None;
     let mut consider = |dir: &Path| {
         let file = dir.join("memory.max");
-        let bytes = std::fs::read_to_string(&file).ok()?.trim().parse::<u64>().ok()?;
+        let bytes = std::fs::read_to_string(&file)
+            .ok()?
+            .trim()
+            .parse::<u64>()
+            .ok()?;
         if best.as_ref().is_none_or(|b| bytes < b.bytes) {
             best = Some(Limit {
                 bytes,
@@ -237,10 +241,8 @@ mod tests {
 
     /// A fake `/proc` and `/sys/fs/cgroup` in a directory of its own.
     fn fake(name: &str, cgroup: &str, meminfo: &str, maxes: &[(&str, &str)]) -> Files {
-        let dir = std::env::temp_dir().join(format!(
-            "tower-status-memory-{name}-{}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("tower-status-memory-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let root = dir.join("cgroup");
         std::fs::create_dir_all(&root).unwrap();
@@ -266,7 +268,11 @@ mod tests {
             "nested",
             "0::/kubepods/pod1/app\n",
             MEMINFO,
-            &[("/kubepods", "1500\n"), ("/kubepods/pod1", "max\n"), ("/kubepods/pod1/app", "1000\n")],
+            &[
+                ("/kubepods", "1500\n"),
+                ("/kubepods/pod1", "max\n"),
+                ("/kubepods/pod1/app", "1000\n"),
+            ],
         );
         let l = limit(&files).unwrap();
         assert_eq!((l.bytes, l.source), (1000, "cgroup"));
@@ -292,7 +298,10 @@ mod tests {
         assert!(limit(&files).unwrap_err().starts_with("no MemTotal in "));
         files.meminfo = files.meminfo.with_file_name("missing");
         let err = limit(&files).unwrap_err();
-        assert!(err.starts_with("reading ") && err.contains("missing"), "{err}");
+        assert!(
+            err.starts_with("reading ") && err.contains("missing"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -171,7 +171,10 @@ mod tests {
         let half = Threshold::from(Share::new(0.5).unwrap());
         assert_eq!(half.bytes_of(1000), 500);
         assert_eq!(Threshold::Bytes(7).bytes_of(1000), 7);
-        assert_eq!(Threshold::from(Share::new(1.0).unwrap()).bytes_of(u64::MAX), u64::MAX);
+        assert_eq!(
+            Threshold::from(Share::new(1.0).unwrap()).bytes_of(u64::MAX),
+            u64::MAX
+        );
         assert_eq!(half.to_string(), "50 %");
         assert_eq!(Threshold::Bytes(7).to_string(), "7 bytes");
     }
