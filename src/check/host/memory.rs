@@ -12,8 +12,9 @@ use crate::report::Memory;
 /// The process's resident memory (as in the report's `memory` section)
 /// against the memory it may use: its cgroup v2 `memory.max` (the
 /// container's limit; the smallest along the cgroup's path under
-/// `/sys/fs/cgroup`, where `max` means none), else the machine's memory
-/// (`MemTotal` of `/proc/meminfo`), whichever is smaller. Degraded above
+/// `/sys/fs/cgroup`, where `max` means none; on cgroup v1 hosts
+/// `memory.limit_in_bytes` under `/sys/fs/cgroup/memory`) or the machine's
+/// memory (`MemTotal` of `/proc/meminfo`), whichever is smaller. Degraded above
 /// 85 % of it, down above 95 % by default.
 ///
 /// The observed value is the resident memory in bytes; the details give
@@ -146,16 +147,41 @@ struct Limit {
     file: PathBuf,
 }
 
-/// The smallest `memory.max` on the path of the process's cgroup v2, if
-/// it has one that is not `max`.
+/// The smallest limit on the path of the process's cgroup: cgroup v2's
+/// `memory.max` (`max` is none), else cgroup v1's `memory.limit_in_bytes`
+/// (where no limit is a huge number, which the machine's memory beats).
 fn cgroup_limit(files: &Files) -> Option<Limit> {
     let cgroups = std::fs::read_to_string(&files.proc_cgroup).ok()?;
-    // cgroup v2: the single line `0::/path`.
-    let path = cgroups.lines().find_map(|l| l.strip_prefix("0::"))?;
-    let mut dir = files.cgroup_root.clone();
+    // cgroup v2: the line `0::/path`.
+    let v2 = cgroups
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .and_then(|path| smallest(files.cgroup_root.clone(), path, "memory.max"));
+    if v2.is_some() {
+        return v2;
+    }
+    // cgroup v1: `N:memory:/path` (or with other controllers, comma-separated).
+    let path = cgroups.lines().find_map(|l| {
+        let mut parts = l.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        controllers
+            .split(',')
+            .any(|c| c == "memory")
+            .then_some(path)
+    })?;
+    smallest(
+        files.cgroup_root.join("memory"),
+        path,
+        "memory.limit_in_bytes",
+    )
+}
+
+/// The smallest number in `file` of `root` and of each directory on `path`
+/// below it.
+fn smallest(mut dir: PathBuf, path: &str, file: &str) -> Option<Limit> {
     let mut best: Option<Limit> = None;
     let mut consider = |dir: &Path| {
-        let file = dir.join("memory.max");
+        let file = dir.join(file);
         let bytes = std::fs::read_to_string(&file)
             .ok()?
             .trim()
@@ -251,7 +277,13 @@ mod tests {
         for (sub, max) in maxes {
             let d = root.join(sub.trim_start_matches('/'));
             std::fs::create_dir_all(&d).unwrap();
-            std::fs::write(d.join("memory.max"), max).unwrap();
+            // cgroup v1's memory hierarchy, or v2's unified one.
+            let file = if sub.starts_with("/memory") {
+                "memory.limit_in_bytes"
+            } else {
+                "memory.max"
+            };
+            std::fs::write(d.join(file), max).unwrap();
         }
         Files {
             proc_cgroup: dir.join("self-cgroup"),
@@ -284,12 +316,36 @@ mod tests {
         let files = fake("max", "0::/\n", MEMINFO, &[("/", "max\n")]);
         let l = limit(&files).unwrap();
         assert_eq!((l.bytes, l.source), (2048 * 1024, "machine"));
-        // No cgroup v2 line (cgroup v1): the machine again.
-        let files = fake("v1", "4:memory:/app\n", MEMINFO, &[]);
+        // cgroup v1 without a limit (a huge number): the machine again.
+        let files = fake(
+            "v1-none",
+            "4:memory:/app\n0::/\n",
+            MEMINFO,
+            &[("/memory/app", "9223372036854771712\n")],
+        );
         assert_eq!(limit(&files).unwrap().source, "machine");
         // A cgroup limit above the machine's memory: the machine's.
         let files = fake("above", "0::/app\n", MEMINFO, &[("/app", "999999999\n")]);
         assert_eq!(limit(&files).unwrap().source, "machine");
+    }
+
+    #[test]
+    fn cgroup_v1_limits_count_where_v2_has_none() {
+        let files = fake(
+            "v1",
+            "5:cpu,memory:/docker/abc\n1:pids:/\n0::/\n",
+            MEMINFO,
+            &[
+                ("/memory/docker", "4096\n"),
+                ("/memory/docker/abc", "8192\n"),
+            ],
+        );
+        let l = limit(&files).unwrap();
+        assert_eq!((l.bytes, l.source), (4096, "cgroup"));
+        assert!(
+            l.file.ends_with("memory/docker/memory.limit_in_bytes"),
+            "{l:?}"
+        );
     }
 
     #[test]
