@@ -77,6 +77,8 @@ fn example_exe() -> PathBuf {
     EXE.get_or_init(|| {
         let features: Vec<&str> = [
             ("http-check", cfg!(feature = "http-check")),
+            ("host-check", cfg!(feature = "host-check")),
+            ("dns-check", cfg!(feature = "dns-check")),
             ("nats", cfg!(feature = "nats")),
             ("grpc", cfg!(feature = "grpc")),
             ("signal", cfg!(feature = "signal")),

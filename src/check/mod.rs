@@ -40,6 +40,10 @@ pub(crate) mod runtime;
 mod tcp;
 mod traffic;
 
+#[cfg(feature = "dns-check")]
+mod dns;
+#[cfg(feature = "host-check")]
+mod host;
 #[cfg(feature = "http-check")]
 mod http;
 #[cfg(feature = "nats")]
@@ -57,6 +61,12 @@ pub(crate) use runner::{Board, Checks, Entry};
 pub use tcp::{InvalidAddr, TcpCheck};
 pub use traffic::TrafficRule;
 
+#[cfg(feature = "dns-check")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dns-check")))]
+pub use dns::DnsCheck;
+#[cfg(feature = "host-check")]
+#[cfg_attr(docsrs, doc(cfg(feature = "host-check")))]
+pub use host::{DiskCheck, InvalidShare, MemoryCheck, RuntimeCheck, Share, Threshold};
 #[cfg(feature = "http-check")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http-check")))]
 pub use http::HttpCheck;
