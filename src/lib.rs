@@ -248,6 +248,8 @@
 //! | `signal` | `StatusHandle::drain_on_signal`: drain on SIGTERM or ctrl-c |
 //! | `grpc` | `grpc::HealthBridge`: keeps tonic-health's reporter in step |
 //! | `nats` | `check::NatsCheck`: a NATS server, its JetStream streams and KV buckets |
+//! | `host-check` | `check::{DiskCheck, MemoryCheck, RuntimeCheck}`: free disk space, memory against the container's limit, the tokio runtime's queue |
+//! | `dns-check` | `check::DnsCheck`: resolve a name |
 //!
 //! # Modules
 //!
