@@ -107,8 +107,8 @@ where
                         } else if let (Some(left), Some(data)) = (remaining.as_mut(), f.data_ref())
                         {
                             *left = left.saturating_sub(data.len() as u64);
-                            // All announced bytes are out: h1 drops the body now,
-                            // h2 may still poll trailers, so finish at either.
+                            // All announced bytes are out: h1 drops the body
+                            // unpolled, h2 may still poll trailers; either ends it.
                             g.complete |= *left == 0;
                         }
                         if done {
