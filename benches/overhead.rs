@@ -12,12 +12,12 @@
 //! - `status`: `StatusLayer::new()` with three registered checks (traffic
 //!   recording on, as by default);
 //! - `floor`: the smallest layer that records comparable data, written
-//!   here: its service holds an `Arc` of three shared counters, its future
-//!   a clone of that `Arc` and the `Instant` read in `call`; when the
-//!   response is ready it reads `Instant` again and does three relaxed
-//!   atomic adds on the shared counters (no body wrapper);
-//! - `floor-static`: the same with `&'static` counters, i.e. without the
-//!   `Arc` reference counting: clock reads and adds only;
+//!   here: two `Instant` reads (in `call` and when the response is ready)
+//!   and three relaxed atomic adds on `&'static` counters, nothing else
+//!   (no reference counting, no body wrapper). Every `delta/floor` is
+//!   against this floor;
+//! - `floor-arc`: the same with the counters behind an `Arc` cloned into
+//!   every request's future, as a layer built at run time might do;
 //! - `trace`: `tower_http::trace::TraceLayer::new_for_http()`, no subscriber;
 //! - `prometheus`: `axum_prometheus::PrometheusMetricLayer::new()`, with the
 //!   global Prometheus recorder installed once (as `pair()` does);
@@ -30,6 +30,11 @@
 //!   their group (delta over `axum/bare`). `axum/status-outer` is
 //!   `StatusLayer` wrapped around the whole router instead, which spares
 //!   the per-route boxing.
+//! - `body-*` groups (`bare`, `status`, `floor` each): the tower service
+//!   answering other body shapes: `body-empty` an empty `axum::body::Body`,
+//!   `body-axum` a one-frame `axum::body::Body`, `body-stream` a
+//!   `StreamBody` of four frames of unknown length (`status` follows every
+//!   frame; the floor still records at the response head).
 //!
 //! Every request is driven as axum drives a route's service: the service is
 //! cloned, `oneshot` (`poll_ready` + `call`) is polled to its response,
@@ -202,6 +207,37 @@ fn hello_service(
     tower::service_fn(|_req: Req| async {
         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(BODY))))
     })
+}
+
+/// The hello-world service with another response body.
+fn body_service<B, F>(
+    make: F,
+) -> impl Service<Req, Response = Response<B>, Error = Infallible, Future: Send> + Clone + Send + Sync
+where
+    F: Fn() -> B + Clone + Send + Sync + 'static,
+    B: Send + 'static,
+{
+    tower::service_fn(move |_req: Req| {
+        let body = make();
+        async move { Ok::<_, Infallible>(Response::new(body)) }
+    })
+}
+
+/// Four frames of [`BODY`], length unknown until the stream ends.
+type Stream = http_body_util::StreamBody<
+    futures_util::stream::Iter<
+        std::array::IntoIter<Result<http_body::Frame<Bytes>, Infallible>, 4>,
+    >,
+>;
+
+fn stream_body() -> Stream {
+    let frame = || Ok(http_body::Frame::data(Bytes::from_static(BODY)));
+    http_body_util::StreamBody::new(futures_util::stream::iter([
+        frame(),
+        frame(),
+        frame(),
+        frame(),
+    ]))
 }
 
 /// Counters of the floor layer, shared by every thread.
@@ -403,21 +439,39 @@ fn router() -> axum::Router {
     )
 }
 
+/// `&'static` counters for a floor layer: no reference counting.
+fn floor_static() -> FloorLayer<&'static FloorCounters> {
+    FloorLayer(Box::leak(Box::default()))
+}
+
+/// `bare`, `status` and `floor` of one body shape.
+fn body_group<B, F>(group: &'static str, make: F) -> [Variant; 3]
+where
+    F: Fn() -> B + Clone + Send + Sync + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Debug,
+{
+    [
+        variant(group, "bare", body_service(make.clone())),
+        variant(
+            group,
+            "status",
+            status_layer().layer(body_service(make.clone())),
+        ),
+        variant(group, "floor", floor_static().layer(body_service(make))),
+    ]
+}
+
 fn variants() -> Vec<Variant> {
     prometheus_handle();
-    let floor_static: &'static FloorCounters = Box::leak(Box::default());
-    vec![
+    let mut all = vec![
         variant("tower", "bare", hello_service()),
         variant("tower", "status", status_layer().layer(hello_service())),
+        variant("tower", "floor", floor_static().layer(hello_service())),
         variant(
             "tower",
-            "floor",
+            "floor-arc",
             FloorLayer(Arc::new(FloorCounters::default())).layer(hello_service()),
-        ),
-        variant(
-            "tower",
-            "floor-static",
-            FloorLayer(floor_static).layer(hello_service()),
         ),
         variant(
             "tower",
@@ -440,9 +494,7 @@ fn variants() -> Vec<Variant> {
         variant(
             "axum",
             "floor",
-            router()
-                .layer(FloorLayer(Arc::new(FloorCounters::default())))
-                .with_state(()),
+            router().layer(floor_static()).with_state(()),
         ),
         variant(
             "axum",
@@ -459,7 +511,13 @@ fn variants() -> Vec<Variant> {
                 axum::response::IntoResponse::into_response,
             ),
         ),
-    ]
+    ];
+    all.extend(body_group("body-empty", axum::body::Body::empty));
+    all.extend(body_group("body-axum", || {
+        axum::body::Body::from(Bytes::from_static(BODY))
+    }));
+    all.extend(body_group("body-stream", stream_body));
+    all
 }
 
 // ---------------------------------------------------------------------------

@@ -29,8 +29,8 @@ pin_project! {
             #[pin]
             body: B,
             guard: Option<RequestGuard>,
-            // Bytes still to come when the length is known from
-            // `Content-Length` only: servers stop polling once it is sent.
+            // Bytes still to come when the length is known (size hint or
+            // `Content-Length`): servers stop polling once it is sent.
             remaining: Option<u64>,
         },
         Status {
@@ -98,9 +98,8 @@ where
                 };
                 match &frame {
                     Some(Ok(f)) => {
-                        // Servers may stop polling after trailers (always last),
-                        // after the announced length, or when the body says it is
-                        // done: each of these ends the request.
+                        // Servers may stop polling after trailers (always last)
+                        // or when the body says it is done: each ends the request.
                         let mut done = body.is_end_stream();
                         if let Some(trailers) = f.trailers_ref() {
                             g.trailers(trailers);
@@ -108,7 +107,9 @@ where
                         } else if let (Some(left), Some(data)) = (remaining.as_mut(), f.data_ref())
                         {
                             *left = left.saturating_sub(data.len() as u64);
-                            done |= *left == 0;
+                            // All announced bytes are out: h1 drops the body
+                            // unpolled, h2 may still poll trailers; either ends it.
+                            g.complete |= *left == 0;
                         }
                         if done {
                             if let Some(g) = guard.take() {

@@ -88,17 +88,21 @@ where
             KindProj::Inner { future, guard } => match ready!(future.poll(cx)) {
                 Ok(res) => {
                     let mut guard = guard.take();
+                    let mut head = false;
                     if let Some(g) = guard.as_mut() {
                         g.response_head(res.status(), res.headers());
+                        head = g.head;
                     }
-                    // Only bodies of unknown size need the announced length:
-                    // sized ones say when they end.
-                    let remaining = match res.body().size_hint().exact() {
-                        Some(_) => None,
-                        None => content_length(res.headers()),
-                    };
-                    if res.body().is_end_stream() || remaining == Some(0) {
-                        // Nothing will be polled from an empty body: the request ends here.
+                    // The length to send, so the body knows when all of it is
+                    // out: servers stop polling there.
+                    let remaining = res
+                        .body()
+                        .size_hint()
+                        .exact()
+                        .or_else(|| content_length(res.headers()));
+                    if head || res.body().is_end_stream() || remaining == Some(0) {
+                        // Nothing will be polled from an empty body, nor sent for
+                        // a HEAD: the request ends here.
                         if let Some(g) = guard.take() {
                             g.finish(false);
                         }

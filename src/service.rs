@@ -129,6 +129,9 @@ where
         // Only POSTs can be gRPC: other requests skip the header lookup.
         if req.method() == Method::POST {
             guard.grpc = is_grpc(req.headers());
+        } else if req.method() == Method::HEAD {
+            // Servers drop a HEAD response's body unpolled.
+            guard.head = true;
         }
         ResponseFuture::inner(self.inner.call(req), guard)
     }

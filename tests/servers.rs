@@ -15,6 +15,7 @@ use common::{
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::{Body, Frame};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
@@ -174,7 +175,7 @@ async fn hyper_server_counts_requests() {
         };
         let res = Response::builder()
             .status(status)
-            .body(http_body_util::Full::new(Bytes::from_static(b"from hyper")))?;
+            .body(Full::new(Bytes::from_static(b"from hyper")))?;
         Ok::<_, http::Error>(res)
     }));
     let addr = start_hyper(svc).await;
@@ -262,4 +263,130 @@ async fn h2_body_with_trailers_is_a_success() {
     let r = layer.clone().build().report().await.requests;
     assert_eq!((r.total, r.aborted, r.errors), (1, 0, 0), "{r:?}");
     assert_eq!(r.by_class.get("2xx"), Some(&1), "{r:?}");
+}
+
+/// A `HEAD` to a route with a body (what load balancers send) is a
+/// success in its class: axum replaces a layered route's body with an empty
+/// one for HEAD, and hyper's HTTP/1.1 drops it unpolled. (hyper's HTTP/2
+/// server sends a HEAD body, which clients reject: not a case here.)
+#[tokio::test]
+async fn head_to_a_route_with_a_body_is_a_success() {
+    let axum_layer = StatusLayer::new();
+    let axum_addr = serve_hello(&axum_layer).await;
+    let hyper_layer = StatusLayer::new();
+    let hyper_addr = start_hyper(
+        hyper_layer.layer(service_fn(|_req: Request<Incoming>| async {
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"hello"))))
+        })),
+    )
+    .await;
+
+    for (server, layer, addr, client, version) in [
+        (
+            "axum",
+            &axum_layer,
+            axum_addr,
+            http1_client(),
+            Version::HTTP_11,
+        ),
+        (
+            "axum",
+            &axum_layer,
+            axum_addr,
+            http2_client(),
+            Version::HTTP_2,
+        ),
+        (
+            "hyper",
+            &hyper_layer,
+            hyper_addr,
+            http1_client(),
+            Version::HTTP_11,
+        ),
+    ] {
+        let before = layer.clone().build().report().await.requests;
+        let ok_before = before.by_class.get("2xx").copied().unwrap_or(0);
+        for _ in 0..3 {
+            let res = fetch(&client, addr, Method::HEAD, "/").await;
+            assert_eq!((res.status, res.version), (StatusCode::OK, version));
+            assert!(res.body.is_empty(), "{res:?}");
+        }
+        wait_for_total(layer, before.total + 3).await;
+        let r = layer.clone().build().report().await.requests;
+        let what = format!("{server} {version:?} {r:?}");
+        assert_eq!(
+            (r.total, r.aborted, r.errors),
+            (before.total + 3, 0, 0),
+            "{what}"
+        );
+        assert_eq!(r.by_class.get("2xx"), Some(&(ok_before + 3)), "{what}");
+    }
+
+    // A GET to the same route still sends and counts its body.
+    let res = fetch(&http1_client(), hyper_addr, Method::GET, "/").await;
+    assert_eq!(res.body, "hello");
+    wait_for_total(&hyper_layer, 4).await;
+    let r = hyper_layer.clone().build().report().await.requests;
+    assert_eq!((r.total, r.aborted), (4, 0), "{r:?}");
+}
+
+/// A body that knows its length but never says it ended: HTTP/1.1 stops
+/// polling once the announced bytes are out.
+struct Sized {
+    frames: std::collections::VecDeque<Bytes>,
+    left: u64,
+}
+
+impl Body for Sized {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let frame = self.frames.pop_front();
+        if let Some(data) = &frame {
+            self.left -= data.len() as u64;
+        }
+        std::task::Poll::Ready(frame.map(|data| Ok(Frame::data(data))))
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.left)
+    }
+}
+
+/// A sized body sent whole is a success, whether the server polls it to its
+/// end (HTTP/2) or drops it after the announced length (HTTP/1.1).
+#[tokio::test]
+async fn a_sized_body_sent_whole_is_a_success() {
+    let layer = StatusLayer::new();
+    let svc = layer.layer(service_fn(|_req: Request<Incoming>| async {
+        let frames = [&b"sized "[..], b"in ", b"parts"].map(Bytes::from_static);
+        Ok::<_, Infallible>(Response::new(Sized {
+            frames: frames.into(),
+            left: 14,
+        }))
+    }));
+    let addr = start_hyper(svc).await;
+
+    let mut sent = 0;
+    for (client, version) in [
+        (http1_client(), Version::HTTP_11),
+        (http2_client(), Version::HTTP_2),
+    ] {
+        let res = fetch(&client, addr, Method::GET, "/file").await;
+        assert_eq!((res.status, res.version), (StatusCode::OK, version));
+        assert_eq!(res.body, "sized in parts");
+        sent += 1;
+        wait_for_total(&layer, sent).await;
+        let r = layer.clone().build().report().await.requests;
+        assert_eq!(
+            (r.total, r.aborted, r.errors),
+            (sent, 0, 0),
+            "{version:?} {r:?}"
+        );
+        assert_eq!(r.by_class.get("2xx"), Some(&sent), "{version:?} {r:?}");
+    }
 }

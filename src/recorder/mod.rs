@@ -153,6 +153,8 @@ impl Recorder {
             outcome: SERVICE_ERROR,
             grpc: false,
             error: false,
+            head: false,
+            complete: false,
         }
     }
 
@@ -238,6 +240,11 @@ pub(crate) struct RequestGuard {
     pub(crate) grpc: bool,
     /// An error was seen (5xx, grpc-status) before the request finished.
     pub(crate) error: bool,
+    /// The request is `HEAD`: its response has no body on the wire.
+    pub(crate) head: bool,
+    /// Everything announced was sent: servers may drop the body without
+    /// polling its end, so dropping it now finishes the request.
+    pub(crate) complete: bool,
 }
 
 impl RequestGuard {
@@ -261,10 +268,15 @@ impl RequestGuard {
     /// a response head it is a service error.
     #[inline]
     pub(crate) fn finish(mut self, error: bool) {
-        let error = error || self.error || self.outcome == SERVICE_ERROR;
-        self.record(self.outcome, error);
+        self.record_finished(error);
         // Recorded: nothing is left for `Drop` to do.
         std::mem::forget(self);
+    }
+
+    #[inline]
+    fn record_finished(&mut self, error: bool) {
+        let error = error || self.error || self.outcome == SERVICE_ERROR;
+        self.record(self.outcome, error);
     }
 
     #[inline]
@@ -279,7 +291,11 @@ impl RequestGuard {
 impl Drop for RequestGuard {
     fn drop(&mut self) {
         // Only reached with the block still present when nobody called `finish`.
-        self.record(ABORTED, false);
+        if self.complete {
+            self.record_finished(false);
+        } else {
+            self.record(ABORTED, false);
+        }
     }
 }
 
@@ -317,6 +333,22 @@ mod tests {
         assert_eq!(s.buckets.iter().sum::<u64>(), 4);
         drop(pending);
         assert_eq!(rec.snapshot().aborted(), 2);
+    }
+
+    #[test]
+    fn a_complete_guard_dropped_is_finished_not_aborted() {
+        let rec = Recorder::new();
+        let mut g = rec.start();
+        g.response_head(StatusCode::OK, &http::HeaderMap::new());
+        g.complete = true;
+        drop(g);
+        let mut g = rec.start();
+        g.response_head(StatusCode::BAD_GATEWAY, &http::HeaderMap::new());
+        g.complete = true;
+        drop(g);
+        let s = rec.snapshot();
+        assert_eq!((s.finished(), s.aborted(), s.errors), (2, 0, 1));
+        assert_eq!((s.classes()[1], s.classes()[4]), (1, 1));
     }
 
     #[test]
