@@ -10,6 +10,9 @@
 //! as a probe's does.
 #![cfg(unix)]
 
+#[path = "seeds/examples.rs"]
+mod examples;
+
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader, Read as _};
@@ -17,7 +20,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -69,68 +72,10 @@ static TIMED: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 // ---------------------------------------------------------------------------
 // The example as a process.
 
-/// Builds the example once per test binary with the features this test
-/// was built with (so the library `cargo test` compiled is reused), and
-/// returns the executable cargo names.
+/// The example's executable, built once per test binary with the
+/// features this test was built with (`seeds/examples.rs`).
 fn example_exe() -> PathBuf {
-    static EXE: OnceLock<PathBuf> = OnceLock::new();
-    EXE.get_or_init(|| {
-        let features: Vec<&str> = [
-            ("http-check", cfg!(feature = "http-check")),
-            ("host-check", cfg!(feature = "host-check")),
-            ("dns-check", cfg!(feature = "dns-check")),
-            ("nats", cfg!(feature = "nats")),
-            ("grpc", cfg!(feature = "grpc")),
-            ("signal", cfg!(feature = "signal")),
-            ("webhook", cfg!(feature = "webhook")),
-        ]
-        .iter()
-        .filter(|(_, on)| *on)
-        .map(|(name, _)| *name)
-        .collect();
-        let mut cargo = Command::new(env!("CARGO"));
-        // Variables cargo sets for a test process: removed, so the nested
-        // build sees the environment of the outer `cargo test` and reuses
-        // what it compiled (a build script reading one would rebuild).
-        for (name, _) in std::env::vars_os() {
-            let Some(name) = name.to_str() else { continue };
-            if name.starts_with("CARGO_PKG_")
-                || matches!(
-                    name,
-                    "CARGO_MANIFEST_DIR"
-                        | "CARGO_MANIFEST_PATH"
-                        | "CARGO_CRATE_NAME"
-                        | "CARGO_BIN_NAME"
-                        | "CARGO_PRIMARY_PACKAGE"
-                        | "CARGO_TARGET_TMPDIR"
-                        | "CARGO_RUSTC_CURRENT_DIR"
-                        | "OUT_DIR"
-                )
-            {
-                cargo.env_remove(name);
-            }
-        }
-        let out = cargo
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["build", "--example", "production", "--features"])
-            .arg(features.join(","))
-            .arg("--message-format=json-render-diagnostics")
-            .stdin(Stdio::null())
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("cargo can be run");
-        assert!(
-            out.status.success(),
-            "cargo build --example production failed"
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "production")
-            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-            .expect("cargo names the example's executable")
-    })
-    .clone()
+    examples::build_example("production")
 }
 
 /// The example started with `env` on top of a clean contract.

@@ -71,6 +71,8 @@ pub fn build_example(name: &str) -> PathBuf {
 fn features() -> String {
     let enabled = [
         ("http-check", cfg!(feature = "http-check")),
+        ("host-check", cfg!(feature = "host-check")),
+        ("dns-check", cfg!(feature = "dns-check")),
         ("nats", cfg!(feature = "nats")),
         ("grpc", cfg!(feature = "grpc")),
         ("signal", cfg!(feature = "signal")),
