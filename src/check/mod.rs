@@ -37,6 +37,7 @@
 
 mod runner;
 pub(crate) mod runtime;
+mod secret;
 mod tcp;
 mod traffic;
 
@@ -58,6 +59,7 @@ use std::time::Duration;
 pub use crate::report::{CheckResult, MAX_ERROR_LEN};
 
 pub(crate) use runner::{Board, Checks, Entry};
+pub use secret::redact;
 pub use tcp::{InvalidAddr, TcpCheck};
 pub use traffic::TrafficRule;
 
