@@ -5,8 +5,9 @@
 #
 #   scripts/test.sh
 #
-# System tools (nats-server, prometheus, wrk, chromium, Node.js and npm) are
-# installed with apt-get, only those not already on PATH, with sudo only
+# System tools (nats-server, prometheus, wrk, chromium, Node.js and npm, and
+# the PostgreSQL, MariaDB and Redis servers the dependency checks' tests
+# start) are installed with apt-get, only those not already on PATH, with sudo only
 # when not root; on a system without apt-get the script says what is
 # missing and goes on. The browser tests' driver (playwright-core, pinned
 # in tests/browser/package-lock.json) is installed with `npm ci`.
@@ -21,7 +22,8 @@ section() {
 # --- system tools ---------------------------------------------------------
 
 # Commands the tests use, as COMMAND:DEBIAN_PACKAGE.
-SYSTEM_TOOLS=(nats-server:nats-server prometheus:prometheus wrk:wrk chromium:chromium node:nodejs)
+SYSTEM_TOOLS=(nats-server:nats-server prometheus:prometheus wrk:wrk chromium:chromium node:nodejs
+    initdb:postgresql mariadbd:mariadb-server redis-server:redis-server)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then
@@ -31,12 +33,21 @@ as_root() {
     fi
 }
 
+# Is COMMAND there? On PATH, or where Debian puts servers off a user's PATH
+# (/usr/sbin, and PostgreSQL's versioned /usr/lib/postgresql/N/bin, where
+# the tests look too).
+have_command() {
+    command -v "$1" >/dev/null 2>&1 && return 0
+    [ -x "/usr/sbin/$1" ] && return 0
+    compgen -G "/usr/lib/postgresql/*/bin/$1" >/dev/null
+}
+
 # Installs the packages of those of the COMMAND:PACKAGE pairs given whose
-# command is not on PATH.
+# command is not there.
 install_system_tools() {
     local missing=() pair
     for pair in "$@"; do
-        command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+        have_command "${pair%%:*}" || missing+=("${pair#*:}")
     done
     if [ "${#missing[@]}" -eq 0 ]; then
         echo "already installed: ${*%%:*}"
