@@ -738,6 +738,65 @@ mod http_check {
         assert!(error.contains(&upstream.addr.to_string()), "{error}");
         assert!(error.to_lowercase().contains("refused"), "{error}");
     }
+
+    /// Credentials in the URL go to the upstream as `Authorization: Basic`
+    /// and nowhere else: not in the report, an error or `Debug`.
+    #[tokio::test]
+    async fn http_check_sends_url_credentials_and_never_shows_them() {
+        const SECRET: &str = "Pw-7f3a9c-never-shown";
+        let expected = format!("Basic {}", base64_of(format!("probe:{SECRET}").as_bytes()));
+        let upstream = axum::Router::new().route(
+            "/status",
+            axum::routing::get(move |headers: http::HeaderMap| {
+                let expected = expected.clone();
+                async move {
+                    let host_ok = headers
+                        .get(http::header::HOST)
+                        .and_then(|h| h.to_str().ok())
+                        .is_some_and(|h| !h.contains('@'));
+                    let auth_ok = headers.get(http::header::AUTHORIZATION)
+                        == Some(&http::HeaderValue::from_str(&expected).unwrap());
+                    if host_ok && auth_ok {
+                        (StatusCode::OK, r#"{"status":"ok","version":"4.2.0"}"#)
+                    } else {
+                        (StatusCode::UNAUTHORIZED, r#"{"status":"down"}"#)
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, upstream).await;
+        });
+
+        let good = HttpCheck::new(format!(
+            "http://probe:{SECRET}@{addr}/status?token={SECRET}"
+        ));
+        let bad = HttpCheck::new(format!("http://probe:wrong-{SECRET}@{addr}/status"));
+        assert!(!format!("{good:?}{bad:?}").contains(SECRET));
+        let gateway = StatusLayer::new()
+            .check(HealthCheck::new("good", good).freshness(on_demand(0)))
+            .check(HealthCheck::new("bad", bad).freshness(on_demand(0)));
+        let svc = app(&gateway);
+        let (code, report) = call_json(&svc, "/status").await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{report}");
+        let good = component(&report, "good");
+        assert_eq!(good["status"], "ok", "{good}");
+        assert_eq!(good["details"]["upstream_version"], "4.2.0", "{good}");
+        assert_eq!(
+            good["details"]["url"],
+            format!("http://***@{addr}/status?token=***")
+        );
+        assert!(error_of(&report, "bad").contains("401"), "{report}");
+        assert!(!report.to_string().contains(SECRET), "{report}");
+        server.abort();
+    }
+
+    fn base64_of(bytes: &[u8]) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
 }
 
 // ---------------------------------------------------------------- traffic rules
