@@ -182,7 +182,13 @@ impl GrpcCheck {
             Ok(Err(status)) => {
                 let code = status.code();
                 details.insert("grpc_code".into(), code_name(code).into());
-                self.failed(code, status.message())
+                // tonic's channel enforces the deadline too: CANCELLED
+                // ("Timeout expired") when it is past.
+                let late = code == Code::Cancelled && started.elapsed() >= self.timeout;
+                self.failed(
+                    if late { Code::DeadlineExceeded } else { code },
+                    status.message(),
+                )
             }
             Ok(Ok(response)) => {
                 let raw = response.into_inner().status;
@@ -218,7 +224,7 @@ impl GrpcCheck {
                 "{target}: the server does not implement grpc.health.v1.Health (UNIMPLEMENTED)"
             )),
             Code::DeadlineExceeded => CheckResult::down(format!(
-                "{target} did not answer the health check within {} ms (DEADLINE_EXCEEDED)",
+                "{target} did not answer the health check within {} ms",
                 self.timeout.as_millis()
             )),
             Code::Unavailable => {

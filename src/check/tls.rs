@@ -439,14 +439,11 @@ impl TlsCheck {
 fn parse(addr: &str) -> Option<(String, u16)> {
     let (host, port) = addr.rsplit_once(':')?;
     let port: u16 = port.parse().ok().filter(|p| *p != 0)?;
-    let host = match host.strip_prefix('[') {
-        Some(v6) => {
-            let v6 = v6.strip_suffix(']')?;
-            v6.parse::<std::net::Ipv6Addr>().ok()?;
-            v6
-        }
-        None => host,
-    };
+    if let Some(v6) = host.strip_prefix('[') {
+        let v6 = v6.strip_suffix(']')?;
+        v6.parse::<std::net::Ipv6Addr>().ok()?;
+        return Some((v6.to_owned(), port));
+    }
     let bad = |c: char| c.is_whitespace() || matches!(c, '/' | '@' | '[' | ']' | ':');
     if host.is_empty() || host.contains(bad) {
         return None;
