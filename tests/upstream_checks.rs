@@ -300,7 +300,7 @@ async fn grpc_a_server_that_never_answers_is_down_within_the_timeout() {
         "the server did not answer the health check within 300 ms"
     );
     assert!(
-        took >= timeout && took < timeout + Duration::from_millis(700),
+        took >= timeout && took < timeout + Duration::from_secs(1),
         "took {took:?}"
     );
 }
@@ -344,11 +344,14 @@ async fn grpc_ok_down_ok_through_a_layer() {
         .timeout(timeout)
         .endpoint(format!("http://probe:s3cret@{addr}"));
     assert!(!format!("{check:?}").contains("s3cret"));
-    let layer = StatusLayer::new().check(
-        HealthCheck::new("upstream", check)
-            .timeout(Duration::from_secs(1))
-            .freshness(Freshness::Background { every }),
-    );
+    // The transition log looks often enough to see the short down phase.
+    let layer = StatusLayer::new()
+        .watch_interval(Duration::from_millis(50))
+        .check(
+            HealthCheck::new("upstream", check)
+                .timeout(Duration::from_secs(1))
+                .freshness(Freshness::Background { every }),
+        );
     let app = serve_hello(&layer).await;
     // Bound for each change: the check's timeout plus one interval, with
     // room for a busy machine.
@@ -375,7 +378,15 @@ async fn grpc_ok_down_ok_through_a_layer() {
     let report = fetch(&http1_client(), app, Method::GET, "/status").await;
     let body = String::from_utf8_lossy(&report.body);
     assert!(!body.contains("s3cret"), "{body}");
-    assert!(!logged.text().contains("s3cret"), "{}", logged.text());
+    let logged = logged.text();
+    assert!(!logged.contains("s3cret"), "{logged}");
+    // The transition to down was logged, with the redacted endpoint.
+    assert!(
+        logged
+            .lines()
+            .any(|l| l.contains("status changed") && l.contains(&format!("http://***@{addr}"))),
+        "{logged}"
+    );
 }
 
 // ---------------------------------------------------------------- TLS
@@ -657,7 +668,7 @@ async fn tls_a_stopped_server_is_down() {
         error(&result),
         format!("no TLS handshake with {addr} ({NAME}) within 300 ms")
     );
-    assert!(took < Duration::from_secs(1), "took {took:?}");
+    assert!(took < Duration::from_millis(1300), "took {took:?}");
 }
 
 #[tokio::test(flavor = "current_thread")]
