@@ -1,13 +1,14 @@
 //! [`GrpcCheck`]: `grpc.health.v1.Health/Check` on a tonic `Channel` the
 //! application already has (feature `grpc-check`).
 //!
-//! ```no_run
+//! ```
 //! use std::time::Duration;
 //! use tonic::transport::Channel;
 //! use tower_status::check::{GrpcCheck, HealthCheck};
 //! use tower_status::StatusLayer;
 //!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
 //! // The channel the application talks to its upstream with.
 //! let channel = Channel::from_static("http://127.0.0.1:50051").connect_lazy();
 //! let layer = StatusLayer::new()
@@ -24,7 +25,6 @@
 //!         .critical(false),
 //!     );
 //! # let _ = layer;
-//! # Ok(())
 //! # }
 //! ```
 //!

@@ -355,6 +355,11 @@ impl TlsCheck {
                     "the certificate {} ({name}) sent cannot be read: {e}",
                     self.addr
                 ))
+                .with_details(json!({
+                    "address": self.addr,
+                    "server_name": name,
+                    "handshake_ms": handshake_ms,
+                }))
             }
         };
         let tbs = &leaf.tbs_certificate;
