@@ -43,12 +43,16 @@ mod traffic;
 
 #[cfg(feature = "dns-check")]
 mod dns;
+#[cfg(feature = "grpc-check")]
+mod grpc;
 #[cfg(feature = "host-check")]
 mod host;
 #[cfg(feature = "http-check")]
 mod http;
 #[cfg(feature = "nats")]
 mod nats;
+#[cfg(feature = "tls-check")]
+mod tls;
 
 use std::fmt::Display;
 use std::future::Future;
@@ -66,6 +70,9 @@ pub use traffic::TrafficRule;
 #[cfg(feature = "dns-check")]
 #[cfg_attr(docsrs, doc(cfg(feature = "dns-check")))]
 pub use dns::DnsCheck;
+#[cfg(feature = "grpc-check")]
+#[cfg_attr(docsrs, doc(cfg(feature = "grpc-check")))]
+pub use grpc::GrpcCheck;
 #[cfg(feature = "host-check")]
 #[cfg_attr(docsrs, doc(cfg(feature = "host-check")))]
 pub use host::{DiskCheck, InvalidShare, MemoryCheck, RuntimeCheck, Share, Threshold};
@@ -75,6 +82,9 @@ pub use http::HttpCheck;
 #[cfg(feature = "nats")]
 #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub use nats::NatsCheck;
+#[cfg(feature = "tls-check")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls-check")))]
+pub use tls::{InvalidTlsTarget, TlsCheck};
 
 /// Values a check may return: converted into a [`CheckResult`].
 pub trait IntoCheckResult {
