@@ -49,6 +49,8 @@ mod host;
 mod http;
 #[cfg(feature = "nats")]
 mod nats;
+#[cfg(feature = "redis-check")]
+mod redis;
 
 use std::fmt::Display;
 use std::future::Future;
@@ -75,6 +77,9 @@ pub use http::HttpCheck;
 #[cfg(feature = "nats")]
 #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub use nats::NatsCheck;
+#[cfg(feature = "redis-check")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis-check")))]
+pub use self::redis::{RedisCheck, RedisCheckError};
 
 /// Values a check may return: converted into a [`CheckResult`].
 pub trait IntoCheckResult {
