@@ -65,6 +65,9 @@ pub use secret::redact;
 pub use tcp::{InvalidAddr, TcpCheck};
 pub use traffic::TrafficRule;
 
+#[cfg(feature = "redis-check")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis-check")))]
+pub use self::redis::{RedisCheck, RedisCheckError};
 #[cfg(feature = "dns-check")]
 #[cfg_attr(docsrs, doc(cfg(feature = "dns-check")))]
 pub use dns::DnsCheck;
@@ -77,9 +80,6 @@ pub use http::HttpCheck;
 #[cfg(feature = "nats")]
 #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub use nats::NatsCheck;
-#[cfg(feature = "redis-check")]
-#[cfg_attr(docsrs, doc(cfg(feature = "redis-check")))]
-pub use self::redis::{RedisCheck, RedisCheckError};
 
 /// Values a check may return: converted into a [`CheckResult`].
 pub trait IntoCheckResult {

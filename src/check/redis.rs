@@ -2,7 +2,8 @@
 //! about itself (feature `redis-check`).
 //!
 //! The check works on the connection the application already has (a
-//! `redis::aio::MultiplexedConnection`, a `ConnectionManager`, anything
+//! [`MultiplexedConnection`](redis::aio::MultiplexedConnection), a
+//! [`ConnectionManager`](redis::aio::ConnectionManager), anything
 //! implementing [`redis::aio::ConnectionLike`] that is cheap to clone), or
 //! on one it opens and keeps itself from a URL or a [`redis::Client`]:
 //!
@@ -352,11 +353,11 @@ impl RedisCheck {
                 if let Some(conn) = slot.as_ref() {
                     return Ok(Arc::clone(conn));
                 }
-                // The run's own deadline bounds the whole connect; these
-                // bound each step inside the redis crate.
+                // The run's deadline bounds connect and replies: no
+                // response timeout of the crate's own to race it.
                 let config = AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(self.timeout))
-                    .set_response_timeout(Some(self.timeout));
+                    .set_response_timeout(None);
                 let opened: MultiplexedConnection = client
                     .get_multiplexed_async_connection_with_config(&config)
                     .await
@@ -653,10 +654,15 @@ mod tests {
                     master_last_io_seconds_ago:-1\nmaster_sync_in_progress:0\n\
                     master_link_down_since_seconds:12\n";
         let (details, problems) = described(down, None);
-        assert_eq!(problems, ["replica lost its primary 10.0.0.5:6379 for 12 s"]);
+        assert_eq!(
+            problems,
+            ["replica lost its primary 10.0.0.5:6379 for 12 s"]
+        );
         assert_eq!(details["master_link_down_since_seconds"], 12);
         assert!(details.get("master_last_io_seconds_ago").is_none());
-        let never = down.replace(":12", ":-1").replace("progress:0", "progress:1");
+        let never = down
+            .replace(":12", ":-1")
+            .replace("progress:0", "progress:1");
         let (_, problems) = described(&never, None);
         assert_eq!(
             problems,
@@ -666,13 +672,10 @@ mod tests {
 
     #[test]
     fn loading_and_masterdown_are_busy() {
-        let loading = RedisError::from((
-            ErrorKind::Server(ServerErrorKind::BusyLoading),
-            "loading",
-        ));
+        let loading =
+            RedisError::from((ErrorKind::Server(ServerErrorKind::BusyLoading), "loading"));
         assert!(busy(&loading).unwrap().contains("LOADING"));
-        let masterdown =
-            RedisError::from((ErrorKind::Server(ServerErrorKind::MasterDown), "down"));
+        let masterdown = RedisError::from((ErrorKind::Server(ServerErrorKind::MasterDown), "down"));
         assert!(busy(&masterdown).unwrap().contains("MASTERDOWN"));
         let other = RedisError::from((ErrorKind::Server(ServerErrorKind::ResponseError), "x"));
         assert_eq!(busy(&other), None);
@@ -695,7 +698,10 @@ mod tests {
         ));
         let err = RedisCheck::from_url("http://u:pw-secret@h/").unwrap_err();
         let text = err.to_string();
-        assert!(text.starts_with("RedisCheck: `http://***@h/` is not a usable redis URL"), "{text}");
+        assert!(
+            text.starts_with("RedisCheck: `http://***@h/` is not a usable redis URL"),
+            "{text}"
+        );
         assert!(!format!("{err:?}").contains("pw-secret"));
     }
 
