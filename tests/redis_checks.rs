@@ -311,6 +311,57 @@ async fn a_replica_serving_no_stale_data_answers_masterdown() {
     assert_no_secret(&pw, &[&shown(&result)]);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_loading_its_dataset_is_degraded_until_loaded() {
+    logged();
+    let pw = secret();
+    // Hidden settings of redis' own tests: 100 ms per key loaded, and
+    // clients answered (LOADING) between keys.
+    let mut server = RedisServer::start(
+        "loading",
+        &pw,
+        &[
+            "--key-load-delay",
+            "100000",
+            "--loading-process-events-interval-bytes",
+            "1024",
+        ],
+    );
+    let mut conn = connect(&server).await;
+    for i in 0..30 {
+        // Random hex: the dump stays larger than the events interval.
+        let value: String = (0..256)
+            .map(|_| format!("{:016x}", fastrand::u64(..)))
+            .collect();
+        redis::cmd("SET")
+            .arg(format!("key-{i}"))
+            .arg(value)
+            .query_async::<()>(&mut conn)
+            .await
+            .expect("SET");
+    }
+    redis::cmd("SAVE")
+        .query_async::<()>(&mut conn)
+        .await
+        .expect("SAVE");
+    server.kill();
+    // Answers (LOADING) as soon as the load starts; it takes about 3 s.
+    server.restart();
+
+    let check = RedisCheck::from_url(&server.url())
+        .unwrap()
+        .timeout(TIMEOUT);
+    let loading = check.check().await;
+    assert_eq!(loading.status, Status::Degraded, "{loading:?}");
+    let error = loading.error.clone().unwrap();
+    assert!(error.contains("(LOADING)"), "{error}");
+    assert_eq!(details(&loading)["loading"], true, "{loading:?}");
+
+    let loaded = until(&check, "ok once loaded", SETTLE, is(Status::Ok)).await;
+    assert!(details(&loaded).get("loading").is_none(), "{loaded:?}");
+    assert_no_secret(&pw, &[&shown(&loading), &shown(&loaded)]);
+}
+
 // ------------------------------------------------------------ through a layer
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -427,7 +478,11 @@ async fn a_frozen_server_is_down_within_the_timeout_then_recovers() {
         texts.push(shown(&result));
     }
     // A run of the check's own connection says what it waited for.
-    assert!(texts[1].contains("within 1000 ms"), "{}", texts[1]);
+    let waited = format!(
+        "no answer from redis://***@127.0.0.1:{}/ to PING within 1000 ms",
+        server.port()
+    );
+    assert!(texts[1].contains(&waited), "{}", texts[1]);
 
     server.thaw();
     for check in [&given, &own] {

@@ -48,6 +48,7 @@
 //! ```json
 //! {
 //!   "target": "redis://***@127.0.0.1:6379/0",
+//!   "ping_ms": 0.21,
 //!   "redis_version": "7.0.15",
 //!   "redis_mode": "standalone",
 //!   "role": "replica",
@@ -61,6 +62,12 @@
 //!   "master_sync_in_progress": false
 //! }
 //! ```
+//!
+//! (`master*` only on a replica, `connected_replicas` on a primary,
+//! `used_memory_share` with a `maxmemory`, `loading` and
+//! `loading_eta_seconds` while the dataset is loaded.) The `INFO` sections
+//! are read in one call (Redis 7 and later), or with a plain `INFO` from
+//! older servers.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -68,7 +75,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, MultiplexedConnection};
-use redis::{AsyncConnectionConfig, Client, Cmd, RedisError};
+use redis::{AsyncConnectionConfig, Client, Cmd, ConnectionAddr, RedisError};
 use serde_json::{json, Map, Value};
 use tokio::time::Instant;
 
@@ -78,7 +85,7 @@ use super::{redact, BoxFuture, Check, CheckResult};
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The `INFO` sections read: one call on Redis 7 and later.
-const SECTIONS: [&str; 4] = ["server", "clients", "memory", "replication"];
+const SECTIONS: [&str; 5] = ["server", "clients", "memory", "persistence", "replication"];
 
 /// A bad setting of a [`RedisCheck`]: returned by
 /// [`from_url`](RedisCheck::from_url) and [`validate`](RedisCheck::validate),
@@ -227,11 +234,15 @@ impl RedisCheck {
 
     /// Checks the server of `client` on a connection of the check's own, as
     /// [`from_url`](Self::from_url) does; the target is shown as
-    /// `redis://host:port`.
+    /// `redis://host:port` (`rediss://` with TLS, `unix://PATH`).
     #[must_use]
     pub fn from_client(client: Client) -> Self {
         let info = client.get_connection_info();
-        let target = format!("redis://{}", info.addr());
+        let target = match info.addr() {
+            ConnectionAddr::Tcp(..) => format!("redis://{}", info.addr()),
+            ConnectionAddr::TcpTls { .. } => format!("rediss://{}", info.addr()),
+            other => format!("unix://{other}"),
+        };
         let password = info
             .redis_settings()
             .password()
@@ -328,10 +339,17 @@ impl RedisCheck {
     }
 
     /// `" to TARGET"`, or nothing for a given connection without a target.
-    fn to_target(&self) -> String {
+    fn shown_to(&self) -> String {
         self.target
             .as_deref()
             .map_or_else(String::new, |t| format!(" to {t}"))
+    }
+
+    /// `" from TARGET"`, or nothing.
+    fn shown_from(&self) -> String {
+        self.target
+            .as_deref()
+            .map_or_else(String::new, |t| format!(" from {t}"))
     }
 
     /// `text` without the known password (defence in depth: redis errors
@@ -361,7 +379,7 @@ impl RedisCheck {
                 let opened: MultiplexedConnection = client
                     .get_multiplexed_async_connection_with_config(&config)
                     .await
-                    .map_err(|e| format!("connect{}: {e}", self.to_target()))?;
+                    .map_err(|e| format!("connect{}: {e}", self.shown_to()))?;
                 let opened: Arc<dyn Query> = Arc::new(Given(opened));
                 *slot = Some(Arc::clone(&opened));
                 Ok(opened)
@@ -369,10 +387,13 @@ impl RedisCheck {
         }
     }
 
-    /// Drops the owned connection: the next run opens a new one.
-    async fn forget_connection(&self) {
+    /// Drops the owned connection: the next run opens a new one. Never
+    /// waits: when another run holds the slot, it is opening one anyway.
+    fn forget_connection(&self) {
         if let Source::Owned { conn, .. } = &self.source {
-            *conn.lock().await = None;
+            if let Ok(mut slot) = conn.try_lock() {
+                *slot = None;
+            }
         }
     }
 
@@ -386,18 +407,19 @@ impl RedisCheck {
         let result = match outcome {
             Ok(Ok(result)) => result,
             Ok(Err(error)) => {
-                self.forget_connection().await;
+                self.forget_connection();
                 CheckResult::down(error)
             }
             Err(_) => {
                 // A connection that did not answer in time is not reused:
                 // its late replies would be for requests long given up.
-                self.forget_connection().await;
-                CheckResult::down(format!(
-                    "no answer{} to {step} within {} ms",
-                    self.to_target(),
-                    self.timeout.as_millis()
-                ))
+                self.forget_connection();
+                let ms = self.timeout.as_millis();
+                CheckResult::down(if step == "connect" {
+                    format!("connect{} timed out after {ms} ms", self.shown_to())
+                } else {
+                    format!("no answer{} to {step} within {ms} ms", self.shown_from())
+                })
             }
         };
         let mut result = result;
@@ -421,8 +443,8 @@ impl RedisCheck {
         match conn.query(redis::cmd("PING")).await {
             Ok(_) => {}
             Err(e) => match busy(&e) {
-                Some(problem) => problems.push(format!("{problem}: {}", e.detail().unwrap_or(""))),
-                None => return Err(format!("PING{}: {e}", self.to_target())),
+                Some(problem) => problems.push(problem.to_owned()),
+                None => return Err(format!("PING{}: {e}", self.shown_to())),
             },
         }
         let rtt_ms = (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
@@ -439,7 +461,7 @@ impl RedisCheck {
                 problems.extend(info.describe(&mut details, self.memory_share));
             }
             Err(e) if e.is_unrecoverable_error() => {
-                return Err(format!("INFO{}: {e}", self.to_target()))
+                return Err(format!("INFO{}: {e}", self.shown_to()))
             }
             Err(e) => {
                 details.insert("info_error".into(), self.scrub(e.to_string()).into());
@@ -481,7 +503,7 @@ impl RedisCheck {
 /// not serving as it should.
 fn busy(e: &RedisError) -> Option<&'static str> {
     match e.code() {
-        Some("LOADING") => Some("the server is loading its dataset (LOADING)"),
+        Some("LOADING") => Some("the server is loading its dataset into memory (LOADING)"),
         Some("MASTERDOWN") => {
             Some("replica lost its primary and serves no stale data (MASTERDOWN)")
         }
@@ -530,6 +552,9 @@ impl<'a> Info<'a> {
         }
         if self.int("loading") == Some(1) {
             details.insert("loading".into(), true.into());
+            if let Some(n) = self.int("loading_eta_seconds").filter(|n| *n >= 0) {
+                details.insert("loading_eta_seconds".into(), n.into());
+            }
         }
         let used = self.int("used_memory");
         let max = self.int("maxmemory");
