@@ -404,7 +404,7 @@ impl RedisCheck {
         let deadline = Instant::now() + self.timeout;
         let mut step = "connect";
         let outcome = tokio::time::timeout_at(deadline, self.probe(&mut step)).await;
-        let result = match outcome {
+        let mut result = match outcome {
             Ok(Ok(result)) => result,
             Ok(Err(error)) => {
                 self.forget_connection();
@@ -422,7 +422,6 @@ impl RedisCheck {
                 })
             }
         };
-        let mut result = result;
         result.error = result.error.map(|e| self.scrub(e));
         if result.details.is_none() {
             if let Some(target) = &self.target {
