@@ -51,6 +51,8 @@ mod host;
 mod http;
 #[cfg(feature = "nats")]
 mod nats;
+#[cfg(feature = "redis-check")]
+mod redis;
 #[cfg(feature = "tls-check")]
 mod tls;
 
@@ -67,6 +69,9 @@ pub use secret::redact;
 pub use tcp::{InvalidAddr, TcpCheck};
 pub use traffic::TrafficRule;
 
+#[cfg(feature = "redis-check")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis-check")))]
+pub use self::redis::{RedisCheck, RedisCheckError};
 #[cfg(feature = "dns-check")]
 #[cfg_attr(docsrs, doc(cfg(feature = "dns-check")))]
 pub use dns::DnsCheck;
