@@ -49,6 +49,8 @@ mod host;
 mod http;
 #[cfg(feature = "nats")]
 mod nats;
+#[cfg(any(feature = "postgres-check", feature = "mysql-check"))]
+mod sql;
 
 use std::fmt::Display;
 use std::future::Future;
@@ -75,6 +77,15 @@ pub use http::HttpCheck;
 #[cfg(feature = "nats")]
 #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub use nats::NatsCheck;
+#[cfg(feature = "mysql-check")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mysql-check")))]
+pub use sql::MySqlCheck;
+#[cfg(feature = "postgres-check")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres-check")))]
+pub use sql::PostgresCheck;
+#[cfg(any(feature = "postgres-check", feature = "mysql-check"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "postgres-check", feature = "mysql-check"))))]
+pub use sql::SqlCheck;
 
 /// Values a check may return: converted into a [`CheckResult`].
 pub trait IntoCheckResult {
