@@ -55,6 +55,8 @@ mod nats;
 mod redis;
 #[cfg(feature = "tls-check")]
 mod tls;
+#[cfg(any(feature = "postgres-check", feature = "mysql-check"))]
+mod sql;
 
 use std::fmt::Display;
 use std::future::Future;
@@ -90,6 +92,15 @@ pub use nats::NatsCheck;
 #[cfg(feature = "tls-check")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls-check")))]
 pub use tls::{InvalidTlsTarget, TlsCheck};
+#[cfg(feature = "mysql-check")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mysql-check")))]
+pub use sql::MySqlCheck;
+#[cfg(feature = "postgres-check")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres-check")))]
+pub use sql::PostgresCheck;
+#[cfg(any(feature = "postgres-check", feature = "mysql-check"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "postgres-check", feature = "mysql-check"))))]
+pub use sql::SqlCheck;
 
 /// Values a check may return: converted into a [`CheckResult`].
 pub trait IntoCheckResult {
