@@ -79,8 +79,14 @@ mod tests {
             ("tok@h:4222", "***@h:4222"),
             ("nats://a:b@h1:1,nats://h2:2", "nats://***@h1:1,nats://h2:2"),
             ("nats://h/x@y", "nats://h/x@y"),
-            ("postgres://u:p%40ss@h/db?sslmode=require", "postgres://***@h/db?sslmode=require"),
-            ("host=h password='a b c' dbname=x", "host=h password=*** dbname=x"),
+            (
+                "postgres://u:p%40ss@h/db?sslmode=require",
+                "postgres://***@h/db?sslmode=require",
+            ),
+            (
+                "host=h password='a b c' dbname=x",
+                "host=h password=*** dbname=x",
+            ),
             ("Server=h;Pwd=p;Database=x", "Server=h;Pwd=***;Database=x"),
             ("http://h/status?token=abc#x", "http://h/status?token=***#x"),
             ("password=", "password=***"),

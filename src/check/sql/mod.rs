@@ -280,7 +280,10 @@ impl<DB: Database> SqlCheck<DB> {
             }
             Err(_) => {
                 return down(
-                    format!("{target} answered `{}`, then nothing within {budget} ms", self.query),
+                    format!(
+                        "{target} answered `{}`, then nothing within {budget} ms",
+                        self.query
+                    ),
                     details,
                 )
             }
@@ -350,7 +353,10 @@ where
     let flag = text(1)?;
     let mut about = Map::new();
     about.insert("version".into(), version.map_or(Value::Null, Value::String));
-    about.insert(server.flag.into(), flag.map_or(Value::Null, |f| flag_json(&f)));
+    about.insert(
+        server.flag.into(),
+        flag.map_or(Value::Null, |f| flag_json(&f)),
+    );
     Ok(about)
 }
 
@@ -403,7 +409,9 @@ struct Lease<DB: Database>(Option<PoolConnection<DB>>);
 
 impl<DB: Database> Lease<DB> {
     fn conn(&mut self) -> &mut DB::Connection {
-        self.0.as_mut().expect("the connection is leased until the run ends")
+        self.0
+            .as_mut()
+            .expect("the connection is leased until the run ends")
     }
 
     /// After `error`: a server's answer leaves the connection usable,
