@@ -31,39 +31,6 @@
 //! # #[cfg(not(feature = "postgres-check"))]
 //! # fn main() {}
 //! ```
-//!
-//! A healthy run observes the round trip in milliseconds and has details
-//! like (PostgreSQL; MySQL and MariaDB say `read_only` instead of
-//! `in_recovery`):
-//!
-//! ```json
-//! {
-//!   "target": "postgres://127.0.0.1:5432/app",
-//!   "version": "15.8 (Debian 15.8-0+deb12u1)",
-//!   "in_recovery": false,
-//!   "pool": { "size": 3, "idle": 2, "in_use": 1, "max": 10 },
-//!   "acquire_ms": 0.041
-//! }
-//! ```
-//!
-//! The pool figures are those the check found before taking a connection.
-//!
-//! - A **saturated** pool (as many connections as its maximum, none idle)
-//!   is `degraded`: the check does not queue behind the application for a
-//!   connection, it only takes one that is idle at that very moment.
-//! - A server that **refuses** connections, or that the pool cannot
-//!   connect to, is `down` with the connect error; a server that **does
-//!   not answer** is `down` when the check's timeout (1 s by default) is
-//!   up: no step of a run, waiting for a connection included, goes past it.
-//! - The connection is never kept past the run: given back to the pool
-//!   after a complete exchange, closed (in the background, as sqlx closes
-//!   connections) when the run failed or was dropped mid-exchange (by the
-//!   runner's timeout, say), as its state is then unknown.
-//!
-//! Error texts, the details and `Debug` never show the password: the
-//! target is built from the pool's connect options without its user
-//! information or parameters, and every error text goes through
-//! [`redact`](super::redact).
 
 #[cfg(feature = "mysql-check")]
 mod mysql;
@@ -94,8 +61,45 @@ const DEFAULT_QUERY: &str = "SELECT 1";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A SQL server through a sqlx pool: [`PostgresCheck`] for PostgreSQL,
-/// [`MySqlCheck`] for MySQL and MariaDB (see the [module](self) for what a
-/// run does and reports).
+/// [`MySqlCheck`] for MySQL and MariaDB.
+///
+/// Each run takes a connection from the pool the application already has,
+/// proves a round trip on it (`SELECT 1`, or the [query](Self::query)
+/// given), asks the server about itself in one more query on the same
+/// connection, and gives the connection back.
+///
+/// A healthy run observes the round trip in milliseconds and has details
+/// like (PostgreSQL; MySQL and MariaDB say `read_only` instead of
+/// `in_recovery`):
+///
+/// ```json
+/// {
+///   "target": "postgres://127.0.0.1:5432/app",
+///   "version": "15.8 (Debian 15.8-0+deb12u1)",
+///   "in_recovery": false,
+///   "pool": { "size": 3, "idle": 2, "in_use": 1, "max": 10 },
+///   "acquire_ms": 0.041
+/// }
+/// ```
+///
+/// The pool figures are those the check found before taking a connection.
+///
+/// - A **saturated** pool (as many connections as its maximum, none idle)
+///   is `degraded`: the check does not queue behind the application for a
+///   connection, it only takes one that is idle at that very moment.
+/// - A server that **refuses** connections, or that the pool cannot
+///   connect to, is `down` with the connect error; a server that **does
+///   not answer** is `down` when the check's timeout (1 s by default) is
+///   up: no step of a run, waiting for a connection included, goes past it.
+/// - The connection is never kept past the run: given back to the pool
+///   after a complete exchange, closed (in the background, as sqlx closes
+///   connections) when the run failed or was dropped mid-exchange (by the
+///   runner's timeout, say), as its state is then unknown.
+///
+/// Error texts, the details and `Debug` never show the password: the
+/// target is built from the pool's connect options without its user
+/// information or parameters, and every error text goes through
+/// [`redact`](crate::check::redact).
 pub struct SqlCheck<DB: Database> {
     pool: Pool<DB>,
     timeout: Duration,
