@@ -269,6 +269,8 @@ where
     let zero = check.clone().timeout(Duration::ZERO).check().await;
     assert_eq!(zero.status, Status::Down);
     assert!(error(&zero).contains("the timeout is zero"), "{zero:?}");
+    let unbounded = check.clone().timeout(Duration::MAX).check().await;
+    assert_eq!(unbounded.status, Status::Ok, "{unbounded:?}");
     let empty = check.clone().query("  ").check().await;
     assert_eq!(empty.status, Status::Down);
     assert!(

@@ -210,7 +210,7 @@ impl<DB: Database> SqlCheck<DB> {
         if self.pool.is_closed() {
             return down(format!("the pool of {target} is closed"), details);
         }
-        let deadline = tokio::time::Instant::from_std(started) + self.timeout;
+        let deadline = after(started, self.timeout);
         let budget = self.timeout.as_millis();
 
         let conn = if figures.saturated() {
@@ -229,7 +229,7 @@ impl<DB: Database> SqlCheck<DB> {
             }
         } else {
             // A quarter of the time is kept to tell why no connection came.
-            let acquire_by = tokio::time::Instant::from_std(started) + self.timeout * 3 / 4;
+            let acquire_by = after(started, self.timeout - self.timeout / 4);
             match timeout_at(acquire_by, self.pool.acquire()).await {
                 Ok(Ok(conn)) => conn,
                 // The pool's own acquire timeout, shorter than the check's.
@@ -264,10 +264,12 @@ impl<DB: Database> SqlCheck<DB> {
 
         let about = match timeout_at(deadline, lease.conn().fetch_one(server.about)).await {
             Ok(Ok(row)) => read_about(&row, server),
-            Ok(Err(e)) => {
-                lease.finish(&e);
+            // The server's refusal leaves the connection usable; anything
+            // else (I/O, protocol) means it is gone.
+            Ok(Err(e @ sqlx::Error::Database(_))) => {
                 Err(format!("asking {target} about itself: {e}"))
             }
+            Ok(Err(e)) => return down(format!("asking {target} about itself: {e}"), details),
             Err(_) => {
                 return down(
                     format!(
@@ -357,6 +359,14 @@ fn flag_json(text: &str) -> Value {
         "f" | "false" | "0" | "off" | "no" => Value::Bool(false),
         _ => Value::String(text.to_owned()),
     }
+}
+
+/// `d` after `start`; a `d` too long to reach is a year (no overflow).
+fn after(start: Instant, d: Duration) -> tokio::time::Instant {
+    let start = tokio::time::Instant::from_std(start);
+    start
+        .checked_add(d)
+        .unwrap_or_else(|| start + Duration::from_secs(365 * 24 * 3600))
 }
 
 /// Milliseconds, to the microsecond.
@@ -468,6 +478,16 @@ mod tests {
         ] {
             assert_eq!(flag_json(text), shown, "{text}");
         }
+    }
+
+    #[test]
+    fn any_timeout_makes_a_deadline() {
+        let now = Instant::now();
+        assert!(after(now, Duration::MAX) > tokio::time::Instant::from_std(now));
+        assert_eq!(
+            after(now, Duration::from_secs(1)),
+            tokio::time::Instant::from_std(now) + Duration::from_secs(1)
+        );
     }
 
     #[test]
