@@ -99,7 +99,10 @@ pub use sql::MySqlCheck;
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres-check")))]
 pub use sql::PostgresCheck;
 #[cfg(any(feature = "postgres-check", feature = "mysql-check"))]
-#[cfg_attr(docsrs, doc(cfg(any(feature = "postgres-check", feature = "mysql-check"))))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "postgres-check", feature = "mysql-check")))
+)]
 pub use sql::SqlCheck;
 
 /// Values a check may return: converted into a [`CheckResult`].

@@ -9,14 +9,13 @@
 //!
 //! ```
 //! # #[cfg(feature = "postgres-check")]
-//! # {
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), sqlx::Error> {
 //! use std::time::Duration;
 //! use sqlx::postgres::PgPoolOptions;
 //! use tower_status::check::{Freshness, HealthCheck, PostgresCheck};
 //! use tower_status::StatusLayer;
 //!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), sqlx::Error> {
 //! // The pool the application queries through (connected lazily here).
 //! let pool = PgPoolOptions::new()
 //!     .max_connections(10)
@@ -29,43 +28,9 @@
 //! # let _ = layer;
 //! # Ok(())
 //! # }
-//! # }
 //! # #[cfg(not(feature = "postgres-check"))]
 //! # fn main() {}
 //! ```
-//!
-//! A healthy run observes the round trip in milliseconds and has details
-//! like (PostgreSQL; MySQL and MariaDB say `read_only` instead of
-//! `in_recovery`):
-//!
-//! ```json
-//! {
-//!   "target": "postgres://127.0.0.1:5432/app",
-//!   "version": "15.8 (Debian 15.8-0+deb12u1)",
-//!   "in_recovery": false,
-//!   "pool": { "size": 3, "idle": 2, "in_use": 1, "max": 10 },
-//!   "acquire_ms": 0.041
-//! }
-//! ```
-//!
-//! The pool figures are those the check found before taking a connection.
-//!
-//! - A **saturated** pool (as many connections as its maximum, none idle)
-//!   is `degraded`: the check does not queue behind the application for a
-//!   connection, it only takes one that is idle at that very moment.
-//! - A server that **refuses** connections, or that the pool cannot
-//!   connect to, is `down` with the connect error; a server that **does
-//!   not answer** is `down` when the check's timeout (1 s by default) is
-//!   up: no step of a run, waiting for a connection included, goes past it.
-//! - The connection is never kept past the run: given back to the pool
-//!   after a complete exchange, closed (in the background, as sqlx closes
-//!   connections) when the run failed or was dropped mid-exchange (by the
-//!   runner's timeout, say), as its state is then unknown.
-//!
-//! Error texts, the details and `Debug` never show the password: the
-//! target is built from the pool's connect options without its user
-//! information or parameters, and every error text goes through
-//! [`redact`](super::redact).
 
 #[cfg(feature = "mysql-check")]
 mod mysql;
@@ -96,8 +61,45 @@ const DEFAULT_QUERY: &str = "SELECT 1";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A SQL server through a sqlx pool: [`PostgresCheck`] for PostgreSQL,
-/// [`MySqlCheck`] for MySQL and MariaDB (see the [module](self) for what a
-/// run does and reports).
+/// [`MySqlCheck`] for MySQL and MariaDB.
+///
+/// Each run takes a connection from the pool the application already has,
+/// proves a round trip on it (`SELECT 1`, or the [query](Self::query)
+/// given), asks the server about itself in one more query on the same
+/// connection, and gives the connection back.
+///
+/// A healthy run observes the round trip in milliseconds and has details
+/// like (PostgreSQL; MySQL and MariaDB say `read_only` instead of
+/// `in_recovery`):
+///
+/// ```json
+/// {
+///   "target": "postgres://127.0.0.1:5432/app",
+///   "version": "15.8 (Debian 15.8-0+deb12u1)",
+///   "in_recovery": false,
+///   "pool": { "size": 3, "idle": 2, "in_use": 1, "max": 10 },
+///   "acquire_ms": 0.041
+/// }
+/// ```
+///
+/// The pool figures are those the check found before taking a connection.
+///
+/// - A **saturated** pool (as many connections as its maximum, none idle)
+///   is `degraded`: the check does not queue behind the application for a
+///   connection, it only takes one that is idle at that very moment.
+/// - A server that **refuses** connections, or that the pool cannot
+///   connect to, is `down` with the connect error; a server that **does
+///   not answer** is `down` when the check's timeout (1 s by default) is
+///   up: no step of a run, waiting for a connection included, goes past it.
+/// - The connection is never kept past the run: given back to the pool
+///   after a complete exchange, closed (in the background, as sqlx closes
+///   connections) when the run failed or was dropped mid-exchange (by the
+///   runner's timeout, say), as its state is then unknown.
+///
+/// Error texts, the details and `Debug` never show the password: the
+/// target is built from the pool's connect options without its user
+/// information or parameters, and every error text goes through
+/// [`redact`](crate::check::redact).
 pub struct SqlCheck<DB: Database> {
     pool: Pool<DB>,
     timeout: Duration,
@@ -156,21 +158,6 @@ impl<DB: Database> SqlCheck<DB> {
     /// The server as errors, details and `Debug` show it: scheme, host,
     /// port and database from the pool's connect options, without user,
     /// password or parameters.
-    ///
-    /// ```
-    /// # #[cfg(feature = "postgres-check")]
-    /// # {
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// use tower_status::check::PostgresCheck;
-    ///
-    /// let pool = sqlx::PgPool::connect_lazy("postgres://app:s3cret@db.internal:5433/orders?sslmode=require").unwrap();
-    /// assert_eq!(PostgresCheck::new(pool).target(), "postgres://db.internal:5433/orders");
-    /// # }
-    /// # }
-    /// # #[cfg(not(feature = "postgres-check"))]
-    /// # fn main() {}
-    /// ```
     #[must_use]
     pub fn target(&self) -> String {
         let url = self.pool.connect_options().to_url_lossy();
@@ -223,7 +210,7 @@ impl<DB: Database> SqlCheck<DB> {
         if self.pool.is_closed() {
             return down(format!("the pool of {target} is closed"), details);
         }
-        let deadline = tokio::time::Instant::from_std(started) + self.timeout;
+        let deadline = after(started, self.timeout);
         let budget = self.timeout.as_millis();
 
         let conn = if figures.saturated() {
@@ -242,11 +229,14 @@ impl<DB: Database> SqlCheck<DB> {
             }
         } else {
             // A quarter of the time is kept to tell why no connection came.
-            let acquire_by = tokio::time::Instant::from_std(started) + self.timeout * 3 / 4;
+            let acquire_by = after(started, self.timeout - self.timeout / 4);
             match timeout_at(acquire_by, self.pool.acquire()).await {
                 Ok(Ok(conn)) => conn,
+                // The pool's own acquire timeout, shorter than the check's.
+                Ok(Err(sqlx::Error::PoolTimedOut)) | Err(_) => {
+                    return self.no_connection(deadline, &target, details).await
+                }
                 Ok(Err(e)) => return down(format!("no connection to {target}: {e}"), details),
-                Err(_) => return self.no_connection(deadline, &target, details).await,
             }
         };
         let acquire_ms = millis(started.elapsed());
@@ -274,13 +264,18 @@ impl<DB: Database> SqlCheck<DB> {
 
         let about = match timeout_at(deadline, lease.conn().fetch_one(server.about)).await {
             Ok(Ok(row)) => read_about(&row, server),
-            Ok(Err(e)) => {
-                lease.finish(&e);
+            // The server's refusal leaves the connection usable; anything
+            // else (I/O, protocol) means it is gone.
+            Ok(Err(e @ sqlx::Error::Database(_))) => {
                 Err(format!("asking {target} about itself: {e}"))
             }
+            Ok(Err(e)) => return down(format!("asking {target} about itself: {e}"), details),
             Err(_) => {
                 return down(
-                    format!("{target} answered `{}`, then nothing within {budget} ms", self.query),
+                    format!(
+                        "{target} answered `{}`, then nothing within {budget} ms",
+                        self.query
+                    ),
                     details,
                 )
             }
@@ -350,7 +345,10 @@ where
     let flag = text(1)?;
     let mut about = Map::new();
     about.insert("version".into(), version.map_or(Value::Null, Value::String));
-    about.insert(server.flag.into(), flag.map_or(Value::Null, |f| flag_json(&f)));
+    about.insert(
+        server.flag.into(),
+        flag.map_or(Value::Null, |f| flag_json(&f)),
+    );
     Ok(about)
 }
 
@@ -361,6 +359,14 @@ fn flag_json(text: &str) -> Value {
         "f" | "false" | "0" | "off" | "no" => Value::Bool(false),
         _ => Value::String(text.to_owned()),
     }
+}
+
+/// `d` after `start`; a `d` too long to reach is a year (no overflow).
+fn after(start: Instant, d: Duration) -> tokio::time::Instant {
+    let start = tokio::time::Instant::from_std(start);
+    start
+        .checked_add(d)
+        .unwrap_or_else(|| start + Duration::from_secs(365 * 24 * 3600))
 }
 
 /// Milliseconds, to the microsecond.
@@ -403,7 +409,9 @@ struct Lease<DB: Database>(Option<PoolConnection<DB>>);
 
 impl<DB: Database> Lease<DB> {
     fn conn(&mut self) -> &mut DB::Connection {
-        self.0.as_mut().expect("the connection is leased until the run ends")
+        self.0
+            .as_mut()
+            .expect("the connection is leased until the run ends")
     }
 
     /// After `error`: a server's answer leaves the connection usable,
@@ -470,6 +478,16 @@ mod tests {
         ] {
             assert_eq!(flag_json(text), shown, "{text}");
         }
+    }
+
+    #[test]
+    fn any_timeout_makes_a_deadline() {
+        let now = Instant::now();
+        assert!(after(now, Duration::MAX) > tokio::time::Instant::from_std(now));
+        assert_eq!(
+            after(now, Duration::from_secs(1)),
+            tokio::time::Instant::from_std(now) + Duration::from_secs(1)
+        );
     }
 
     #[test]

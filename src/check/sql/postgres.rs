@@ -18,6 +18,7 @@ use crate::check::{BoxFuture, Check, CheckResult};
 /// let pool = sqlx::PgPool::connect_lazy("postgres://app:s3cret@127.0.0.1:5432/app")?;
 /// let check = PostgresCheck::new(pool).timeout(Duration::from_millis(800));
 /// // No password in what the check shows.
+/// assert_eq!(check.target(), "postgres://127.0.0.1:5432/app");
 /// assert!(!format!("{check:?}").contains("s3cret"));
 /// let db = HealthCheck::new("postgres", check).component_type("datastore");
 /// # let _ = db;
