@@ -7,7 +7,9 @@
 //!
 //! ```sh
 //! DATABASE_ADDR=127.0.0.1:5432 SEARCH_ADDR=127.0.0.1:9200 \
-//!     cargo run --release --example production --features webhook,signal
+//! POSTGRES_URL=postgres://orders:secret@127.0.0.1:5432/orders REDIS_URL=redis://127.0.0.1:6379 \
+//!     cargo run --release --example production \
+//!     --features webhook,signal,postgres-check,redis-check
 //! curl localhost:3000/status                                   # {"status", "timestamp"}
 //! curl -H 'X-Api-Key: dev-key' localhost:3000/status           # everything
 //! curl -H 'Authorization: Bearer dev-key' localhost:3000/status/transitions
@@ -23,6 +25,8 @@
 //! | `STATUS_API_KEY` | `dev-key` | the key that shows details, as `X-Api-Key: KEY` or `Authorization: Bearer KEY` (printable ASCII, no spaces) |
 //! | `DATABASE_ADDR` | unset: no `db` | `host:port` of the database: TCP check `db`, critical |
 //! | `CACHE_ADDR` | unset: no `cache` | `host:port` of the cache: TCP check `cache`, not critical (down only degrades) |
+//! | `POSTGRES_URL` | unset: no `postgres` | `postgres://user:password@host:port/db` (any libpq-style URL sqlx takes): check `postgres`, critical, through an sqlx pool of 10 connections (`POSTGRES_POOL_SIZE`), as the application's own would be; a saturated pool is `degraded` |
+//! | `REDIS_URL` | unset: no `redis` | `redis://[:password@]host:port[/db]`: check `redis` (`PING` and `INFO`), not critical; a replica that lost its primary is `degraded` |
 //! | `SEARCH_ADDR` | unset: no `search` | `host:port` of the search engine: TCP check `search`, critical, depends on `db` (when `db` is configured) |
 //! | `CHECK_INTERVAL_MS` | `1000` | how often every check runs in the background (10 to 3600000), plus up to 10 % jitter |
 //! | `FAILURE_THRESHOLD` | `3` | failed runs in a row before a component leaves `ok` (at least 1) |
@@ -63,7 +67,9 @@
 //!   refused or takes longer than 1 s; a component goes `down` after
 //!   `FAILURE_THRESHOLD` failed runs in a row, within about
 //!   `FAILURE_THRESHOLD` x `CHECK_INTERVAL_MS` plus that second, and comes
-//!   back after `SUCCESS_THRESHOLD` passed runs. The report shows the
+//!   back after `SUCCESS_THRESHOLD` passed runs. The `postgres` and `redis`
+//!   checks have the same timeout and damping; their passwords never show
+//!   (in the report, an error, a log line or a bad-value message). The report shows the
 //!   damped status, and under `last_run` what the last run itself said.
 //! - While `db` is down, a failing `search` is reported as
 //!   `blocked_by: ["db"]` and the report's `root_causes` names `db` alone.
@@ -129,12 +135,15 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{json, Value};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt as _;
 use tower_http::timeout::TimeoutLayer;
 use tower_status::auth::{ApiKeys, Endpoint, Identity, Visibility};
-use tower_status::check::{Freshness, HealthCheck, TcpCheck, TrafficRule};
+use tower_status::check::{
+    redact, Check, Freshness, HealthCheck, PostgresCheck, RedisCheck, TcpCheck, TrafficRule,
+};
 use tower_status::history::Objective;
 use tower_status::notify::{Delivery, WebhookNotifier};
 use tower_status::{Status, StatusHandle, StatusLayer};
@@ -156,8 +165,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// A status request never waits longer for a check (only a check's first
 /// run is ever waited for): under kubelet's default 1 s probe timeout.
 const REPORT_DEADLINE: Duration = Duration::from_millis(800);
-/// How long a TCP check's connect may take.
+/// How long a check's run may take (a TCP connect, a database round trip).
 const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+/// Connections of the PostgreSQL pool (the application's, in a real service).
+const POSTGRES_POOL_SIZE: u32 = 10;
 
 fn main() -> ExitCode {
     // Everything is checked before anything is built or bound.
@@ -245,6 +256,9 @@ struct Settings {
     database: Option<TcpCheck>,
     cache: Option<TcpCheck>,
     search: Option<TcpCheck>,
+    /// The pool is made once the runtime runs (sqlx's pool needs it).
+    postgres: Option<PgConnectOptions>,
+    redis: Option<RedisCheck>,
     interval: Duration,
     failure_threshold: u32,
     success_threshold: u32,
@@ -312,6 +326,40 @@ impl Settings {
         let database = tcp("DATABASE_ADDR")?;
         let cache = tcp("CACHE_ADDR")?;
         let search = tcp("SEARCH_ADDR")?;
+        // The value is never repeated: it holds a password.
+        let postgres = var("POSTGRES_URL")?
+            .map(|v| {
+                if !(v.starts_with("postgres://") || v.starts_with("postgresql://")) {
+                    return Err(Invalid {
+                        var: "POSTGRES_URL",
+                        why: "is not a postgres:// or postgresql:// URL".into(),
+                    });
+                }
+                v.parse::<PgConnectOptions>().map_err(|e| Invalid {
+                    var: "POSTGRES_URL",
+                    why: format!(
+                        "is not a PostgreSQL URL such as postgres://user:password@host:5432/db ({})",
+                        redact(&e.to_string()).replace(['\n', '\r'], " ")
+                    ),
+                })
+            })
+            .transpose()?;
+        let redis = var("REDIS_URL")?
+            .map(|v| {
+                RedisCheck::from_url(&v)
+                    .and_then(|check| {
+                        let check = check.timeout(CHECK_TIMEOUT);
+                        check.validate().map(|()| check)
+                    })
+                    .map_err(|e| Invalid {
+                        var: "REDIS_URL",
+                        why: format!(
+                            "is not a Redis URL such as redis://:password@host:6379/0 ({})",
+                            redact(&e.to_string()).replace(['\n', '\r'], " ")
+                        ),
+                    })
+            })
+            .transpose()?;
         let interval = number("CHECK_INTERVAL_MS", 1000, 10, 3_600_000)?;
         let failure_threshold = number("FAILURE_THRESHOLD", 3, 1, u32::MAX.into())?;
         let success_threshold = number("SUCCESS_THRESHOLD", 2, 1, u32::MAX.into())?;
@@ -341,6 +389,8 @@ impl Settings {
             database,
             cache,
             search,
+            postgres,
+            redis,
             interval: Duration::from_millis(interval),
             // Within the bounds given to `number`.
             failure_threshold: u32::try_from(failure_threshold).unwrap_or(u32::MAX),
@@ -401,6 +451,8 @@ fn status_layer(settings: Settings) -> StatusHandle {
         database,
         cache,
         search,
+        postgres,
+        redis,
         interval,
         failure_threshold,
         success_threshold,
@@ -431,25 +483,34 @@ fn status_layer(settings: Settings) -> StatusHandle {
             Duration::from_secs(1),
             Status::Degraded,
         ));
-    let check = |name: &str, tcp: TcpCheck, kind: &str, critical: bool| {
-        HealthCheck::new(name, tcp.timeout(CHECK_TIMEOUT))
-            .component_type(kind)
-            .critical(critical)
-            .freshness(Freshness::Background { every: interval })
-            // A fleet of instances does not probe a dependency in lockstep.
-            .jitter(interval / 10)
-            .failure_threshold(failure_threshold)
-            .success_threshold(success_threshold)
+    let background = Background {
+        interval,
+        failure_threshold,
+        success_threshold,
     };
     let has_database = database.is_some();
-    if let Some(tcp) = database {
-        layer = layer.check(check("db", tcp, "datastore", true));
+    let tcp = |tcp: TcpCheck| tcp.timeout(CHECK_TIMEOUT);
+    if let Some(addr) = database {
+        layer = layer.check(background.check("db", tcp(addr), "datastore", true));
     }
-    if let Some(tcp) = cache {
-        layer = layer.check(check("cache", tcp, "cache", false));
+    if let Some(addr) = cache {
+        layer = layer.check(background.check("cache", tcp(addr), "cache", false));
     }
-    if let Some(tcp) = search {
-        let search = check("search", tcp, "search", true);
+    if let Some(options) = postgres {
+        // Lazy: the service starts (and reports `postgres` down) while the
+        // database is away. The application would query through `pool`.
+        let pool = PgPoolOptions::new()
+            .max_connections(POSTGRES_POOL_SIZE)
+            .acquire_timeout(CHECK_TIMEOUT * 3)
+            .connect_lazy_with(options);
+        let postgres = PostgresCheck::new(pool).timeout(CHECK_TIMEOUT);
+        layer = layer.check(background.check("postgres", postgres, "datastore", true));
+    }
+    if let Some(redis) = redis {
+        layer = layer.check(background.check("redis", redis, "cache", false));
+    }
+    if let Some(addr) = search {
+        let search = background.check("search", tcp(addr), "search", true);
         layer = layer.check(if has_database {
             search.depends_on(["db"])
         } else {
@@ -473,6 +534,28 @@ fn status_layer(settings: Settings) -> StatusHandle {
         );
     }
     layer.build()
+}
+
+/// How every dependency is checked: in the background, damped.
+struct Background {
+    interval: Duration,
+    failure_threshold: u32,
+    success_threshold: u32,
+}
+
+impl Background {
+    fn check(&self, name: &str, check: impl Check, kind: &str, critical: bool) -> HealthCheck {
+        HealthCheck::new(name, check)
+            .component_type(kind)
+            .critical(critical)
+            .freshness(Freshness::Background {
+                every: self.interval,
+            })
+            // A fleet of instances does not probe a dependency in lockstep.
+            .jitter(self.interval / 10)
+            .failure_threshold(self.failure_threshold)
+            .success_threshold(self.success_threshold)
+    }
 }
 
 // ---------------------------------------------------------------------------

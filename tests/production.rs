@@ -10,8 +10,16 @@
 //! as a probe's does.
 #![cfg(unix)]
 
+#[path = "support/databases.rs"]
+mod databases;
 #[path = "seeds/examples.rs"]
 mod examples;
+#[path = "support/ports.rs"]
+mod ports;
+#[path = "support/redis_server.rs"]
+mod redis_server;
+
+use examples::process;
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -55,6 +63,8 @@ const CONTRACT_VARS: &[&str] = &[
     "DATABASE_ADDR",
     "CACHE_ADDR",
     "SEARCH_ADDR",
+    "POSTGRES_URL",
+    "REDIS_URL",
     "CHECK_INTERVAL_MS",
     "FAILURE_THRESHOLD",
     "SUCCESS_THRESHOLD",
@@ -485,6 +495,18 @@ fn a_bad_value_of_any_variable_stops_it_at_start_naming_the_variable() {
         ("CACHE_ADDR", "cache:65536"),
         ("SEARCH_ADDR", "[::1"),
         ("SEARCH_ADDR", "search engine:9200"),
+        ("POSTGRES_URL", ""),
+        ("POSTGRES_URL", "127.0.0.1:5432"),
+        ("POSTGRES_URL", "mysql://app:secret@db/app"),
+        ("POSTGRES_URL", "postgres://app:secret@db:port/app"),
+        (
+            "POSTGRES_URL",
+            "postgres://app:secret@db/app?sslmode=sometimes",
+        ),
+        ("REDIS_URL", ""),
+        ("REDIS_URL", "cache:6379"),
+        ("REDIS_URL", "http://:secret@cache:6379"),
+        ("REDIS_URL", "redis://:secret@cache:port"),
         ("CHECK_INTERVAL_MS", ""),
         ("CHECK_INTERVAL_MS", "abc"),
         ("CHECK_INTERVAL_MS", "0"),
@@ -1259,4 +1281,163 @@ async fn history_file_keeps_the_day_across_a_restart() {
     drop(app);
     let _ = std::fs::remove_dir_all(&dir);
     drop(db);
+}
+
+// ---------------------------------------------------------------------------
+// PostgreSQL and Redis (issue 17).
+
+/// `POSTGRES_URL` and `REDIS_URL` against real servers this test starts:
+/// both ok with what they say about themselves, Redis down only degrades,
+/// PostgreSQL down takes the service down, both come back, and neither
+/// password shows in any answer or log line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_and_redis_from_their_urls_never_showing_a_password() {
+    let mut postgres = tokio::task::spawn_blocking(databases::Server::postgres)
+        .await
+        .expect("starting PostgreSQL");
+    let redis_password = redis_server::secret();
+    let password = redis_password.clone();
+    let mut redis = tokio::task::spawn_blocking(move || {
+        redis_server::RedisServer::start("production", &password, &[])
+    })
+    .await
+    .expect("starting redis-server");
+    let postgres_url = format!(
+        "postgres://app:{}@127.0.0.1:{}/postgres?sslmode=disable",
+        postgres.password(),
+        postgres.port()
+    );
+    let redis_url = redis.url();
+    let secrets = [postgres.password().to_owned(), redis_password];
+    let example = Example::start(&[
+        ("POSTGRES_URL", postgres_url.as_str()),
+        ("REDIS_URL", redis_url.as_str()),
+        ("CHECK_INTERVAL_MS", "100"),
+        ("FAILURE_THRESHOLD", "1"),
+        ("SUCCESS_THRESHOLD", "1"),
+    ]);
+    let key = [("X-Api-Key", DEV_KEY)];
+    let mut answers = String::new();
+    // One change of status shows within the check's timeout, one interval
+    // and the report's own wait, with room for a busy machine.
+    let within = CHECK_TIMEOUT + Duration::from_secs(10);
+    let report_where = |want: &'static [(&'static str, &'static str)]| {
+        let addr = example.addr;
+        move || async move {
+            let reply = get(addr, "/status", &[("X-Api-Key", DEV_KEY)]).await;
+            let report = reply.json();
+            want.iter()
+                .all(|(name, status)| {
+                    let component = if *name == "overall" {
+                        &report
+                    } else {
+                        &report["components"][*name]
+                    };
+                    component["status"] == *status
+                })
+                .then_some((reply.status, report))
+        }
+    };
+
+    let (code, report) = until(
+        "postgres and redis ok",
+        within,
+        report_where(&[("overall", "ok"), ("postgres", "ok"), ("redis", "ok")]),
+    )
+    .await;
+    answers.push_str(&report.to_string());
+    assert_eq!(code, StatusCode::OK);
+    let pg = &report["components"]["postgres"];
+    assert_eq!(pg["critical"], true, "{pg}");
+    assert_eq!(pg["type"], "datastore", "{pg}");
+    assert_eq!(pg["observed_unit"], "ms", "{pg}");
+    let details = &pg["details"];
+    let version = details["version"].as_str().unwrap_or_default();
+    assert!(version.starts_with(|c: char| c.is_ascii_digit()), "{pg}");
+    assert_eq!(details["pool"]["max"], 10, "{pg}");
+    assert_eq!(
+        details["target"],
+        format!("postgres://127.0.0.1:{}/postgres", postgres.port()),
+        "{pg}"
+    );
+    let rd = &report["components"]["redis"];
+    assert_eq!(rd["critical"], false, "{rd}");
+    assert_eq!(rd["details"]["role"], "master", "{rd}");
+    assert!(rd["details"]["redis_version"].is_string(), "{rd}");
+
+    // Redis gone: degraded (200), PostgreSQL untouched.
+    redis.kill();
+    let (code, report) = until(
+        "redis down",
+        within,
+        report_where(&[("overall", "degraded"), ("redis", "down")]),
+    )
+    .await;
+    answers.push_str(&report.to_string());
+    assert_eq!(code, StatusCode::OK, "{report}");
+    assert_eq!(report["components"]["postgres"]["status"], "ok");
+
+    // PostgreSQL gone: down (503), its error says why without the password.
+    postgres.stop();
+    let (code, report) = until(
+        "postgres down",
+        within,
+        report_where(&[("overall", "down"), ("postgres", "down")]),
+    )
+    .await;
+    answers.push_str(&report.to_string());
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{report}");
+    assert!(
+        report["components"]["postgres"]["error"].is_string(),
+        "{report}"
+    );
+
+    // Both back on their ports: ok again.
+    // Kept until the end: dropping them stops the servers.
+    let _servers = tokio::task::spawn_blocking(move || {
+        postgres.restart();
+        redis.restart();
+        (postgres, redis)
+    })
+    .await
+    .expect("restarting the servers");
+    let (_, report) = until(
+        "postgres and redis ok again",
+        within,
+        report_where(&[("overall", "ok"), ("postgres", "ok"), ("redis", "ok")]),
+    )
+    .await;
+    answers.push_str(&report.to_string());
+
+    for path in [
+        "/status/transitions",
+        "/status/metrics",
+        "/status/history",
+        "/status/postgres",
+        "/status/redis",
+    ] {
+        let reply = example.get(path, &key).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}: {}", reply.text());
+        answers.push_str(&reply.text());
+    }
+    let transitions = example.get("/status/transitions", &key).await.text();
+    assert!(
+        transitions.contains("postgres") && transitions.contains("redis"),
+        "{transitions}"
+    );
+    let stderr = example.stderr();
+    assert!(
+        stderr.contains("postgres"),
+        "the transitions are logged: {stderr}"
+    );
+    for secret in &secrets {
+        assert!(
+            !answers.contains(secret.as_str()),
+            "a password in an answer: {answers}"
+        );
+        assert!(
+            !stderr.contains(secret.as_str()),
+            "a password in the log: {stderr}"
+        );
+    }
 }

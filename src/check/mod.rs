@@ -53,10 +53,10 @@ mod http;
 mod nats;
 #[cfg(feature = "redis-check")]
 mod redis;
-#[cfg(feature = "tls-check")]
-mod tls;
 #[cfg(any(feature = "postgres-check", feature = "mysql-check"))]
 mod sql;
+#[cfg(feature = "tls-check")]
+mod tls;
 
 use std::fmt::Display;
 use std::future::Future;
@@ -89,9 +89,6 @@ pub use http::HttpCheck;
 #[cfg(feature = "nats")]
 #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub use nats::NatsCheck;
-#[cfg(feature = "tls-check")]
-#[cfg_attr(docsrs, doc(cfg(feature = "tls-check")))]
-pub use tls::{InvalidTlsTarget, TlsCheck};
 #[cfg(feature = "mysql-check")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mysql-check")))]
 pub use sql::MySqlCheck;
@@ -104,6 +101,9 @@ pub use sql::PostgresCheck;
     doc(cfg(any(feature = "postgres-check", feature = "mysql-check")))
 )]
 pub use sql::SqlCheck;
+#[cfg(feature = "tls-check")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls-check")))]
+pub use tls::{InvalidTlsTarget, TlsCheck};
 
 /// Values a check may return: converted into a [`CheckResult`].
 pub trait IntoCheckResult {

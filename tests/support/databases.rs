@@ -145,7 +145,11 @@ impl Server {
                 let mut cmd = as_server_user(&binary("mariadb-install-db"));
                 cmd.arg("--no-defaults")
                     .arg(format!("--datadir={}", data.display()))
-                    .args(["--auth-root-authentication-method=normal", "--skip-test-db"]);
+                    .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
+                    // Passed on to the bootstrap server: concurrent
+                    // bootstraps sharing /tmp remove each other's
+                    // temporary tables ("Unknown table 'mysql.tmp_user_sys'").
+                    .arg(format!("--tmpdir={}", self.dir.display()));
                 // The user with a password, created on every start.
                 write_owned(
                     &self.dir.join("init.sql"),
