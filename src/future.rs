@@ -55,6 +55,10 @@ impl<F> ResponseFuture<F> {
 }
 
 fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    // Handlers that stream seldom set any header: no lookup then.
+    if headers.is_empty() {
+        return None;
+    }
     headers
         .get(http::header::CONTENT_LENGTH)?
         .to_str()
