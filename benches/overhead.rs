@@ -30,17 +30,23 @@
 //!   their group (delta over `axum/bare`). `axum/status-outer` is
 //!   `StatusLayer` wrapped around the whole router instead, which spares
 //!   the per-route boxing.
-//! - `body-*` groups (`bare`, `status`, `floor` each): the tower service
-//!   answering other body shapes: `body-empty` an empty `axum::body::Body`,
-//!   `body-axum` a one-frame `axum::body::Body`, `body-stream` a
-//!   `StreamBody` of four frames of unknown length (`status` follows every
-//!   frame; the floor still records at the response head).
+//! - `body-*` groups (`bare`, `status`, `floor`, `prometheus` each): the
+//!   tower service answering other body shapes: `body-empty` an empty
+//!   `axum::body::Body` (the bare service), `body-axum` a one-frame
+//!   `axum::body::Body`, `body-frames` an `axum::body::Body` of four frames
+//!   of unknown length, `body-stream` `axum::body::Body::from_stream` of
+//!   four chunks, `body-full` a `Full<Bytes>`, `body-grpc` a
+//!   `tonic::body::Body` of four frames then trailers (`grpc-status: 0`)
+//!   answering a `POST` with `content-type: application/grpc`. `status`
+//!   follows every frame and records at the body's end; the floor records
+//!   at the response head.
 //!
 //! Every request is driven as axum drives a route's service: the service is
 //! cloned, `oneshot` (`poll_ready` + `call`) is polled to its response,
-//! and the response body is polled frame by frame until it ends. Futures
-//! are polled by hand with a no-op waker (everything is ready at once), so
-//! no runtime is measured.
+//! and the response body is polled frame by frame until it ends. Two
+//! drivers: `noop` polls by hand with `std::task::Waker::noop()`
+//! (everything is ready at once, so no runtime is measured); `tokio` awaits
+//! the same requests in a task of a current-thread tokio runtime.
 //!
 //! Two measurements:
 //!
@@ -55,11 +61,13 @@
 //!    and the ratios of that delta to the group's floor delta and
 //!    axum-prometheus delta. For two threads, the figure is the time per
 //!    request seen by each thread (the mean of both threads' figures) while
-//!    both run.
+//!    both run. The table comes once per driver, after the size of each
+//!    variant's response future and response body.
 //!
 //! Environment: `OVERHEAD_ROUNDS` (default 15), `OVERHEAD_REQUESTS` (default
 //! 200000), `OVERHEAD_CRITERION=0` skips the criterion part,
-//! `OVERHEAD_TABLE=0` the table, `OVERHEAD_VARIANTS=tower` or
+//! `OVERHEAD_TABLE=0` the table, `OVERHEAD_DRIVERS=noop` (or `tokio`; default
+//! both) keeps one driver, `OVERHEAD_VARIANTS=tower` or
 //! `OVERHEAD_VARIANTS=bare,status,floor,prometheus` keeps only those
 //! (groups or names). `cargo bench --bench overhead -- --test`
 //! runs everything once, tiny, as a smoke test.

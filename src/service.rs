@@ -11,7 +11,7 @@ use tower_service::Service;
 use crate::body::ResponseBody;
 use crate::endpoint;
 use crate::future::ResponseFuture;
-use crate::recorder::{Block, RequestGuard};
+use crate::recorder::RequestGuard;
 use crate::state::Shared;
 
 /// Middleware that serves the status report on its path and records the
@@ -54,61 +54,12 @@ use crate::state::Shared;
 /// ```
 pub struct StatusService<S> {
     inner: S,
-    /// What a passed-through request reads, copied here so that it never
-    /// touches the shared state (whose cache line holds the reference
-    /// count every clone of the service changes).
-    hot: Hot,
     shared: Arc<Shared>,
-}
-
-/// The pass-through path's read-only data.
-#[derive(Clone, Copy)]
-struct Hot {
-    /// The recorder's counters.
-    block: &'static Block,
-    /// The status path's first bytes, zero-padded: a request path that
-    /// does not start with them is passed through without further test.
-    prefix: [u8; PREFIX],
-    /// How many of `prefix` are the path's (at most `PREFIX`).
-    prefix_len: u8,
-    /// Passed-through requests' keys are counted (`Access`).
-    count_passthrough: bool,
-}
-
-/// Bytes of the status path kept inline: `/status`, `/_status` and
-/// `/health/status` fit.
-const PREFIX: usize = 15;
-
-impl Hot {
-    fn new(shared: &Shared) -> Self {
-        let path = shared.config.path.as_bytes();
-        let len = path.len().min(PREFIX);
-        let mut prefix = [0; PREFIX];
-        prefix[..len].copy_from_slice(&path[..len]);
-        Self {
-            block: shared.recorder.block(),
-            prefix,
-            prefix_len: len as u8,
-            count_passthrough: shared.config.access.count_passthrough,
-        }
-    }
-
-    /// Whether `path` may be the status path or below it: its first bytes
-    /// are the status path's (only those kept inline).
-    #[inline(always)]
-    fn may_be_status(&self, path: &str) -> bool {
-        let len = usize::from(self.prefix_len);
-        path.as_bytes().get(..len) == self.prefix.get(..len)
-    }
 }
 
 impl<S> StatusService<S> {
     pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
-        Self {
-            inner,
-            hot: Hot::new(&shared),
-            shared,
-        }
+        Self { inner, shared }
     }
 
     /// The wrapped service.
@@ -131,7 +82,6 @@ impl<S: Clone> Clone for StatusService<S> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            hot: self.hot,
             shared: Arc::clone(&self.shared),
         }
     }
@@ -162,9 +112,12 @@ where
 
     #[inline]
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        // A test of the path's first bytes, inline, first: most requests
-        // are not for us.
-        if self.hot.may_be_status(req.uri().path()) {
+        // An inlined prefix test first: most requests are not for us.
+        if req
+            .uri()
+            .path()
+            .starts_with(self.shared.config.path.as_str())
+        {
             if let Some(route) = endpoint::route(req.uri().path(), &self.shared.config) {
                 let (parts, _body) = req.into_parts();
                 return ResponseFuture::status(endpoint::respond(
@@ -174,8 +127,8 @@ where
                 ));
             }
         }
-        let mut guard = RequestGuard::start(self.hot.block);
-        if self.hot.count_passthrough {
+        let mut guard = RequestGuard::start(self.shared.recorder.block());
+        if self.shared.config.access.count_passthrough {
             self.shared.config.access.count_passthrough(req.headers());
         }
         // Only POSTs can be gRPC: other requests skip the header lookup.

@@ -150,9 +150,8 @@ impl Recorder {
         RequestGuard::start(self.block)
     }
 
-    /// The counters requests are recorded into: services keep this
-    /// reference, so a request reaches them without touching the layer's
-    /// shared state.
+    /// The counters requests are recorded into.
+    #[inline]
     pub(crate) fn block(&self) -> &'static Block {
         self.block
     }
