@@ -325,11 +325,17 @@ static GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-statu
 
 #[inline]
 fn grpc_failed(headers: &http::HeaderMap) -> bool {
-    // Most gRPC response heads carry no headers of their own.
-    !headers.is_empty()
-        && headers
-            .get(&GRPC_STATUS)
-            .is_some_and(|v| v.as_bytes() != b"0")
+    let status = match headers.len() {
+        // Most gRPC response heads carry no headers of their own.
+        0 => None,
+        // Trailers are `grpc-status` and perhaps `grpc-message`: a scan
+        // of a few names is cheaper than hashing one.
+        1..=4 => headers
+            .iter()
+            .find_map(|(name, value)| (*name == GRPC_STATUS).then_some(value)),
+        _ => headers.get(&GRPC_STATUS),
+    };
+    status.is_some_and(|v| v.as_bytes() != b"0")
 }
 
 #[cfg(test)]
