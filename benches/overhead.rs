@@ -30,17 +30,24 @@
 //!   their group (delta over `axum/bare`). `axum/status-outer` is
 //!   `StatusLayer` wrapped around the whole router instead, which spares
 //!   the per-route boxing.
-//! - `body-*` groups (`bare`, `status`, `floor` each): the tower service
-//!   answering other body shapes: `body-empty` an empty `axum::body::Body`,
-//!   `body-axum` a one-frame `axum::body::Body`, `body-stream` a
-//!   `StreamBody` of four frames of unknown length (`status` follows every
-//!   frame; the floor still records at the response head).
+//! - `body-*` groups (`bare`, `status`, `floor`, `prometheus` each): the
+//!   tower service answering other body shapes: `body-empty` an empty
+//!   `axum::body::Body` (the issue's bare service), `body-axum` a one-frame
+//!   `axum::body::Body`, `body-frames` an `axum::body::Body` of four frames
+//!   of unknown length, `body-stream` `axum::body::Body::from_stream` of
+//!   four chunks, `body-full` a `Full<Bytes>`, `body-grpc` a
+//!   `tonic::body::Body` of four frames then trailers (`grpc-status: 0`)
+//!   answering a `POST` with `content-type: application/grpc`. `status`
+//!   follows every frame and records at the body's end; the floor records
+//!   at the response head.
 //!
 //! Every request is driven as axum drives a route's service: the service is
 //! cloned, `oneshot` (`poll_ready` + `call`) is polled to its response,
-//! and the response body is polled frame by frame until it ends. Futures
-//! are polled by hand with a no-op waker (everything is ready at once), so
-//! no runtime is measured.
+//! and the response body is polled frame by frame until it ends. Two
+//! drivers: `noop` polls by hand with a no-op waker (futures'
+//! `noop_waker_ref()`, as `std::task::Waker::noop()`; everything is ready
+//! at once, so no runtime is measured); `tokio` awaits the same requests
+//! in a task of a current-thread tokio runtime.
 //!
 //! Two measurements:
 //!
@@ -55,11 +62,13 @@
 //!    and the ratios of that delta to the group's floor delta and
 //!    axum-prometheus delta. For two threads, the figure is the time per
 //!    request seen by each thread (the mean of both threads' figures) while
-//!    both run.
+//!    both run. The table comes once per driver, after the size of each
+//!    variant's response future and response body.
 //!
 //! Environment: `OVERHEAD_ROUNDS` (default 15), `OVERHEAD_REQUESTS` (default
 //! 200000), `OVERHEAD_CRITERION=0` skips the criterion part,
-//! `OVERHEAD_TABLE=0` the table, `OVERHEAD_VARIANTS=tower` or
+//! `OVERHEAD_TABLE=0` the table, `OVERHEAD_DRIVERS=noop` (or `tokio`; default
+//! both) keeps one driver, `OVERHEAD_VARIANTS=tower` or
 //! `OVERHEAD_VARIANTS=bare,status,floor,prometheus` keeps only those
 //! (groups or names). `cargo bench --bench overhead -- --test`
 //! runs everything once, tiny, as a smoke test.
@@ -94,7 +103,10 @@ const BODY: &[u8] = b"Hello, World!";
 // Driver: the same for every variant.
 
 /// Polls `fut` to completion with a no-op waker; every future here is
-/// ready at its first poll, so this never spins in practice.
+/// ready at its first poll, so this never spins in practice. The waker is
+/// futures' `noop_waker_ref()`, the same static no-op waker as
+/// `std::task::Waker::noop()`, which needs Rust 1.85 (the crate's MSRV is
+/// 1.82).
 #[inline(always)]
 fn block_on<F: Future>(fut: F) -> F::Output {
     let mut fut = pin!(fut);
@@ -116,22 +128,45 @@ fn request() -> Req {
     req
 }
 
+/// A gRPC call as tonic's client sends it: `POST` with
+/// `content-type: application/grpc`.
+#[inline(always)]
+fn grpc_request() -> Req {
+    let mut req = request();
+    *req.method_mut() = http::Method::POST;
+    req.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/grpc"),
+    );
+    req
+}
+
 /// One request as axum sends it to a route: clone, `oneshot`, drain the body.
 #[inline(always)]
-fn one_request<S, B>(svc: &S)
+async fn one_request_async<S, B>(svc: &S, make: fn() -> Req)
 where
     S: Service<Req, Response = Response<B>> + Clone,
     S::Error: Debug,
     B: Body<Data = Bytes>,
     B::Error: Debug,
 {
-    block_on(async {
-        let res = svc.clone().oneshot(request()).await.expect("service error");
-        let mut body = pin!(res.into_body());
-        while let Some(frame) = body.frame().await {
-            black_box(frame.expect("body error"));
-        }
-    });
+    let res = svc.clone().oneshot(make()).await.expect("service error");
+    let mut body = pin!(res.into_body());
+    while let Some(frame) = body.frame().await {
+        black_box(frame.expect("body error"));
+    }
+}
+
+/// [`one_request_async`] polled by [`block_on`] (no-op waker).
+#[inline(always)]
+fn one_request<S, B>(svc: &S, make: fn() -> Req)
+where
+    S: Service<Req, Response = Response<B>> + Clone,
+    S::Error: Debug,
+    B: Body<Data = Bytes>,
+    B::Error: Debug,
+{
+    block_on(one_request_async(svc, make));
 }
 
 /// Requests per timed batch: short enough (tens of microseconds) that most
@@ -142,7 +177,7 @@ const BATCH: u64 = 500;
 /// the median batch's time per request, in nanoseconds. The median of short
 /// batches drops the batches that other processes interrupted.
 #[inline(never)]
-fn run<S, B>(svc: &S, n: u64) -> f64
+fn run<S, B>(svc: &S, n: u64, make: fn() -> Req, driver: Driver) -> f64
 where
     S: Service<Req, Response = Response<B>> + Clone,
     S::Error: Debug,
@@ -151,20 +186,49 @@ where
 {
     let batch = BATCH.min(n).max(1);
     let mut per_request = Vec::with_capacity((n / batch) as usize);
-    for _ in 0..n / batch {
-        let start = Instant::now();
-        for _ in 0..batch {
-            one_request(svc);
+    match driver {
+        Driver::Noop => {
+            for _ in 0..n / batch {
+                let start = Instant::now();
+                for _ in 0..batch {
+                    one_request(svc, make);
+                }
+                per_request.push(ns_per(start.elapsed(), batch));
+            }
         }
-        per_request.push(ns_per(start.elapsed(), batch));
+        Driver::Tokio => {
+            // The same requests awaited in one task of a current-thread
+            // runtime, as a server's connection task awaits them.
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                for _ in 0..n / batch {
+                    let start = Instant::now();
+                    for _ in 0..batch {
+                        one_request_async(svc, make).await;
+                    }
+                    per_request.push(ns_per(start.elapsed(), batch));
+                }
+            });
+        }
     }
     median(&mut per_request)
+}
+
+/// How requests are polled.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Driver {
+    /// By hand, with `Waker::noop()`.
+    Noop,
+    /// In a task of a current-thread tokio runtime.
+    Tokio,
 }
 
 /// Runs `n` requests on each of two threads sharing `svc`, started together;
 /// returns the mean, over both threads, of each thread's median time per
 /// request (see [`run`]).
-fn run_two<S, B>(svc: &S, n: u64) -> f64
+fn run_two<S, B>(svc: &S, n: u64, make: fn() -> Req, driver: Driver) -> f64
 where
     S: Service<Req, Response = Response<B>> + Clone + Sync,
     S::Error: Debug,
@@ -178,9 +242,9 @@ where
                 s.spawn(|| {
                     // A few requests first, so the thread's lazy state
                     // (thread-locals, shard slot) is set before timing.
-                    run(svc, 1_000);
+                    run(svc, 1_000, make, driver);
                     barrier.wait();
-                    run(svc, n)
+                    run(svc, n, make, driver)
                 })
             })
             .collect();
@@ -388,8 +452,10 @@ struct Variant {
     group: &'static str,
     /// `bare`, `status`, `floor`, ...: compared within its group.
     kind: &'static str,
-    one: Box<dyn Fn(u64) -> f64>,
-    two: Box<dyn Fn(u64) -> f64>,
+    /// Bytes of the response future and of the response body.
+    sizes: (usize, usize),
+    one: Box<dyn Fn(u64, Driver) -> f64>,
+    two: Box<dyn Fn(u64, Driver) -> f64>,
     criterion: Box<dyn Fn(&mut criterion::Bencher<'_>)>,
 }
 
@@ -410,14 +476,25 @@ where
     B: Body<Data = Bytes>,
     B::Error: Debug,
 {
+    variant_with(group, kind, svc, request)
+}
+
+fn variant_with<S, B>(group: &'static str, kind: &'static str, svc: S, make: fn() -> Req) -> Variant
+where
+    S: Service<Req, Response = Response<B>> + Clone + Send + Sync + 'static,
+    S::Error: Debug,
+    B: Body<Data = Bytes>,
+    B::Error: Debug,
+{
     let svc = Arc::new(svc);
     let (a, b, c) = (svc.clone(), svc.clone(), svc);
     Variant {
         group,
         kind,
-        one: Box::new(move |n| run(&*a, n)),
-        two: Box::new(move |n| run_two(&*b, n)),
-        criterion: Box::new(move |bencher| bencher.iter(|| one_request(&*c))),
+        sizes: (std::mem::size_of::<S::Future>(), std::mem::size_of::<B>()),
+        one: Box::new(move |n, d| run(&*a, n, make, d)),
+        two: Box::new(move |n, d| run_two(&*b, n, make, d)),
+        criterion: Box::new(move |bencher| bencher.iter(|| one_request(&*c, make))),
     }
 }
 
@@ -444,22 +521,51 @@ fn floor_static() -> FloorLayer<&'static FloorCounters> {
     FloorLayer(Box::leak(Box::default()))
 }
 
-/// `bare`, `status` and `floor` of one body shape.
-fn body_group<B, F>(group: &'static str, make: F) -> [Variant; 3]
+/// `bare`, `status`, `floor` and `prometheus` of one body shape.
+fn body_group<B, F>(group: &'static str, make: F, req: fn() -> Req) -> [Variant; 4]
 where
     F: Fn() -> B + Clone + Send + Sync + 'static,
     B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Debug,
+    B::Error: Debug + std::fmt::Display,
 {
     [
-        variant(group, "bare", body_service(make.clone())),
-        variant(
+        variant_with(group, "bare", body_service(make.clone()), req),
+        variant_with(
             group,
             "status",
             status_layer().layer(body_service(make.clone())),
+            req,
         ),
-        variant(group, "floor", floor_static().layer(body_service(make))),
+        variant_with(
+            group,
+            "floor",
+            floor_static().layer(body_service(make.clone())),
+            req,
+        ),
+        variant_with(
+            group,
+            "prometheus",
+            PrometheusMetricLayer::new().layer(body_service(make)),
+            req,
+        ),
     ]
+}
+
+/// Four frames of [`BODY`] with trailers after them (`grpc-status: 0`), as
+/// a gRPC answer ends, in tonic's response body type.
+fn grpc_body() -> tonic::body::Body {
+    let frame = || Ok::<_, Infallible>(http_body::Frame::data(Bytes::from_static(BODY)));
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+    tonic::body::Body::new(http_body_util::StreamBody::new(futures_util::stream::iter(
+        [
+            frame(),
+            frame(),
+            frame(),
+            frame(),
+            Ok(http_body::Frame::trailers(trailers)),
+        ],
+    )))
 }
 
 fn variants() -> Vec<Variant> {
@@ -512,11 +618,32 @@ fn variants() -> Vec<Variant> {
             ),
         ),
     ];
-    all.extend(body_group("body-empty", axum::body::Body::empty));
-    all.extend(body_group("body-axum", || {
-        axum::body::Body::from(Bytes::from_static(BODY))
-    }));
-    all.extend(body_group("body-stream", stream_body));
+    all.extend(body_group("body-empty", axum::body::Body::empty, request));
+    all.extend(body_group(
+        "body-axum",
+        || axum::body::Body::from(Bytes::from_static(BODY)),
+        request,
+    ));
+    all.extend(body_group(
+        "body-frames",
+        || axum::body::Body::new(stream_body()),
+        request,
+    ));
+    all.extend(body_group(
+        "body-stream",
+        || {
+            axum::body::Body::from_stream(futures_util::stream::iter(
+                [BODY; 4].map(|b| Ok::<_, Infallible>(Bytes::from_static(b))),
+            ))
+        },
+        request,
+    ));
+    all.extend(body_group(
+        "body-full",
+        || Full::new(Bytes::from_static(BODY)),
+        request,
+    ));
+    all.extend(body_group("body-grpc", grpc_body, grpc_request));
     all
 }
 
@@ -617,18 +744,32 @@ fn print_table(label: &str, variants: &[Variant], samples: &mut [Vec<f64>], roun
     }
 }
 
-fn table_part(variants: &[Variant], rounds: usize, n: u64) {
-    let mut one: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
-    let mut two: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+fn table_part(variants: &[Variant], rounds: usize, n: u64, drivers: &[Driver]) {
     println!(
-        "\ninterleaved table: {rounds} rounds x {n} requests per variant and thread count \
+        "\ninterleaved table: {rounds} rounds x {n} requests per variant, driver and thread count \
          ({} cores, load average before: {})",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         loadavg()
     );
+    println!("sizes in bytes (response future / response body):");
+    for v in variants {
+        println!("  {:<22} {:>5} / {:>4}", v.name(), v.sizes.0, v.sizes.1);
+    }
+    // Samples per driver, thread count and variant.
+    let mut samples: Vec<[Vec<Vec<f64>>; 2]> = drivers
+        .iter()
+        .map(|_| {
+            [
+                vec![Vec::new(); variants.len()],
+                vec![Vec::new(); variants.len()],
+            ]
+        })
+        .collect();
     // One untimed pass to warm caches, thread-locals and lazy statics.
     for v in variants {
-        (v.one)((n / 10).max(1));
+        for &d in drivers {
+            (v.one)((n / 10).max(1), d);
+        }
         prometheus_upkeep();
     }
     let started = Instant::now();
@@ -636,23 +777,32 @@ fn table_part(variants: &[Variant], rounds: usize, n: u64) {
         let order: Vec<usize> = (0..variants.len())
             .map(|i| (i + round) % variants.len())
             .collect();
-        for &i in &order {
-            one[i].push((variants[i].one)(n));
-            prometheus_upkeep();
-        }
-        for &i in &order {
-            two[i].push((variants[i].two)(n));
-            prometheus_upkeep();
+        for (di, &d) in drivers.iter().enumerate() {
+            for &i in &order {
+                samples[di][0][i].push((variants[i].one)(n, d));
+                prometheus_upkeep();
+            }
+            for &i in &order {
+                samples[di][1][i].push((variants[i].two)(n, d));
+                prometheus_upkeep();
+            }
         }
     }
     let elapsed = started.elapsed();
-    print_table("1 thread", variants, &mut one, rounds);
-    print_table(
-        "2 threads (time per request seen by each thread, both running)",
-        variants,
-        &mut two,
-        rounds,
-    );
+    for (di, &d) in drivers.iter().enumerate() {
+        let name = match d {
+            Driver::Noop => "driver noop-waker",
+            Driver::Tokio => "driver tokio",
+        };
+        let [one, two] = &mut samples[di];
+        print_table(&format!("{name}, 1 thread"), variants, one, rounds);
+        print_table(
+            &format!("{name}, 2 threads (time per request seen by each thread, both running)"),
+            variants,
+            two,
+            rounds,
+        );
+    }
     println!(
         "\ntable measured in {:.1} s (load average after: {})",
         elapsed.as_secs_f64(),
@@ -682,6 +832,15 @@ fn main() {
                 env_u64("OVERHEAD_REQUESTS", 200_000),
             )
         };
-        table_part(&variants, rounds.max(1), n.max(1));
+        let drivers: Vec<Driver> = std::env::var("OVERHEAD_DRIVERS")
+            .unwrap_or_else(|_| "noop,tokio".to_owned())
+            .split(',')
+            .filter_map(|d| match d.trim() {
+                "noop" => Some(Driver::Noop),
+                "tokio" => Some(Driver::Tokio),
+                _ => None,
+            })
+            .collect();
+        table_part(&variants, rounds.max(1), n.max(1), &drivers);
     }
 }

@@ -33,8 +33,10 @@ pin_project! {
             // `Content-Length`): servers stop polling once it is sent.
             remaining: Option<u64>,
         },
+        // Boxed: the status endpoint's event stream is large, and every
+        // passed-through response would be moved at that size.
         Status {
-            body: StatusBody,
+            body: Box<StatusBody>,
         },
     }
 }
@@ -52,7 +54,9 @@ impl<B> ResponseBody<B> {
 
     pub(crate) fn status(body: StatusBody) -> Self {
         Self {
-            kind: Kind::Status { body },
+            kind: Kind::Status {
+                body: Box::new(body),
+            },
         }
     }
 }
@@ -82,6 +86,7 @@ where
     type Data = Bytes;
     type Error = B::Error;
 
+    #[inline]
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -98,24 +103,26 @@ where
                 };
                 match &frame {
                     Some(Ok(f)) => {
-                        // Servers may stop polling after trailers (always last)
-                        // or when the body says it is done: each ends the request.
-                        let mut done = body.is_end_stream();
-                        if let Some(trailers) = f.trailers_ref() {
+                        if let Some(data) = f.data_ref() {
+                            if let Some(left) = remaining {
+                                *left = left.saturating_sub(data.len() as u64);
+                                // All announced bytes are out: h1 drops the
+                                // body unpolled, h2 may still poll trailers;
+                                // either ends it.
+                                if *left == 0 {
+                                    g.mark_complete();
+                                }
+                            }
+                        } else if let Some(trailers) = f.trailers_ref() {
+                            // Trailers are always last: servers may stop here.
                             g.trailers(trailers);
-                            done = true;
-                        } else if let (Some(left), Some(data)) = (remaining.as_mut(), f.data_ref())
-                        {
-                            *left = left.saturating_sub(data.len() as u64);
-                            // All announced bytes are out: h1 drops the body
-                            // unpolled, h2 may still poll trailers; either ends it.
-                            g.complete |= *left == 0;
-                        }
-                        if done {
                             if let Some(g) = guard.take() {
                                 g.finish(false);
                             }
                         }
+                        // Whether the body has ended is asked by the server
+                        // after each frame, through `is_end_stream` below,
+                        // which notes it: not asked twice here.
                     }
                     Some(Err(_)) => {
                         if let Some(g) = guard.take() {
@@ -130,15 +137,26 @@ where
                 }
                 Poll::Ready(frame)
             }
-            KindProj::Status { body } => Pin::new(body)
+            KindProj::Status { body } => Pin::new(&mut **body)
                 .poll_frame(cx)
                 .map_err(|never| match never {}),
         }
     }
 
+    #[inline]
     fn is_end_stream(&self) -> bool {
         match &self.kind {
-            Kind::Inner { body, .. } => body.is_end_stream(),
+            Kind::Inner { body, guard, .. } => {
+                let end = body.is_end_stream();
+                if end {
+                    // Servers drop an ended body without polling it again:
+                    // dropping the guard then finishes the request.
+                    if let Some(g) = guard {
+                        g.mark_complete();
+                    }
+                }
+                end
+            }
             Kind::Status { body } => body.is_end_stream(),
         }
     }

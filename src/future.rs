@@ -55,6 +55,10 @@ impl<F> ResponseFuture<F> {
 }
 
 fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    // Handlers that stream seldom set any header: no lookup then.
+    if headers.is_empty() {
+        return None;
+    }
     headers
         .get(http::header::CONTENT_LENGTH)?
         .to_str()
@@ -83,28 +87,34 @@ where
 {
     type Output = Result<Response<ResponseBody<B>>, E>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
             KindProj::Inner { future, guard } => match ready!(future.poll(cx)) {
                 Ok(res) => {
                     let mut guard = guard.take();
-                    let mut head = false;
+                    let mut remaining = None;
                     if let Some(g) = guard.as_mut() {
                         g.response_head(res.status(), res.headers());
-                        head = g.head;
-                    }
-                    // The length to send, so the body knows when all of it is
-                    // out: servers stop polling there.
-                    let remaining = res
-                        .body()
-                        .size_hint()
-                        .exact()
-                        .or_else(|| content_length(res.headers()));
-                    if head || res.body().is_end_stream() || remaining == Some(0) {
-                        // Nothing will be polled from an empty body, nor sent for
-                        // a HEAD: the request ends here.
-                        if let Some(g) = guard.take() {
-                            g.finish(false);
+                        // The length to send, so the body knows when all of
+                        // it is out: servers stop polling there.
+                        let body = res.body();
+                        remaining = match body.size_hint().exact() {
+                            Some(n) => Some(n),
+                            None => content_length(res.headers()),
+                        };
+                        // Nothing will be polled from an empty body, nor sent
+                        // for a HEAD: the request ends here. A body with a
+                        // known length left is not at its end, so only one of
+                        // unknown length is asked.
+                        let ended = match remaining {
+                            Some(n) => n == 0,
+                            None => body.is_end_stream(),
+                        };
+                        if g.head || ended {
+                            if let Some(g) = guard.take() {
+                                g.finish(false);
+                            }
                         }
                     }
                     Poll::Ready(Ok(

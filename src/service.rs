@@ -11,6 +11,7 @@ use tower_service::Service;
 use crate::body::ResponseBody;
 use crate::endpoint;
 use crate::future::ResponseFuture;
+use crate::recorder::RequestGuard;
 use crate::state::Shared;
 
 /// Middleware that serves the status report on its path and records the
@@ -109,11 +110,15 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let path = req.uri().path();
         // An inlined prefix test first: most requests are not for us.
-        if path.starts_with(self.shared.config.path.as_str()) {
-            if let Some(route) = endpoint::route(path, &self.shared.config) {
+        if req
+            .uri()
+            .path()
+            .starts_with(self.shared.config.path.as_str())
+        {
+            if let Some(route) = endpoint::route(req.uri().path(), &self.shared.config) {
                 let (parts, _body) = req.into_parts();
                 return ResponseFuture::status(endpoint::respond(
                     Arc::clone(&self.shared),
@@ -122,7 +127,7 @@ where
                 ));
             }
         }
-        let mut guard = self.shared.recorder.start();
+        let mut guard = RequestGuard::start(self.shared.recorder.block());
         if self.shared.config.access.count_passthrough {
             self.shared.config.access.count_passthrough(req.headers());
         }

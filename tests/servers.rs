@@ -390,3 +390,58 @@ async fn a_sized_body_sent_whole_is_a_success() {
         assert_eq!(r.by_class.get("2xx"), Some(&sent), "{version:?} {r:?}");
     }
 }
+
+/// `HEAD` and `GET` to pass-through routes with bodies, the layer wrapped
+/// around the whole axum router (not `Router::layer`), over HTTP/1.1 and
+/// HTTP/2: each request is counted once in its class, none as aborted,
+/// whether the body is whole, streamed in frames, or left out for `HEAD`.
+#[tokio::test]
+async fn around_the_whole_router_head_and_get_count_in_their_class() {
+    use axum::response::IntoResponse;
+    use tower::ServiceExt;
+
+    let layer = StatusLayer::new();
+    let router = axum::Router::new()
+        .route("/", axum::routing::get(|| async { "hello" }))
+        .route(
+            "/stream",
+            axum::routing::get(|| async {
+                axum::body::Body::from_stream(futures_util::stream::iter(
+                    [&b"one "[..], b"two ", b"three"]
+                        .map(|b| Ok::<_, Infallible>(Bytes::from_static(b))),
+                ))
+            }),
+        );
+    let app = ServiceExt::<Request<Incoming>>::map_response(
+        layer.layer(router),
+        IntoResponse::into_response,
+    );
+    let addr = start_hyper(app).await;
+
+    let mut sent = 0;
+    for (client, version) in [
+        (http1_client(), Version::HTTP_11),
+        (http2_client(), Version::HTTP_2),
+    ] {
+        for (method, path, body) in [
+            (Method::HEAD, "/", ""),
+            (Method::HEAD, "/stream", ""),
+            (Method::GET, "/", "hello"),
+            (Method::GET, "/stream", "one two three"),
+        ] {
+            let res = fetch(&client, addr, method.clone(), path).await;
+            let what = format!("{method} {path} {version:?}");
+            assert_eq!(
+                (res.status, res.version),
+                (StatusCode::OK, version),
+                "{what}"
+            );
+            assert_eq!(res.body, body, "{what}");
+            sent += 1;
+            wait_for_total(&layer, sent).await;
+            let r = layer.clone().build().report().await.requests;
+            assert_eq!((r.total, r.aborted, r.errors), (sent, 0, 0), "{what} {r:?}");
+            assert_eq!(r.by_class.get("2xx"), Some(&sent), "{what} {r:?}");
+        }
+    }
+}

@@ -25,7 +25,8 @@ use std::sync::Arc;
 use http::StatusCode;
 
 pub(crate) use figures::{cumulative_histogram, latency_between, traffic};
-use shards::{Block, OUTCOMES};
+pub(crate) use shards::Block;
+use shards::OUTCOMES;
 pub(crate) use window::Window;
 
 /// Outcome slots 0..6 are the response classes (1xx .. 5xx, other).
@@ -144,18 +145,15 @@ impl Recorder {
     }
 
     /// Starts timing a passed-through request.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn start(&self) -> RequestGuard {
-        self.block.writer().start();
-        RequestGuard {
-            block: Some(self.block),
-            start: self.block.clock.raw(),
-            outcome: SERVICE_ERROR,
-            grpc: false,
-            error: false,
-            head: false,
-            complete: false,
-        }
+        RequestGuard::start(self.block)
+    }
+
+    /// The counters requests are recorded into.
+    #[inline]
+    pub(crate) fn block(&self) -> &'static Block {
+        self.block
     }
 
     /// Starts, once, a task that snapshots the window every tick, so the
@@ -230,8 +228,7 @@ impl Drop for Recorder {
 /// Times one passed-through request and records it exactly once: when it is
 /// finished explicitly, or as aborted when dropped before that.
 pub(crate) struct RequestGuard {
-    /// Taken when the request is recorded.
-    block: Option<&'static Block>,
+    block: &'static Block,
     /// Raw clock reading at the start.
     start: u64,
     /// Outcome slot: the response class once its head arrived.
@@ -242,12 +239,29 @@ pub(crate) struct RequestGuard {
     pub(crate) error: bool,
     /// The request is `HEAD`: its response has no body on the wire.
     pub(crate) head: bool,
-    /// Everything announced was sent: servers may drop the body without
-    /// polling its end, so dropping it now finishes the request.
-    pub(crate) complete: bool,
+    /// Everything announced was sent, or the body said it has ended:
+    /// servers may drop the body without polling its end, so dropping it
+    /// now finishes the request. Atomic because `Body::is_end_stream` sets
+    /// it through `&self` (a plain store: one writer at a time).
+    complete: AtomicBool,
 }
 
 impl RequestGuard {
+    /// Starts timing a passed-through request recorded into `block`.
+    #[inline]
+    pub(crate) fn start(block: &'static Block) -> Self {
+        block.writer().start();
+        RequestGuard {
+            block,
+            start: block.clock.raw(),
+            outcome: SERVICE_ERROR,
+            grpc: false,
+            error: false,
+            head: false,
+            complete: AtomicBool::new(false),
+        }
+    }
+
     /// Notes the response head; a 5xx or non-zero `grpc-status` is an error.
     #[inline]
     pub(crate) fn response_head(&mut self, status: StatusCode, headers: &http::HeaderMap) {
@@ -264,34 +278,40 @@ impl RequestGuard {
         }
     }
 
+    /// Everything was sent: dropping the guard from now on finishes the
+    /// request instead of aborting it.
+    #[inline]
+    pub(crate) fn mark_complete(&self) {
+        self.complete.store(true, Relaxed);
+    }
+
     /// Records the request as finished normally (or with an error); without
     /// a response head it is a service error.
     #[inline]
-    pub(crate) fn finish(mut self, error: bool) {
+    pub(crate) fn finish(self, error: bool) {
         self.record_finished(error);
         // Recorded: nothing is left for `Drop` to do.
         std::mem::forget(self);
     }
 
     #[inline]
-    fn record_finished(&mut self, error: bool) {
+    fn record_finished(&self, error: bool) {
         let error = error || self.error || self.outcome == SERVICE_ERROR;
         self.record(self.outcome, error);
     }
 
     #[inline]
-    fn record(&mut self, outcome: u8, error: bool) {
-        if let Some(block) = self.block.take() {
-            let ns = block.clock.delta_as_nanos(self.start, block.clock.raw());
-            block.writer().finish(usize::from(outcome), error, ns);
-        }
+    fn record(&self, outcome: u8, error: bool) {
+        let block = self.block;
+        let ns = block.clock.delta_as_nanos(self.start, block.clock.raw());
+        block.writer().finish(usize::from(outcome), error, ns);
     }
 }
 
 impl Drop for RequestGuard {
     fn drop(&mut self) {
-        // Only reached with the block still present when nobody called `finish`.
-        if self.complete {
+        // Only reached when nobody called `finish`.
+        if *self.complete.get_mut() {
             self.record_finished(false);
         } else {
             self.record(ABORTED, false);
@@ -299,10 +319,23 @@ impl Drop for RequestGuard {
     }
 }
 
+/// `grpc-status`, as a constant: looking it up by `&str` would parse and
+/// validate the name on every call.
+static GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
+
+#[inline]
 fn grpc_failed(headers: &http::HeaderMap) -> bool {
-    headers
-        .get("grpc-status")
-        .is_some_and(|v| v.as_bytes() != b"0")
+    let status = match headers.len() {
+        // Most gRPC response heads carry no headers of their own.
+        0 => None,
+        // Trailers are `grpc-status` and perhaps `grpc-message`: a scan
+        // of a few names is cheaper than hashing one.
+        1..=4 => headers
+            .iter()
+            .find_map(|(name, value)| (*name == GRPC_STATUS).then_some(value)),
+        _ => headers.get(&GRPC_STATUS),
+    };
+    status.is_some_and(|v| v.as_bytes() != b"0")
 }
 
 #[cfg(test)]
@@ -340,11 +373,11 @@ mod tests {
         let rec = Recorder::new();
         let mut g = rec.start();
         g.response_head(StatusCode::OK, &http::HeaderMap::new());
-        g.complete = true;
+        g.mark_complete();
         drop(g);
         let mut g = rec.start();
         g.response_head(StatusCode::BAD_GATEWAY, &http::HeaderMap::new());
-        g.complete = true;
+        g.mark_complete();
         drop(g);
         let s = rec.snapshot();
         assert_eq!((s.finished(), s.aborted(), s.errors), (2, 0, 1));
