@@ -25,7 +25,7 @@
 //! | `STATUS_API_KEY` | `dev-key` | the key that shows details, as `X-Api-Key: KEY` or `Authorization: Bearer KEY` (printable ASCII, no spaces) |
 //! | `DATABASE_ADDR` | unset: no `db` | `host:port` of the database: TCP check `db`, critical |
 //! | `CACHE_ADDR` | unset: no `cache` | `host:port` of the cache: TCP check `cache`, not critical (down only degrades) |
-//! | `POSTGRES_URL` | unset: no `postgres` | `postgres://user:password@host:port/db` (any libpq-style URL sqlx takes): check `postgres`, critical, through an sqlx pool of 10 connections (`POSTGRES_POOL_SIZE`), as the application's own would be; a saturated pool is `degraded` |
+//! | `POSTGRES_URL` | unset: no `postgres` | `postgres://user:password@host:port/db` (or `postgresql://`, with sqlx's query parameters such as `sslmode`): check `postgres`, critical, through an sqlx pool of 10 connections (`POSTGRES_POOL_SIZE`), as the application's own would be; a saturated pool is `degraded` |
 //! | `REDIS_URL` | unset: no `redis` | `redis://[:password@]host:port[/db]`: check `redis` (`PING` and `INFO`), not critical; a replica that lost its primary is `degraded` |
 //! | `SEARCH_ADDR` | unset: no `search` | `host:port` of the search engine: TCP check `search`, critical, depends on `db` (when `db` is configured) |
 //! | `CHECK_INTERVAL_MS` | `1000` | how often every check runs in the background (10 to 3600000), plus up to 10 % jitter |

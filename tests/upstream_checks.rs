@@ -585,6 +585,57 @@ async fn tls_expired_is_down_with_its_days() {
     assert!((-3.01..=-2.99).contains(&left), "{left}");
 }
 
+/// An intermediate CA valid from `from` to `until` from now, under `ca`;
+/// its certificate goes in the chain the server sends.
+fn intermediate(ca: &Ca, from: i64, until: i64) -> (Ca, CertificateDer<'static>) {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "Test Intermediate");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now + time::Duration::seconds(from);
+    params.not_after = now + time::Duration::seconds(until);
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &ca.issuer).unwrap();
+    let der = cert.der().clone();
+    (
+        Ca {
+            pem: cert.pem(),
+            issuer: Issuer::new(params, key),
+        },
+        der,
+    )
+}
+
+/// The leaf is within its dates, the intermediate it was issued by is
+/// not: the chain is not valid, and the leaf's own dates do not hide it.
+#[tokio::test]
+async fn tls_an_expired_intermediate_is_down() {
+    let ca = new_ca("Test CA");
+    let (expired, expired_der) = intermediate(&ca, -days(60), -days(1));
+    let mut chained = leaf(Some(&expired), NAME, -days(10), days(80));
+    chained.chain.push(expired_der);
+    let (_server, addr) = tls_server(&chained).await;
+    let result = tls_check(addr, &ca).check().await;
+    assert_eq!(result.status, Status::Down, "{result:?}");
+    assert!(error(&result).contains("not trusted"), "{result:?}");
+    assert!(days_left(&result) > 79.0, "{result:?}");
+
+    // The same chain with a valid intermediate is ok.
+    let (valid, valid_der) = intermediate(&ca, -days(60), days(300));
+    let mut chained = leaf(Some(&valid), NAME, -days(10), days(80));
+    chained.chain.push(valid_der);
+    let (_server, addr) = tls_server(&chained).await;
+    let result = tls_check(addr, &ca).check().await;
+    assert_eq!(result.status, Status::Ok, "{result:?}");
+}
+
 #[tokio::test]
 async fn tls_not_yet_valid_is_down() {
     let ca = new_ca("Test CA");

@@ -192,7 +192,8 @@ impl Check for HttpCheck {
                     ))
                 }
             };
-            let took = started.elapsed().as_secs_f64() * 1000.0;
+            // Milliseconds to the microsecond, as the other checks give them.
+            let took = (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
             let said = serde_json::from_slice::<Value>(&body).ok();
             let said_str = |key: &str| {
                 said.as_ref()

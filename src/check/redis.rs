@@ -401,7 +401,11 @@ impl RedisCheck {
         if let Some(invalid) = &self.invalid {
             return CheckResult::down(invalid.to_string());
         }
-        let deadline = Instant::now() + self.timeout;
+        // A timeout too large to add is as good as none.
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(self.timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365));
         let mut step = "connect";
         let outcome = tokio::time::timeout_at(deadline, self.probe(&mut step)).await;
         let mut result = match outcome {
@@ -584,7 +588,8 @@ impl<'a> Info<'a> {
                 details.insert("connected_replicas".into(), n.into());
             }
         }
-        if role == Some("slave") {
+        // `replica` from servers (Valkey, a renamed field) that say so.
+        if matches!(role, Some("slave" | "replica")) {
             problems.extend(self.replica(details));
         }
         problems

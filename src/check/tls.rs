@@ -82,8 +82,10 @@ pub struct TlsCheck {
     timeout: Duration,
     roots: RootCertStore,
     extra_roots: usize,
-    /// A bad server name or root certificate, reported by every run.
-    config_error: Option<String>,
+    /// A bad server name, reported by every run.
+    name_error: Option<String>,
+    /// A root certificate that could not be read, reported by every run.
+    root_error: Option<String>,
     /// Built on first run, once the roots are known.
     prepared: OnceLock<Result<Prepared, String>>,
 }
@@ -102,7 +104,8 @@ impl fmt::Debug for TlsCheck {
             .field("warn_within_days", &self.warn_within)
             .field("timeout", &self.timeout)
             .field("extra_roots", &self.extra_roots)
-            .field("config_error", &self.config_error)
+            .field("name_error", &self.name_error)
+            .field("root_error", &self.root_error)
             .finish_non_exhaustive()
     }
 }
@@ -139,10 +142,11 @@ impl TlsCheck {
             timeout: Duration::from_secs(1),
             roots: RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
             extra_roots: 0,
-            config_error: None,
+            name_error: None,
+            root_error: None,
             prepared: OnceLock::new(),
         };
-        check.config_error = check.name_error();
+        check.name_error = check.name_error();
         Ok(check)
     }
 
@@ -152,7 +156,7 @@ impl TlsCheck {
     #[must_use]
     pub fn server_name(mut self, name: impl Into<String>) -> Self {
         self.server_name = name.into();
-        self.config_error = self.name_error();
+        self.name_error = self.name_error();
         self
     }
 
@@ -210,7 +214,7 @@ impl TlsCheck {
             })
         });
         if let Err(e) = added {
-            self.config_error
+            self.root_error
                 .get_or_insert(format!("TlsCheck for {}: {e}", self.addr));
         }
         self.prepared = OnceLock::new();
@@ -258,8 +262,13 @@ impl TlsCheck {
     }
 
     async fn run(&self) -> CheckResult {
-        if let Some(e) = &self.config_error {
-            return CheckResult::down(e.clone());
+        let bad_settings: Vec<&str> = [&self.name_error, &self.root_error]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        if !bad_settings.is_empty() {
+            return CheckResult::down(bad_settings.join("; "));
         }
         let prepared = match self.prepared() {
             Ok(p) => p,
@@ -375,7 +384,11 @@ impl TlsCheck {
         // verified again within them, the chain and the name get their own
         // verdict.
         let trust = match seen.verdict {
-            Err(rustls::Error::InvalidCertificate(ref e)) if is_about_time(e) => {
+            // Only when the leaf itself is out of its dates: an expired
+            // intermediate under a leaf within them stays a failure.
+            Err(rustls::Error::InvalidCertificate(ref e))
+                if is_about_time(e) && (left < 0.0 || now_secs < not_before.as_secs_f64()) =>
+            {
                 let middle = (not_before + not_after) / 2;
                 verifier
                     .verify_server_cert(
@@ -633,6 +646,12 @@ mod tests {
         let empty_pem = TlsCheck::new("127.0.0.1:1")
             .unwrap()
             .root_certificate("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n");
-        assert!(empty_pem.config_error.is_some(), "{empty_pem:?}");
+        assert!(empty_pem.root_error.is_some(), "{empty_pem:?}");
+        // A server name set afterwards does not hide the bad root.
+        let both = empty_pem.server_name("not a name!");
+        assert!(
+            both.root_error.is_some() && both.name_error.is_some(),
+            "{both:?}"
+        );
     }
 }

@@ -85,10 +85,23 @@ impl Server {
     /// Stops it at once (SIGKILL to the server and its children).
     pub fn stop(&mut self) {
         if let Some(mut process) = self.process.take() {
+            let mut gone = Vec::new();
             if let Some(pid) = process.id() {
+                gone = children(pid);
                 signal_tree(pid, "KILL");
             }
             process.kill();
+            // A killed backend may still hold the old shared memory for a
+            // moment: a restart before it is gone is refused by PostgreSQL.
+            let deadline = std::time::Instant::now() + START_WITHIN;
+            while gone.iter().any(|&pid| alive(pid)) {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{:?}: processes {gone:?} still alive {START_WITHIN:?} after SIGKILL",
+                    self.kind
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
     }
 
@@ -363,6 +376,16 @@ fn children(pid: u32) -> Vec<u32> {
 
 /// `sig` to `pid`, stopped first so that it forks no child meanwhile, then
 /// to its children.
+/// Whether `pid` still runs: neither gone nor a zombie (which holds no
+/// memory; in a container nobody may ever reap it).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X")
+    })
+}
+
 fn signal_tree(pid: u32, sig: &str) {
     signal(pid, "STOP");
     for child in children(pid) {

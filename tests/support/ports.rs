@@ -19,27 +19,42 @@ use std::net::{Ipv4Addr, TcpListener};
 /// How many ports a harness tries before its server is said not to start.
 pub const START_ATTEMPTS: usize = 8;
 
-/// The low end of the ephemeral range (32768 when it cannot be read).
-fn ephemeral_low() -> u16 {
+/// The kernel's ephemeral range (32768..=60999 when it cannot be read).
+fn ephemeral_range() -> (u16, u16) {
     std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(32768)
+        .and_then(|s| {
+            let mut ends = s.split_whitespace().map(str::parse::<u16>);
+            Some((ends.next()?.ok()?, ends.next()?.ok()?))
+        })
+        .unwrap_or((32768, 60999))
 }
 
 /// A loopback port outside the ephemeral range that nothing listens on
-/// right now.
+/// right now: below the range (from 10000), or above it when the range
+/// starts too low to leave 1000 ports below.
 ///
 /// # Panics
 ///
-/// When no such port is found in 1000 tries.
+/// When the ephemeral range leaves no 1000 ports outside it, or no free
+/// one is found in 1000 tries.
 pub fn port_outside_ephemeral_range() -> u16 {
-    let high = ephemeral_low().saturating_sub(1).max(10_001);
+    let (low, high) = ephemeral_range();
+    let outside = if low >= 11_000 {
+        10_000..low
+    } else if high <= 64_535 {
+        high + 1..u16::MAX
+    } else {
+        panic!(
+            "the ephemeral port range {low}-{high} leaves no 1000 ports outside it \
+             for the test servers that cannot bind port 0"
+        )
+    };
     for _ in 0..1000 {
-        let port = fastrand::u16(10_000..high);
+        let port = fastrand::u16(outside.clone());
         if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
             return port;
         }
     }
-    panic!("no free loopback port below the ephemeral range in 1000 tries");
+    panic!("no free loopback port in {outside:?} (outside the ephemeral range) in 1000 tries");
 }
