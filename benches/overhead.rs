@@ -44,9 +44,8 @@
 //! Every request is driven as axum drives a route's service: the service is
 //! cloned, `oneshot` (`poll_ready` + `call`) is polled to its response,
 //! and the response body is polled frame by frame until it ends. Two
-//! drivers: `noop` polls by hand with a no-op waker (futures'
-//! `noop_waker_ref()`, as `std::task::Waker::noop()`; everything is ready
-//! at once, so no runtime is measured); `tokio` awaits the same requests
+//! drivers: `noop` polls by hand with `std::task::Waker::noop()`
+//! (everything is ready at once, so no runtime is measured); `tokio` awaits the same requests
 //! in a task of a current-thread tokio runtime.
 //!
 //! Two measurements:
@@ -103,14 +102,11 @@ const BODY: &[u8] = b"Hello, World!";
 // Driver: the same for every variant.
 
 /// Polls `fut` to completion with a no-op waker; every future here is
-/// ready at its first poll, so this never spins in practice. The waker is
-/// futures' `noop_waker_ref()`, the same static no-op waker as
-/// `std::task::Waker::noop()`, which needs Rust 1.85 (the crate's MSRV is
-/// 1.82).
+/// ready at its first poll, so this never spins in practice.
 #[inline(always)]
 fn block_on<F: Future>(fut: F) -> F::Output {
     let mut fut = pin!(fut);
-    let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+    let mut cx = Context::from_waker(std::task::Waker::noop());
     loop {
         if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
             return out;
