@@ -7,6 +7,8 @@
 //! Every wait is bounded.
 
 mod common;
+#[path = "support/logs.rs"]
+mod logs;
 #[path = "support/ports.rs"]
 mod ports;
 #[path = "support/process.rs"]
@@ -14,12 +16,11 @@ mod process;
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::{component, fetch, http1_client, serve_hello};
 use http::Method;
+use logs::Logged;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis_server::{secret, RedisServer};
 use serde_json::Value;
@@ -35,44 +36,9 @@ const SETTLE: Duration = Duration::from_secs(30);
 
 // ------------------------------------------------------------ captured logs
 
-/// Everything logged through `tracing` by this test binary.
-#[derive(Clone, Default)]
-struct Logged(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logged {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logged {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
-    }
-}
-
-/// The log of the whole binary: one global subscriber, as checks run on
-/// runtime worker threads and background tasks.
+/// The log of the whole binary.
 fn logged() -> &'static Logged {
-    static LOGGED: OnceLock<Logged> = OnceLock::new();
-    LOGGED.get_or_init(|| {
-        let logged = Logged::default();
-        let writer = logged.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
-        logged
-    })
+    Logged::global()
 }
 
 /// Fails when `password` is in any of `texts` or in the log.

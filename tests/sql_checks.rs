@@ -9,13 +9,13 @@
 mod common;
 #[path = "support/databases.rs"]
 mod databases;
+#[path = "support/logs.rs"]
+mod logs;
 #[path = "support/ports.rs"]
 mod ports;
 #[path = "support/process.rs"]
 mod process;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::{component, fetch, http1_client, serve_hello};
@@ -113,38 +113,8 @@ where
 // ---------------------------------------------------------------- secrets
 
 /// Everything logged through `tracing` by this test binary.
-fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&buf);
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || Sink(Arc::clone(&sink)))
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("one subscriber");
-        buf
-    })
-}
-
-struct Sink(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Sink {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 fn logged() -> String {
-    String::from_utf8_lossy(&logs().lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+    logs::Logged::global().text()
 }
 
 /// Fails when `text` (shown as `what`) holds `secret`.
@@ -192,7 +162,7 @@ async fn ok_saturated_and_misconfigured<DB: Db>()
 where
     SqlCheck<DB>: Check,
 {
-    let _ = logs();
+    let _ = logs::Logged::global();
     let server = start::<DB>().await;
     let secret = server.password().to_owned();
     let pool = pool::<DB>(&server, 2);
@@ -317,7 +287,7 @@ async fn ok_down_ok_through_a_layer<DB: Db>()
 where
     SqlCheck<DB>: Check,
 {
-    let _ = logs();
+    let _ = logs::Logged::global();
     let mut server = start::<DB>().await;
     let secret = server.password().to_owned();
     let timeout = Duration::from_secs(1);
@@ -392,7 +362,7 @@ async fn hung_server_and_dropped_run<DB: Db>()
 where
     SqlCheck<DB>: Check,
 {
-    let _ = logs();
+    let _ = logs::Logged::global();
     let server = start::<DB>().await;
     let secret = server.password().to_owned();
     let timeout = Duration::from_secs(1);

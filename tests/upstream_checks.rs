@@ -6,14 +6,17 @@
 //! Every server binds 127.0.0.1:0; every wait is bounded.
 
 mod common;
+#[path = "support/logs.rs"]
+mod logs;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{component, fetch, http1_client, serve_hello, STEP};
 use http::Method;
+use logs::Logged;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::Value;
@@ -78,26 +81,6 @@ async fn status_until(
             "{name} not {status} within {within:?}: {report}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Events written by the `tracing` subscriber installed for a test.
-#[derive(Clone, Default)]
-struct Logged(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logged {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logged {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 }
 
@@ -326,15 +309,8 @@ async fn grpc_nothing_listening_is_down() {
 #[tokio::test(flavor = "current_thread")]
 async fn grpc_ok_down_ok_through_a_layer() {
     let logged = Logged::default();
-    let writer = logged.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .without_time()
-        .with_max_level(tracing::Level::TRACE)
-        .finish();
     // Current-thread runtime: the background check logs under it.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let _guard = tracing::subscriber::set_default(logged.subscriber());
 
     let (listener, addr) = bind().await;
     let (server, _reporter) = GrpcServer::health(&listener);
