@@ -97,19 +97,16 @@ where
                 guard,
                 remaining,
             } => {
-                // Looked at in place and returned as is: the frame is not
-                // moved through the wrapper (a copy per frame costs more
-                // than everything else here).
-                let poll = body.poll_frame(cx);
-                let Poll::Ready(frame) = &poll else {
-                    return poll;
-                };
+                // Recorded already: a plain forward.
                 let Some(g) = guard.as_mut() else {
-                    return poll;
+                    return body.poll_frame(cx);
                 };
-                match frame {
-                    Some(Ok(f)) => {
-                        if let Some(data) = f.data_ref() {
+                // Each case is rebuilt from its parts rather than the frame
+                // moved whole: a data frame is then a few words copied, not
+                // the size of a trailers map.
+                match body.poll_frame(cx) {
+                    Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                        Ok(data) => {
                             if let Some(left) = remaining {
                                 *left = left.saturating_sub(data.len() as u64);
                                 // All announced bytes are out: h1 drops the
@@ -119,29 +116,36 @@ where
                                     g.mark_complete();
                                 }
                             }
-                        } else if let Some(trailers) = f.trailers_ref() {
-                            // Trailers are always last: servers may stop here.
-                            g.trailers(trailers);
-                            if let Some(g) = guard.take() {
-                                g.finish(false);
-                            }
+                            // Whether the body has ended is asked by the
+                            // server after each frame, through
+                            // `is_end_stream` below, which notes it.
+                            Poll::Ready(Some(Ok(Frame::data(data))))
                         }
-                        // Whether the body has ended is asked by the server
-                        // after each frame, through `is_end_stream` below,
-                        // which notes it: not asked twice here.
-                    }
-                    Some(Err(_)) => {
+                        Err(frame) => {
+                            if let Some(trailers) = frame.trailers_ref() {
+                                // Trailers are always last: servers may stop here.
+                                g.trailers(trailers);
+                                if let Some(g) = guard.take() {
+                                    g.finish(false);
+                                }
+                            }
+                            Poll::Ready(Some(Ok(frame)))
+                        }
+                    },
+                    Poll::Ready(Some(Err(err))) => {
                         if let Some(g) = guard.take() {
                             g.finish(true);
                         }
+                        Poll::Ready(Some(Err(err)))
                     }
-                    None => {
+                    Poll::Ready(None) => {
                         if let Some(g) = guard.take() {
                             g.finish(false);
                         }
+                        Poll::Ready(None)
                     }
+                    Poll::Pending => Poll::Pending,
                 }
-                poll
             }
             KindProj::Status { body } => Pin::new(&mut **body)
                 .poll_frame(cx)

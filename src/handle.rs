@@ -65,7 +65,7 @@ impl<S> Layer<S> for StatusHandle {
     type Service = StatusService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        StatusService::new(inner, Arc::clone(&self.shared))
+        StatusService::new(inner, &self.shared)
     }
 }
 

@@ -1,6 +1,6 @@
 //! [`StatusService`]: answers the status path, times everything else.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -11,7 +11,7 @@ use tower_service::Service;
 use crate::body::ResponseBody;
 use crate::endpoint;
 use crate::future::ResponseFuture;
-use crate::recorder::RequestGuard;
+use crate::recorder::{Keep, Lease, RequestGuard};
 use crate::state::Shared;
 
 /// Middleware that serves the status report on its path and records the
@@ -54,12 +54,29 @@ use crate::state::Shared;
 /// ```
 pub struct StatusService<S> {
     inner: S,
-    shared: Arc<Shared>,
+    /// The status path, tested on every request.
+    path: &'static str,
+    /// Pass-through requests count against their callers' budgets.
+    count_passthrough: bool,
+    /// Where requests are recorded, keeping the layer's state alive
+    /// without a shared reference count (see [`Lease`]).
+    lease: Lease,
 }
 
 impl<S> StatusService<S> {
-    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
-        Self { inner, shared }
+    pub(crate) fn new(inner: S, shared: &Arc<Shared>) -> Self {
+        let keep: Keep = Arc::clone(shared) as Keep;
+        Self {
+            inner,
+            path: intern(&shared.config.path),
+            count_passthrough: shared.config.access.count_passthrough,
+            lease: shared.recorder.lease(&keep),
+        }
+    }
+
+    /// The layer's state (cold path: a lock and a reference count).
+    fn shared(&self) -> Option<Arc<Shared>> {
+        self.lease.keep()?.downcast::<Shared>().ok()
     }
 
     /// The wrapped service.
@@ -79,19 +96,36 @@ impl<S> StatusService<S> {
 }
 
 impl<S: Clone> Clone for StatusService<S> {
+    #[inline]
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            shared: Arc::clone(&self.shared),
+            path: self.path,
+            count_passthrough: self.count_passthrough,
+            lease: self.lease.clone(),
         }
     }
+}
+
+/// The status path as a `&'static str`, copied into every service: each
+/// distinct path is leaked once for the process, so building layers again
+/// and again takes no more memory.
+fn intern(path: &str) -> &'static str {
+    static PATHS: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+    let mut paths = PATHS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(known) = paths.iter().find(|p| **p == path) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(path.to_owned().into_boxed_str());
+    paths.push(leaked);
+    leaked
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for StatusService<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StatusService")
             .field("inner", &self.inner)
-            .field("path", &self.shared.config.path)
+            .field("path", &self.path)
             .finish_non_exhaustive()
     }
 }
@@ -113,23 +147,19 @@ where
     #[inline]
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         // An inlined prefix test first: most requests are not for us.
-        if req
-            .uri()
-            .path()
-            .starts_with(self.shared.config.path.as_str())
-        {
-            if let Some(route) = endpoint::route(req.uri().path(), &self.shared.config) {
-                let (parts, _body) = req.into_parts();
-                return ResponseFuture::status(endpoint::respond(
-                    Arc::clone(&self.shared),
-                    route,
-                    parts,
-                ));
+        if req.uri().path().starts_with(self.path) {
+            if let Some(shared) = self.shared() {
+                if let Some(route) = endpoint::route(req.uri().path(), &shared.config) {
+                    let (parts, _body) = req.into_parts();
+                    return ResponseFuture::status(endpoint::respond(shared, route, parts));
+                }
             }
         }
-        let mut guard = RequestGuard::start(self.shared.recorder.block());
-        if self.shared.config.access.count_passthrough {
-            self.shared.config.access.count_passthrough(req.headers());
+        let mut guard = RequestGuard::start(self.lease.block());
+        if self.count_passthrough {
+            if let Some(shared) = self.shared() {
+                shared.config.access.count_passthrough(req.headers());
+            }
         }
         // Only POSTs can be gRPC: other requests skip the header lookup.
         if req.method() == Method::POST {

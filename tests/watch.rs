@@ -101,6 +101,42 @@ async fn a_subscription_ends_with_the_layer() {
 }
 
 #[tokio::test]
+async fn services_keep_the_layer_alive_and_it_ends_with_the_last_of_them() {
+    use tower::{Layer, ServiceExt};
+    let handle = db_layer(&flag(), &counter()).build();
+    let mut watch = handle.subscribe();
+    bounded("first", watch.changed()).await.expect("alive");
+    let svc = handle.layer(tower::service_fn(|_req: Request<Full<Bytes>>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from("hi"))))
+    }));
+    let clones: Vec<_> = (0..3).map(|_| svc.clone()).collect();
+    drop(handle);
+
+    // Only services hold the layer now: it keeps serving and evaluating.
+    let quiet = tokio::time::timeout(Duration::from_millis(1_500), watch.changed()).await;
+    assert!(
+        quiet.is_err(),
+        "the layer ended with services alive: {quiet:?}"
+    );
+    for svc in &clones {
+        let req = Request::get("/status").body(Full::default()).unwrap();
+        let res = bounded("status", svc.clone().oneshot(req)).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+
+    // Dropped on other threads too: the layer ends once the last is gone.
+    std::thread::spawn(move || drop(clones)).join().unwrap();
+    let quiet = tokio::time::timeout(Duration::from_millis(1_500), watch.changed()).await;
+    assert!(
+        quiet.is_err(),
+        "the layer ended with a service alive: {quiet:?}"
+    );
+    drop(svc);
+    let end = bounded("end once no service is left", watch.changed()).await;
+    assert_eq!(end, None);
+}
+
+#[tokio::test]
 async fn a_later_subscriber_gets_the_current_status_first() {
     let layer = db_layer(&flag(), &counter());
     let mut early = layer.clone().build().subscribe();

@@ -25,9 +25,13 @@ use std::sync::Arc;
 use http::StatusCode;
 
 pub(crate) use figures::{cumulative_histogram, latency_between, traffic};
-pub(crate) use shards::Block;
 use shards::OUTCOMES;
+pub(crate) use shards::{Block, Keep, Lease};
 pub(crate) use window::Window;
+
+/// How often a layer's state is checked for services left, once all of its
+/// handles are gone.
+pub(crate) const REAP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Outcome slots 0..6 are the response classes (1xx .. 5xx, other).
 const SERVICE_ERROR: u8 = 6;
@@ -150,12 +154,6 @@ impl Recorder {
         RequestGuard::start(self.block)
     }
 
-    /// The counters requests are recorded into.
-    #[inline]
-    pub(crate) fn block(&self) -> &'static Block {
-        self.block
-    }
-
     /// Starts, once, a task that snapshots the window every tick, so the
     /// window stays about a minute long however rarely the status is read.
     /// Needs a tokio runtime with timers; without one, readers' own
@@ -176,6 +174,31 @@ impl Recorder {
                 .advance_with(std::time::Instant::now(), &snapshot, |_, _| ());
             std::future::ready(std::ops::ControlFlow::Continue(()))
         });
+    }
+
+    /// A lease for a new service, keeping `keep` (the layer's state) alive
+    /// while any service holds one. On a tokio runtime, a task checks every
+    /// [`REAP_EVERY`] whether the last lease is gone and lets `keep` go;
+    /// without one, building the next layer does.
+    pub(crate) fn lease(self: &Arc<Self>, keep: &Keep) -> Lease {
+        let (lease, installed) = self.block.lease(keep);
+        if installed {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                crate::ticker::spawn(&runtime, REAP_EVERY, Arc::downgrade(self), |recorder| {
+                    let reaped = recorder.block.reap();
+                    let flow = if reaped.is_some() {
+                        std::ops::ControlFlow::Break(())
+                    } else {
+                        std::ops::ControlFlow::Continue(())
+                    };
+                    // The recorder first: dropping the state may free it.
+                    drop(recorder);
+                    drop(reaped);
+                    std::future::ready(flow)
+                });
+            }
+        }
+        lease
     }
 
     pub(crate) fn count_status_request(&self) {

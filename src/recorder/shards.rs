@@ -16,9 +16,10 @@
 //! Memory is bounded by the most recorders alive (or still finishing
 //! requests) at once, never by traffic.
 
+use std::any::Any;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use super::histogram;
 
@@ -40,6 +41,9 @@ pub(crate) struct Shard {
     pub(crate) sum_ns: AtomicU64,
     pub(crate) max_ns: AtomicU64,
     pub(crate) buckets: [AtomicU64; histogram::BUCKETS],
+    /// Leases (services) made and ended by this shard's writer.
+    leases_made: AtomicU64,
+    leases_ended: AtomicU64,
 }
 
 impl Shard {
@@ -51,14 +55,23 @@ impl Shard {
             sum_ns: AtomicU64::new(0),
             max_ns: AtomicU64::new(0),
             buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            leases_made: AtomicU64::new(0),
+            leases_ended: AtomicU64::new(0),
         }
     }
 
     fn counters(&self) -> impl Iterator<Item = &AtomicU64> {
-        [&self.started, &self.errors, &self.sum_ns, &self.max_ns]
-            .into_iter()
-            .chain(&self.outcomes)
-            .chain(&self.buckets)
+        [
+            &self.started,
+            &self.errors,
+            &self.sum_ns,
+            &self.max_ns,
+            &self.leases_made,
+            &self.leases_ended,
+        ]
+        .into_iter()
+        .chain(&self.outcomes)
+        .chain(&self.buckets)
     }
 }
 
@@ -106,18 +119,36 @@ impl Writer<'_> {
         }
         self.add(&s.outcomes[outcome], 1, Ordering::Release);
     }
+
+    #[inline]
+    fn lease_made(self) {
+        // Release: a reaper that sees a lease end sees the leases made
+        // before it (see `Block::reap`).
+        self.add(&self.shard.leases_made, 1, Ordering::Release);
+    }
+
+    #[inline]
+    fn lease_ended(self) {
+        self.add(&self.shard.leases_ended, 1, Ordering::Release);
+    }
 }
+
+/// What a block's leases keep alive: the layer state they serve.
+pub(crate) type Keep = Arc<dyn Any + Send + Sync>;
 
 /// The counters of one recorder, with the clock that times its requests.
 pub(crate) struct Block {
     pub(crate) clock: quanta::Clock,
     shards: Box<[Shard]>,
     spill: Shard,
+    /// Held for the block's leases while any is alive; taken by [`reap`](Self::reap).
+    keep: Mutex<Option<Keep>>,
 }
 
 impl Block {
     fn new() -> Self {
         Self {
+            keep: Mutex::new(None),
             clock: quanta::Clock::new(),
             shards: (0..slot_count()).map(|_| Shard::new()).collect(),
             spill: Shard::new(),
@@ -172,6 +203,91 @@ impl Block {
             counter.store(0, Ordering::Relaxed);
         }
     }
+
+    fn keep(&self) -> std::sync::MutexGuard<'_, Option<Keep>> {
+        // An `Option` is valid whatever a panicking holder did.
+        self.keep.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A first lease on this block, keeping `keep` alive until the last
+    /// lease is gone and [`reap`](Self::reap) finds it so. Returns the
+    /// lease and whether `keep` was installed now (nobody held it).
+    pub(crate) fn lease(&'static self, keep: &Keep) -> (Lease, bool) {
+        let mut held = self.keep();
+        // Counted under the lock, so a reaper (which takes it too) either
+        // sees this lease or runs before it and leaves `keep` for us.
+        self.writer().lease_made();
+        let installed = held.is_none();
+        if installed {
+            *held = Some(Arc::clone(keep));
+        }
+        (Lease { block: self }, installed)
+    }
+
+    /// Leases alive now; exact when none is made or ended meanwhile.
+    fn leases(&self) -> u64 {
+        // Ends first: every lease whose end is seen was made before it, and
+        // its making is then seen too (release/acquire through the end's
+        // store), so a live lease can never be read as gone. Makes read
+        // later can only be larger.
+        let ended: u64 = self
+            .shards()
+            .map(|s| s.leases_ended.load(Ordering::Acquire))
+            .sum();
+        let made: u64 = self
+            .shards()
+            .map(|s| s.leases_made.load(Ordering::Acquire))
+            .sum();
+        made.wrapping_sub(ended)
+    }
+
+    /// Takes what the leases kept alive once no lease is left, for the
+    /// caller to drop (outside any lock: dropping it may release this block).
+    pub(crate) fn reap(&self) -> Option<Keep> {
+        let mut held = self.keep();
+        if held.is_some() && self.leases() == 0 {
+            held.take()
+        } else {
+            None
+        }
+    }
+}
+
+/// A counted reference to a [`Block`] and what it keeps alive, held by
+/// every service a layer makes. Cloning and dropping one write a counter
+/// of the calling thread's own shard: no shared atomic, so threads cloning
+/// services per request never contend (an `Arc` would bounce its count
+/// between their cores).
+pub(crate) struct Lease {
+    block: &'static Block,
+}
+
+impl Lease {
+    /// The counters requests are recorded into.
+    #[inline]
+    pub(crate) fn block(&self) -> &'static Block {
+        self.block
+    }
+
+    /// What the block keeps alive for its leases (cold path: a lock).
+    pub(crate) fn keep(&self) -> Option<Keep> {
+        self.block.keep().clone()
+    }
+}
+
+impl Clone for Lease {
+    #[inline]
+    fn clone(&self) -> Self {
+        self.block.writer().lease_made();
+        Lease { block: self.block }
+    }
+}
+
+impl Drop for Lease {
+    #[inline]
+    fn drop(&mut self) {
+        self.block.writer().lease_ended();
+    }
 }
 
 /// Blocks of dropped recorders: zeroed ones ready for reuse, and those
@@ -179,11 +295,14 @@ impl Block {
 struct Pool {
     free: Vec<&'static Block>,
     draining: Vec<&'static Block>,
+    /// Blocks of live recorders, whose leases may all be gone.
+    in_use: Vec<&'static Block>,
 }
 
 static POOL: Mutex<Pool> = Mutex::new(Pool {
     free: Vec::new(),
     draining: Vec::new(),
+    in_use: Vec::new(),
 });
 
 fn pool() -> std::sync::MutexGuard<'static, Pool> {
@@ -193,7 +312,24 @@ fn pool() -> std::sync::MutexGuard<'static, Pool> {
 
 /// A zeroed block for a new recorder.
 pub(crate) fn acquire() -> &'static Block {
+    let reaped = reap_all();
+    // Dropped outside the pool's lock: their recorders give blocks back.
+    drop(reaped);
     let mut pool = pool();
+    let block = take_free(&mut pool).unwrap_or_else(|| Box::leak(Box::new(Block::new())));
+    pool.in_use.push(block);
+    block
+}
+
+/// Takes what every block in use keeps for leases that are all gone: a
+/// layer whose services were all dropped outside a runtime (no reaper task)
+/// is freed when the next one is built.
+pub(crate) fn reap_all() -> Vec<Keep> {
+    let pool = pool();
+    pool.in_use.iter().filter_map(|b| b.reap()).collect()
+}
+
+fn take_free(pool: &mut Pool) -> Option<&'static Block> {
     let mut i = 0;
     while i < pool.draining.len() {
         if pool.draining[i].quiescent() {
@@ -204,16 +340,15 @@ pub(crate) fn acquire() -> &'static Block {
             i += 1;
         }
     }
-    if let Some(block) = pool.free.pop() {
-        return block;
-    }
-    drop(pool);
-    Box::leak(Box::new(Block::new()))
+    pool.free.pop()
 }
 
 /// Gives back the block of a dropped recorder.
 pub(crate) fn release(block: &'static Block) {
     let mut pool = pool();
+    if let Some(i) = pool.in_use.iter().position(|b| std::ptr::eq(*b, block)) {
+        pool.in_use.swap_remove(i);
+    }
     if block.quiescent() {
         block.reset();
         pool.free.push(block);
@@ -288,6 +423,101 @@ fn claim() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fresh_block() -> &'static Block {
+        Box::leak(Box::new(Block::new()))
+    }
+
+    #[test]
+    fn the_kept_value_goes_with_the_last_lease() {
+        let block = fresh_block();
+        let keep: Keep = Arc::new(7_u32);
+        let (first, installed) = block.lease(&keep);
+        assert!(installed);
+        let clones: Vec<Lease> = (0..3).map(|_| first.clone()).collect();
+        assert_eq!(block.leases(), 4);
+        assert!(block.reap().is_none(), "leases are alive");
+        drop(clones);
+        assert!(block.reap().is_none(), "one lease is alive");
+        // Another lease while one is alive keeps the value it found.
+        let (second, installed) = block.lease(&(Arc::new(8_u32) as Keep));
+        assert!(!installed);
+        assert_eq!(
+            second.keep().unwrap().downcast::<u32>().unwrap(),
+            Arc::new(7)
+        );
+        drop((first, second));
+        let reaped = block.reap().expect("no lease left");
+        assert_eq!(reaped.downcast::<u32>().unwrap(), Arc::new(7));
+        assert!(block.reap().is_none(), "taken once");
+        // A lease after reaping installs its value again.
+        let (again, installed) = block.lease(&keep);
+        assert!(installed);
+        drop(again);
+        assert!(block.reap().is_some());
+    }
+
+    #[test]
+    fn leases_cloned_and_dropped_across_threads_are_never_reaped_early() {
+        // Threads (more than slots, so some use the spill shard) clone the
+        // root lease and drop the clones on other threads, while a reaper
+        // keeps checking: as long as the root lives nothing is taken.
+        let block = fresh_block();
+        let (root, _) = block.lease(&(Arc::new(()) as Keep));
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let reaper = s.spawn(|| {
+                let mut checks = 0_u64;
+                while !stop.load(Ordering::Acquire) {
+                    assert!(block.reap().is_none(), "reaped while a lease lived");
+                    checks += 1;
+                }
+                checks
+            });
+            let (tx, rx) = std::sync::mpsc::channel::<Lease>();
+            let dropper = s.spawn(move || rx.into_iter().count());
+            let makers: Vec<_> = (0..MAX_SLOTS + 4)
+                .map(|_| {
+                    let tx = tx.clone();
+                    let root = &root;
+                    s.spawn(move || {
+                        for i in 0..2_000 {
+                            let lease = root.clone();
+                            if i % 2 == 0 {
+                                tx.send(lease).unwrap();
+                            } else {
+                                drop(lease.clone());
+                            }
+                        }
+                    })
+                })
+                .collect();
+            drop(tx);
+            for m in makers {
+                m.join().unwrap();
+            }
+            assert_eq!(dropper.join().unwrap(), (MAX_SLOTS + 4) * 1_000);
+            stop.store(true, Ordering::Release);
+            assert!(reaper.join().unwrap() > 0);
+        });
+        assert_eq!(block.leases(), 1);
+        drop(root);
+        assert_eq!(block.leases(), 0);
+        assert!(block.reap().is_some());
+    }
+
+    #[test]
+    fn building_a_layer_reaps_those_whose_leases_are_gone() {
+        let block = acquire();
+        let keep: Keep = Arc::new(1_u8);
+        let (lease, _) = block.lease(&keep);
+        drop(lease);
+        // Nothing runs a reaper task here: the next acquire frees it.
+        let next = acquire();
+        assert_eq!(Arc::strong_count(&keep), 1, "the block let its value go");
+        release(next);
+        release(block);
+    }
 
     #[test]
     fn threads_release_their_slots() {
