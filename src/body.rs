@@ -86,7 +86,7 @@ where
     type Data = Bytes;
     type Error = B::Error;
 
-    #[inline]
+    #[inline(always)]
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -125,23 +125,17 @@ where
                             if let Some(trailers) = frame.trailers_ref() {
                                 // Trailers are always last: servers may stop here.
                                 g.trailers(trailers);
-                                if let Some(g) = guard.take() {
-                                    g.finish(false);
-                                }
+                                RequestGuard::finish_in(guard, false);
                             }
                             Poll::Ready(Some(Ok(frame)))
                         }
                     },
                     Poll::Ready(Some(Err(err))) => {
-                        if let Some(g) = guard.take() {
-                            g.finish(true);
-                        }
+                        RequestGuard::finish_in(guard, true);
                         Poll::Ready(Some(Err(err)))
                     }
                     Poll::Ready(None) => {
-                        if let Some(g) = guard.take() {
-                            g.finish(false);
-                        }
+                        RequestGuard::finish_in(guard, false);
                         Poll::Ready(None)
                     }
                     Poll::Pending => Poll::Pending,

@@ -317,6 +317,17 @@ impl RequestGuard {
         std::mem::forget(self);
     }
 
+    /// Finishes the guard in `slot`, if any, leaving `None`. Out of line:
+    /// it runs once per request, and keeping it out of the future's `poll`
+    /// and the body's `poll_frame` keeps theirs small (the guard is not
+    /// moved to be passed by value).
+    #[inline(never)]
+    pub(crate) fn finish_in(slot: &mut Option<Self>, error: bool) {
+        if let Some(g) = slot.take() {
+            g.finish(error);
+        }
+    }
+
     #[inline]
     fn record_finished(&self, error: bool) {
         let error = error || self.error || self.outcome == SERVICE_ERROR;
