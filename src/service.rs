@@ -1,6 +1,6 @@
 //! [`StatusService`]: answers the status path, times everything else.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -11,13 +11,21 @@ use tower_service::Service;
 use crate::body::ResponseBody;
 use crate::endpoint;
 use crate::future::ResponseFuture;
-use crate::recorder::{Keep, Lease, RequestGuard};
+use crate::recorder::{self, Keep, Lease, RequestGuard, REAP_EVERY};
 use crate::state::Shared;
 
 /// Middleware that serves the status report on its path and records the
 /// traffic of every other request it passes to `S`.
 ///
 /// Built by [`StatusLayer`](crate::StatusLayer).
+///
+/// Cloning a service (axum and tonic clone it for every request) writes
+/// one counter of the calling thread's own shard and copies a few words:
+/// there is no shared reference count for cores to contend on. The
+/// layer's state (checks, their background runs, the watcher) lives while
+/// any service made from it or any [`StatusHandle`](crate::StatusHandle)
+/// does; after the last one is dropped it is let go within about a second
+/// on a tokio runtime, or else when the next layer is built.
 ///
 /// `poll_ready` is forwarded to the wrapped service, since the next request
 /// may pass through. Routers (axum, tonic) are always ready; if the wrapped
@@ -56,7 +64,7 @@ pub struct StatusService<S> {
     inner: S,
     /// The status path, tested on every request.
     path: &'static str,
-    /// Pass-through requests count against their callers' budgets.
+    /// Pass-through requests count against their callers' budgets (opt-in).
     count_passthrough: bool,
     /// Where requests are recorded, keeping the layer's state alive
     /// without a shared reference count (see [`Lease`]).
@@ -65,6 +73,7 @@ pub struct StatusService<S> {
 
 impl<S> StatusService<S> {
     pub(crate) fn new(inner: S, shared: &Arc<Shared>) -> Self {
+        start_reaper();
         let keep: Keep = Arc::clone(shared) as Keep;
         Self {
             inner,
@@ -107,9 +116,34 @@ impl<S: Clone> Clone for StatusService<S> {
     }
 }
 
+/// Starts, once per process, the task that lets a layer's state go once
+/// no service holds it any more ([`recorder::reap_all`] every
+/// [`REAP_EVERY`]). It runs on the crate's own runtime (a thread with
+/// timers for the life of the process), so it works whatever runtime, if
+/// any, the services were made or are dropped on.
+fn start_reaper() {
+    static STARTED: OnceLock<()> = OnceLock::new();
+    STARTED.get_or_init(|| {
+        let Some(runtime) = crate::check::runtime::fallback() else {
+            // No thread could be started: layers go when the next is built.
+            return;
+        };
+        runtime.spawn(async {
+            let mut every = tokio::time::interval(REAP_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                // Dropped here, outside the pool's lock.
+                drop(recorder::reap_all());
+            }
+        });
+    });
+}
+
 /// The status path as a `&'static str`, copied into every service: each
 /// distinct path is leaked once for the process, so building layers again
-/// and again takes no more memory.
+/// and again takes no more memory (paths made up per tenant at run time
+/// would each stay, a few bytes apiece).
 fn intern(path: &str) -> &'static str {
     static PATHS: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
     let mut paths = PATHS.lock().unwrap_or_else(|e| e.into_inner());
@@ -147,7 +181,7 @@ where
     #[inline]
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         // An inlined prefix test first: most requests are not for us.
-        if req.uri().path().starts_with(self.path) {
+        if endpoint::is_status_path(req.uri().path(), self.path) {
             if let Some(shared) = self.shared() {
                 if let Some(route) = endpoint::route(req.uri().path(), &shared.config) {
                     let (parts, _body) = req.into_parts();
@@ -157,9 +191,12 @@ where
         }
         let mut guard = RequestGuard::start(self.lease.block());
         if self.count_passthrough {
-            if let Some(shared) = self.shared() {
-                shared.config.access.count_passthrough(req.headers());
-            }
+            // A shared read lock: what the `Arc` of the state cost before.
+            self.lease.with_keep(|keep| {
+                if let Some(shared) = keep.downcast_ref::<Shared>() {
+                    shared.config.access.count_passthrough(req.headers());
+                }
+            });
         }
         // Only POSTs can be gRPC: other requests skip the header lookup.
         if req.method() == Method::POST {

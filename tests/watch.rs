@@ -136,6 +136,35 @@ async fn services_keep_the_layer_alive_and_it_ends_with_the_last_of_them() {
     assert_eq!(end, None);
 }
 
+#[test]
+fn services_made_and_dropped_off_any_runtime_let_the_layer_go() {
+    use tower::Layer;
+    // What the layer's state holds: the check, with this token in it.
+    let token = Arc::new(());
+    let held = Arc::clone(&token);
+    let layer = StatusLayer::new().check(HealthCheck::new("db", move || {
+        let _ = &held;
+        async { true }
+    }));
+    let handle = layer.build();
+    let svc = handle.layer(tower::service_fn(|_req: Request<Full<Bytes>>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::new())))
+    }));
+    let clones: Vec<_> = (0..4).map(|_| svc.clone()).collect();
+    drop(handle);
+    assert!(Arc::strong_count(&token) > 1, "services hold the layer");
+    drop((svc, clones));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Arc::strong_count(&token) > 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        Arc::strong_count(&token),
+        1,
+        "the layer outlived its services"
+    );
+}
+
 #[tokio::test]
 async fn a_later_subscriber_gets_the_current_status_first() {
     let layer = db_layer(&flag(), &counter());

@@ -27,8 +27,9 @@ pub(crate) fn handle() -> Option<Handle> {
     }
 }
 
-/// The process-wide fallback runtime, started on the first call.
-fn fallback() -> Option<&'static Handle> {
+/// The process-wide fallback runtime, started on the first call: a thread
+/// with I/O and timers for the life of the process.
+pub(crate) fn fallback() -> Option<&'static Handle> {
     static FALLBACK: OnceLock<Option<Handle>> = OnceLock::new();
     FALLBACK.get_or_init(start).as_ref()
 }

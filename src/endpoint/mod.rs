@@ -26,7 +26,7 @@ use crate::state::Shared;
 
 pub(crate) use events::StatusBody;
 use responses::{finish, json, method_not_allowed, not_found, refused};
-pub(crate) use routes::{route, Resource, Route};
+pub(crate) use routes::{is_status_path, route, Resource, Route};
 
 /// The endpoint's answer to one request.
 pub(crate) type StatusFuture = Pin<Box<dyn Future<Output = Response<StatusBody>> + Send>>;

@@ -209,6 +209,17 @@ impl Route {
     }
 }
 
+/// Whether `path` is the status path `base` or below it: what [`route`]
+/// answers, without the configuration (the middleware asks this of every
+/// request that shares the prefix before it reaches for the state).
+#[inline]
+pub(crate) fn is_status_path(path: &str, base: &str) -> bool {
+    match path.strip_prefix(base) {
+        Some(rest) => rest.is_empty() || (base != "/" && rest.starts_with('/')),
+        None => false,
+    }
+}
+
 /// Matches a request path against the status path of `config`. The status
 /// path itself, with or without trailing slashes, is the report; one
 /// segment below it is a served resource or else a component name; deeper
@@ -217,14 +228,14 @@ impl Route {
 #[inline]
 pub(crate) fn route(path: &str, config: &Config) -> Option<Route> {
     let base = config.path.as_str();
-    let rest = path.strip_prefix(base)?;
+    if !is_status_path(path, base) {
+        return None;
+    }
+    let rest = &path[base.len()..];
     if rest.is_empty() {
         return Some(Route::Fixed(Resource::Report));
     }
-    if base == "/" {
-        return None;
-    }
-    let rest = rest.strip_prefix('/')?;
+    let rest = &rest[1..];
     let rest = rest.trim_end_matches('/');
     if rest.is_empty() {
         return Some(Route::Fixed(Resource::Report));

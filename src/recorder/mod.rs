@@ -26,11 +26,10 @@ use http::StatusCode;
 
 pub(crate) use figures::{cumulative_histogram, latency_between, traffic};
 use shards::OUTCOMES;
-pub(crate) use shards::{Block, Keep, Lease};
+pub(crate) use shards::{reap_all, Block, Keep, Lease};
 pub(crate) use window::Window;
 
-/// How often a layer's state is checked for services left, once all of its
-/// handles are gone.
+/// How often the layers' states are checked for services left.
 pub(crate) const REAP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Outcome slots 0..6 are the response classes (1xx .. 5xx, other).
@@ -177,28 +176,9 @@ impl Recorder {
     }
 
     /// A lease for a new service, keeping `keep` (the layer's state) alive
-    /// while any service holds one. On a tokio runtime, a task checks every
-    /// [`REAP_EVERY`] whether the last lease is gone and lets `keep` go;
-    /// without one, building the next layer does.
-    pub(crate) fn lease(self: &Arc<Self>, keep: &Keep) -> Lease {
-        let (lease, installed) = self.block.lease(keep);
-        if installed {
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                crate::ticker::spawn(&runtime, REAP_EVERY, Arc::downgrade(self), |recorder| {
-                    let reaped = recorder.block.reap();
-                    let flow = if reaped.is_some() {
-                        std::ops::ControlFlow::Break(())
-                    } else {
-                        std::ops::ControlFlow::Continue(())
-                    };
-                    // The recorder first: dropping the state may free it.
-                    drop(recorder);
-                    drop(reaped);
-                    std::future::ready(flow)
-                });
-            }
-        }
-        lease
+    /// while any service holds one; [`reap_all`] lets it go after.
+    pub(crate) fn lease(&self, keep: &Keep) -> Lease {
+        self.block.lease(keep).0
     }
 
     pub(crate) fn count_status_request(&self) {

@@ -19,7 +19,7 @@
 use std::any::Any;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use super::histogram;
 
@@ -141,14 +141,17 @@ pub(crate) struct Block {
     pub(crate) clock: quanta::Clock,
     shards: Box<[Shard]>,
     spill: Shard,
-    /// Held for the block's leases while any is alive; taken by [`reap`](Self::reap).
-    keep: Mutex<Option<Keep>>,
+    /// Held for the block's leases while any is alive; taken by
+    /// [`reap`](Self::reap). Read-locked by a service that reads the state
+    /// (its status path, opt-in caller counting), write-locked to install
+    /// or take it.
+    keep: RwLock<Option<Keep>>,
 }
 
 impl Block {
     fn new() -> Self {
         Self {
-            keep: Mutex::new(None),
+            keep: RwLock::new(None),
             clock: quanta::Clock::new(),
             shards: (0..slot_count()).map(|_| Shard::new()).collect(),
             spill: Shard::new(),
@@ -204,9 +207,13 @@ impl Block {
         }
     }
 
-    fn keep(&self) -> std::sync::MutexGuard<'_, Option<Keep>> {
-        // An `Option` is valid whatever a panicking holder did.
-        self.keep.lock().unwrap_or_else(|e| e.into_inner())
+    // An `Option` is valid whatever a panicking holder did.
+    fn keep(&self) -> std::sync::RwLockWriteGuard<'_, Option<Keep>> {
+        self.keep.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn kept(&self) -> std::sync::RwLockReadGuard<'_, Option<Keep>> {
+        self.keep.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A first lease on this block, keeping `keep` alive until the last
@@ -269,9 +276,15 @@ impl Lease {
         self.block
     }
 
-    /// What the block keeps alive for its leases (cold path: a lock).
+    /// What the block keeps alive for its leases (a read lock and a
+    /// reference count: for the status path).
     pub(crate) fn keep(&self) -> Option<Keep> {
-        self.block.keep().clone()
+        self.block.kept().clone()
+    }
+
+    /// Runs `f` on what the block keeps alive, under a read lock.
+    pub(crate) fn with_keep<R>(&self, f: impl FnOnce(&(dyn Any + Send + Sync)) -> R) -> Option<R> {
+        self.block.kept().as_deref().map(f)
     }
 }
 
@@ -345,6 +358,8 @@ fn take_free(pool: &mut Pool) -> Option<&'static Block> {
 
 /// Gives back the block of a dropped recorder.
 pub(crate) fn release(block: &'static Block) {
+    // Leases keep the recorder (and so the block) alive.
+    debug_assert_eq!(block.leases(), 0, "a block released under a lease");
     let mut pool = pool();
     if let Some(i) = pool.in_use.iter().position(|b| std::ptr::eq(*b, block)) {
         pool.in_use.swap_remove(i);
@@ -512,8 +527,15 @@ mod tests {
         let keep: Keep = Arc::new(1_u8);
         let (lease, _) = block.lease(&keep);
         drop(lease);
-        // Nothing runs a reaper task here: the next acquire frees it.
+        // No reaper task needed: the next acquire takes it (or another
+        // test's acquire, or the process's reaper, got there first).
         let next = acquire();
+        assert!(block.reap().is_none(), "taken by an acquire");
+        // Whoever took it drops it outside the pool's lock, soon after.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while Arc::strong_count(&keep) > 1 && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+        }
         assert_eq!(Arc::strong_count(&keep), 1, "the block let its value go");
         release(next);
         release(block);
