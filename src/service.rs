@@ -25,7 +25,8 @@ use crate::state::Shared;
 /// layer's state (checks, their background runs, the watcher) lives while
 /// any service made from it or any [`StatusHandle`](crate::StatusHandle)
 /// does; after the last one is dropped it is let go within about a second
-/// on a tokio runtime, or else when the next layer is built.
+/// (a task on the crate's own runtime thread looks every second, whatever
+/// runtime the services ran on, if any).
 ///
 /// `poll_ready` is forwarded to the wrapped service, since the next request
 /// may pass through. Routers (axum, tonic) are always ready; if the wrapped

@@ -15,6 +15,12 @@
 //! by the next recorder once every request it started has been recorded.
 //! Memory is bounded by the most recorders alive (or still finishing
 //! requests) at once, never by traffic.
+//!
+//! Services hold a [`Lease`] on their block instead of a reference-counted
+//! pointer to the layer's state: the block keeps the state alive while any
+//! lease lives, and cloning or dropping a lease writes the calling thread's
+//! own shard, like a request does. [`reap_all`] lets the state go once the
+//! leases are all gone.
 
 use std::any::Any;
 use std::cell::Cell;
