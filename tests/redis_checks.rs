@@ -18,8 +18,7 @@ mod redis_server;
 
 use std::time::{Duration, Instant};
 
-use common::{component, fetch, http1_client, serve_hello};
-use http::Method;
+use common::{component, serve_hello, status_until};
 use logs::Logged;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis_server::{secret, RedisServer};
@@ -351,30 +350,8 @@ async fn a_killed_primary_is_down_then_ok_again_through_the_layer() {
         // Transitions are logged by the evaluator, at this pace.
         .watch_interval(Duration::from_millis(50));
     let addr = serve_hello(&layer).await;
-    let client = http1_client();
-    let status_of = |report: &Value| component(report, "redis-layer")["status"].clone();
-
     let mut seen = Vec::new();
-    let wait_for = |want: &'static str, within: Duration| {
-        let client = client.clone();
-        async move {
-            let started = Instant::now();
-            loop {
-                // 503 while the critical component is down.
-                let report = fetch(&client, addr, Method::GET, "/status").await.json();
-                if status_of(&report) == want {
-                    return (report, started.elapsed());
-                }
-                assert!(
-                    started.elapsed() < within,
-                    "not {want} within {within:?}: {report}"
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    };
-
-    let (report, _) = wait_for("ok", SETTLE).await;
+    let (report, _) = status_until(addr, "redis-layer", "ok", SETTLE).await;
     let cache = component(&report, "redis-layer");
     assert_eq!(cache["observed_unit"], "ms", "{cache}");
     assert_eq!(cache["details"]["role"], "master", "{cache}");
@@ -382,7 +359,7 @@ async fn a_killed_primary_is_down_then_ok_again_through_the_layer() {
 
     let bound = TIMEOUT + every + MARGIN;
     server.kill();
-    let (report, took) = wait_for("down", bound).await;
+    let (report, took) = status_until(addr, "redis-layer", "down", bound).await;
     let error = component(&report, "redis-layer")["error"]
         .as_str()
         .unwrap()
@@ -409,7 +386,7 @@ async fn a_killed_primary_is_down_then_ok_again_through_the_layer() {
     }
 
     server.restart();
-    let (report, took) = wait_for("ok", bound).await;
+    let (report, took) = status_until(addr, "redis-layer", "ok", bound).await;
     eprintln!("ok {took:?} after the restart");
     seen.push(report.to_string());
 

@@ -18,9 +18,8 @@ mod process;
 
 use std::time::{Duration, Instant};
 
-use common::{component, fetch, http1_client, serve_hello};
+use common::{component, serve_hello, status_until};
 use databases::Server;
-use http::Method;
 use serde_json::Value;
 use sqlx::mysql::{MySqlConnectOptions, MySqlSslMode};
 use sqlx::pool::PoolOptions;
@@ -302,33 +301,7 @@ where
             .freshness(Freshness::Background { every }),
     );
     let addr = serve_hello(&layer).await;
-    let client = http1_client();
-    let status_of = |report: &Value| {
-        component(report, "db")["status"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
-    let wait_for = |want: &'static str, within: Duration| {
-        let client = client.clone();
-        async move {
-            let started = Instant::now();
-            loop {
-                // 503 while a critical component is down.
-                let report = fetch(&client, addr, Method::GET, "/status").await.json();
-                if status_of(&report) == want {
-                    return report;
-                }
-                assert!(
-                    started.elapsed() < within,
-                    "not {want} within {within:?}: {report}"
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    };
-
-    let up = wait_for("ok", Duration::from_secs(10)).await;
+    let (up, _) = status_until(addr, "db", "ok", Duration::from_secs(10)).await;
     let db = component(&up, "db");
     assert_eq!(db["observed_unit"], "ms", "{db}");
     assert!(
@@ -341,14 +314,14 @@ where
     assert_no_secret("the report", &up.to_string(), &secret);
 
     tokio::task::block_in_place(|| server.stop());
-    let gone = wait_for("down", timeout + every + slack).await;
+    let (gone, _) = status_until(addr, "db", "down", timeout + every + slack).await;
     let error = component(&gone, "db")["error"].as_str().unwrap().to_owned();
     assert!(error.contains("refused"), "{gone}");
     assert!(error.contains(&DB::target(&server)), "{gone}");
     assert_no_secret("the report", &gone.to_string(), &secret);
 
     tokio::task::block_in_place(|| server.restart());
-    let back = wait_for("ok", timeout + every + slack).await;
+    let (back, _) = status_until(addr, "db", "ok", timeout + every + slack).await;
     assert_no_secret("the report", &back.to_string(), &secret);
     let logs = logged();
     assert!(logs.contains("sqlx::query"), "{logs}");

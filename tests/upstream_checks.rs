@@ -9,12 +9,11 @@ mod common;
 #[path = "support/logs.rs"]
 mod logs;
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{component, fetch, http1_client, serve_hello, STEP};
+use common::{component, fetch, http1_client, serve_hello, status_until, STEP};
 use http::Method;
 use logs::Logged;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
@@ -59,31 +58,6 @@ fn incoming(
     })
 }
 
-/// `GET /status` from the app at `addr` until component `name` has
-/// `status`, for at most `within`; returns the component and how long it
-/// took.
-async fn status_until(
-    addr: SocketAddr,
-    name: &str,
-    status: &str,
-    within: Duration,
-) -> (Value, Duration) {
-    let client = http1_client();
-    let started = Instant::now();
-    loop {
-        let report = fetch(&client, addr, Method::GET, "/status").await.json();
-        let c = component(&report, name).clone();
-        if c["status"] == status {
-            return (c, started.elapsed());
-        }
-        assert!(
-            started.elapsed() < within,
-            "{name} not {status} within {within:?}: {report}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 // ---------------------------------------------------------------- gRPC
 
 /// A tonic server with tonic-health (or without it) on a kept listener.
@@ -97,49 +71,29 @@ impl GrpcServer {
     /// the statuses.
     fn health(listener: &Arc<TcpListener>) -> (Self, HealthReporter) {
         let (reporter, service) = tonic_health::server::health_reporter();
-        let router = Server::builder().add_service(service);
         (
-            Self::serve(listener, |incoming, stop| {
-                Box::pin(async move {
-                    router
-                        .serve_with_incoming_shutdown(incoming, stop)
-                        .await
-                        .expect("tonic server");
-                })
-            }),
+            Self::serve(listener, Server::builder().add_service(service)),
             reporter,
         )
     }
 
     /// A gRPC server without the health service: every call is UNIMPLEMENTED.
     fn without_health(listener: &Arc<TcpListener>) -> Self {
-        let router = Server::builder().add_routes(tonic::service::Routes::default());
-        Self::serve(listener, |incoming, stop| {
-            Box::pin(async move {
-                router
-                    .serve_with_incoming_shutdown(incoming, stop)
-                    .await
-                    .expect("tonic server");
-            })
-        })
+        let routes = tonic::service::Routes::default();
+        Self::serve(listener, Server::builder().add_routes(routes))
     }
 
-    fn serve<F>(listener: &Arc<TcpListener>, run: F) -> Self
-    where
-        F: FnOnce(
-            std::pin::Pin<
-                Box<dyn futures_util::Stream<Item = std::io::Result<tokio::net::TcpStream>> + Send>,
-            >,
-            std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
-        ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
-    {
+    fn serve(listener: &Arc<TcpListener>, router: tonic::transport::server::Router) -> Self {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(run(
-            Box::pin(incoming(Arc::clone(listener))),
-            Box::pin(async move {
-                let _ = stopped.await;
-            }),
-        ));
+        let incoming = incoming(Arc::clone(listener));
+        let task = tokio::spawn(async move {
+            router
+                .serve_with_incoming_shutdown(incoming, async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("tonic server");
+        });
         Self {
             stop: Some(stop),
             task,
@@ -334,11 +288,13 @@ async fn grpc_ok_down_ok_through_a_layer() {
     let bound = timeout + every + Duration::from_secs(2);
 
     let (ok, _) = status_until(app, "upstream", "ok", STEP).await;
+    let ok = component(&ok, "upstream").clone();
     assert_eq!(ok["details"]["serving_status"], "SERVING", "{ok}");
     assert_eq!(ok["details"]["endpoint"], format!("http://***@{addr}"));
 
     server.stop().await;
     let (down, took) = status_until(app, "upstream", "down", bound).await;
+    let down = component(&down, "upstream").clone();
     assert!(took < bound, "down after {took:?}");
     assert_eq!(
         down["error"],
@@ -348,6 +304,7 @@ async fn grpc_ok_down_ok_through_a_layer() {
 
     let (_server, _reporter) = GrpcServer::health(&listener);
     let (ok, took) = status_until(app, "upstream", "ok", bound).await;
+    let ok = component(&ok, "upstream").clone();
     assert!(took < bound, "ok again after {took:?}");
     assert_eq!(ok["details"]["serving_status"], "SERVING", "{ok}");
 
@@ -715,11 +672,13 @@ async fn tls_ok_down_ok_through_a_layer() {
     let bound = timeout + every + Duration::from_secs(2);
 
     let (ok, _) = status_until(app, "cert", "ok", STEP).await;
+    let ok = component(&ok, "cert").clone();
     assert_eq!(ok["observed_unit"], "days", "{ok}");
     assert_eq!(ok["details"]["subject"], format!("CN={NAME}"), "{ok}");
 
     server.stop();
     let (down, took) = status_until(app, "cert", "down", bound).await;
+    let down = component(&down, "cert").clone();
     assert!(took < bound, "down after {took:?}");
     assert!(
         down["error"].as_str().unwrap().contains("no TLS handshake"),

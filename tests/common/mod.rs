@@ -247,6 +247,30 @@ pub async fn fetch(
     }
 }
 
+/// `GET /status` from the app at `addr` until component `name` has
+/// `status`, for at most `within`; returns the whole report and how long it
+/// took. (The report may be a 503 while a critical component is down.)
+pub async fn status_until(
+    addr: SocketAddr,
+    name: &str,
+    status: &str,
+    within: Duration,
+) -> (Value, Duration) {
+    let client = http1_client();
+    let started = std::time::Instant::now();
+    loop {
+        let report = fetch(&client, addr, Method::GET, "/status").await.json();
+        if component(&report, name)["status"] == status {
+            return (report, started.elapsed());
+        }
+        assert!(
+            started.elapsed() < within,
+            "{name} not {status} within {within:?}: {report}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// `GET path` from a real server with `client`: must be 200 with a JSON body.
 pub async fn fetch_json(
     client: &Client<HttpConnector, Full<Bytes>>,
