@@ -297,6 +297,44 @@ mod tests {
     }
 
     #[test]
+    fn the_path_test_answers_as_the_router_does() {
+        // The middleware asks `is_status_path` before it reaches for the
+        // state: it must never say no where `route` says yes, nor yes
+        // where `route` says no.
+        let paths = [
+            "/",
+            "/status",
+            "/status/",
+            "/status//",
+            "/status/db",
+            "/status/a/b",
+            "/statuses",
+            "/statusx/db",
+            "/stat",
+            "/hello",
+            "/api/status",
+            "",
+        ];
+        for base in ["/status", "/", "/ops/health"] {
+            let c = config(base);
+            for path in paths
+                .iter()
+                .copied()
+                .chain(["/ops/health/live", "/ops/healthz"])
+            {
+                assert_eq!(
+                    is_status_path(path, base),
+                    route(path, &c).is_some(),
+                    "{path} under {base}"
+                );
+            }
+        }
+        assert!(!is_status_path("/statuses", "/status"));
+        assert!(!is_status_path("/hello", "/"));
+        assert!(is_status_path("/", "/"));
+    }
+
+    #[test]
     fn matches_the_path_with_or_without_slash() {
         let c = config("/status");
         let fixed = |r| Some(Route::Fixed(r));

@@ -178,7 +178,7 @@ impl Recorder {
     /// A lease for a new service, keeping `keep` (the layer's state) alive
     /// while any service holds one; [`reap_all`] lets it go after.
     pub(crate) fn lease(&self, keep: &Keep) -> Lease {
-        self.block.lease(keep).0
+        self.block.lease(keep)
     }
 
     pub(crate) fn count_status_request(&self) {

@@ -214,27 +214,26 @@ impl Block {
     }
 
     // An `Option` is valid whatever a panicking holder did.
-    fn keep(&self) -> std::sync::RwLockWriteGuard<'_, Option<Keep>> {
+    fn keep_write(&self) -> std::sync::RwLockWriteGuard<'_, Option<Keep>> {
         self.keep.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn kept(&self) -> std::sync::RwLockReadGuard<'_, Option<Keep>> {
+    fn keep_read(&self) -> std::sync::RwLockReadGuard<'_, Option<Keep>> {
         self.keep.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A first lease on this block, keeping `keep` alive until the last
-    /// lease is gone and [`reap`](Self::reap) finds it so. Returns the
-    /// lease and whether `keep` was installed now (nobody held it).
-    pub(crate) fn lease(&'static self, keep: &Keep) -> (Lease, bool) {
-        let mut held = self.keep();
+    /// A first lease on this block, keeping `keep` alive (unless the
+    /// block already keeps a value for live leases) until the last lease is
+    /// gone and [`reap`](Self::reap) finds it so.
+    pub(crate) fn lease(&'static self, keep: &Keep) -> Lease {
+        let mut held = self.keep_write();
         // Counted under the lock, so a reaper (which takes it too) either
         // sees this lease or runs before it and leaves `keep` for us.
         self.writer().lease_made();
-        let installed = held.is_none();
-        if installed {
+        if held.is_none() {
             *held = Some(Arc::clone(keep));
         }
-        (Lease { block: self }, installed)
+        Lease { block: self }
     }
 
     /// Leases alive now; exact when none is made or ended meanwhile.
@@ -257,7 +256,7 @@ impl Block {
     /// Takes what the leases kept alive once no lease is left, for the
     /// caller to drop (outside any lock: dropping it may release this block).
     pub(crate) fn reap(&self) -> Option<Keep> {
-        let mut held = self.keep();
+        let mut held = self.keep_write();
         if held.is_some() && self.leases() == 0 {
             held.take()
         } else {
@@ -285,12 +284,12 @@ impl Lease {
     /// What the block keeps alive for its leases (a read lock and a
     /// reference count: for the status path).
     pub(crate) fn keep(&self) -> Option<Keep> {
-        self.block.kept().clone()
+        self.block.keep_read().clone()
     }
 
     /// Runs `f` on what the block keeps alive, under a read lock.
     pub(crate) fn with_keep<R>(&self, f: impl FnOnce(&(dyn Any + Send + Sync)) -> R) -> Option<R> {
-        self.block.kept().as_deref().map(f)
+        self.block.keep_read().as_deref().map(f)
     }
 }
 
@@ -453,27 +452,24 @@ mod tests {
     fn the_kept_value_goes_with_the_last_lease() {
         let block = fresh_block();
         let keep: Keep = Arc::new(7_u32);
-        let (first, installed) = block.lease(&keep);
-        assert!(installed);
+        let first = block.lease(&keep);
+        let kept = |lease: &Lease| *lease.keep().unwrap().downcast::<u32>().unwrap();
+        assert_eq!(kept(&first), 7);
         let clones: Vec<Lease> = (0..3).map(|_| first.clone()).collect();
         assert_eq!(block.leases(), 4);
         assert!(block.reap().is_none(), "leases are alive");
         drop(clones);
         assert!(block.reap().is_none(), "one lease is alive");
         // Another lease while one is alive keeps the value it found.
-        let (second, installed) = block.lease(&(Arc::new(8_u32) as Keep));
-        assert!(!installed);
-        assert_eq!(
-            second.keep().unwrap().downcast::<u32>().unwrap(),
-            Arc::new(7)
-        );
+        let second = block.lease(&(Arc::new(8_u32) as Keep));
+        assert_eq!(kept(&second), 7);
         drop((first, second));
         let reaped = block.reap().expect("no lease left");
         assert_eq!(reaped.downcast::<u32>().unwrap(), Arc::new(7));
         assert!(block.reap().is_none(), "taken once");
         // A lease after reaping installs its value again.
-        let (again, installed) = block.lease(&keep);
-        assert!(installed);
+        let again = block.lease(&(Arc::new(9_u32) as Keep));
+        assert_eq!(kept(&again), 9);
         drop(again);
         assert!(block.reap().is_some());
     }
@@ -484,7 +480,7 @@ mod tests {
         // root lease and drop the clones on other threads, while a reaper
         // keeps checking: as long as the root lives nothing is taken.
         let block = fresh_block();
-        let (root, _) = block.lease(&(Arc::new(()) as Keep));
+        let root = block.lease(&(Arc::new(()) as Keep));
         let stop = AtomicBool::new(false);
         std::thread::scope(|s| {
             let reaper = s.spawn(|| {
@@ -531,7 +527,7 @@ mod tests {
     fn building_a_layer_reaps_those_whose_leases_are_gone() {
         let block = acquire();
         let keep: Keep = Arc::new(1_u8);
-        let (lease, _) = block.lease(&keep);
+        let lease = block.lease(&keep);
         drop(lease);
         // No reaper task needed: the next acquire takes it (or another
         // test's acquire, or the process's reaper, got there first).
