@@ -14,8 +14,14 @@
 //! - `outer`: the same `StatusLayer` wrapped around the whole router
 //!   instead (`StatusLayer.layer(router)`, body turned back into axum's by
 //!   `into_response`), which spares axum's per-route boxing;
+//! - `identity`: `Router::layer(Identity)`, a layer that does nothing:
+//!   what axum's layering costs before the layer does any work;
+//! - `wrap`: `Router::layer` with a layer that only puts the response body
+//!   in a wrapper forwarding every call (it records nothing): what axum
+//!   adds for any layer that must see the body's end (the body boxed
+//!   again per request);
 //! - `floor`: `Router::layer` with a minimal layer (two `Instant` reads and
-//!   three relaxed adds on shared counters, no body wrapper): what any
+//!   three relaxed adds on `&'static` counters, no body wrapper): what any
 //!   layer costs under axum.
 //!
 //! `WORKERS` is the number of tokio worker threads: 1 (the default) runs a
@@ -28,7 +34,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -37,6 +42,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use tower::{Layer, Service, ServiceExt};
+
+#[path = "../tests/support/forward.rs"]
+mod forward;
+use forward::forward;
 use tower_status::check::{Freshness, HealthCheck};
 use tower_status::StatusLayer;
 
@@ -44,7 +53,7 @@ use tower_status::StatusLayer;
 const CHECKS: usize = 20;
 
 fn usage() -> ! {
-    eprintln!("usage: load_server <bare|layered|outer|floor> <ADDR> [WORKERS]");
+    eprintln!("usage: load_server <bare|layered|outer|floor|identity|wrap> <ADDR> [WORKERS]");
     std::process::exit(2);
 }
 
@@ -69,20 +78,33 @@ fn status_layer() -> StatusLayer {
 
 // --- the floor layer --------------------------------------------------------
 
-#[derive(Default)]
+/// The floor's counters: `&'static`, as in the static floor (no
+/// reference count per request).
+static COUNTERS: Counters = Counters {
+    requests: AtomicU64::new(0),
+    ok: AtomicU64::new(0),
+    total_ns: AtomicU64::new(0),
+};
+
 struct Counters {
     requests: AtomicU64,
     ok: AtomicU64,
     total_ns: AtomicU64,
 }
 
-#[derive(Clone, Default)]
-struct FloorLayer(Arc<Counters>);
+#[derive(Clone)]
+struct FloorLayer(&'static Counters);
+
+impl Default for FloorLayer {
+    fn default() -> Self {
+        FloorLayer(&COUNTERS)
+    }
+}
 
 #[derive(Clone)]
 struct Floor<S> {
     inner: S,
-    counters: Arc<Counters>,
+    counters: &'static Counters,
 }
 
 impl<S> Layer<S> for FloorLayer {
@@ -91,7 +113,7 @@ impl<S> Layer<S> for FloorLayer {
     fn layer(&self, inner: S) -> Floor<S> {
         Floor {
             inner,
-            counters: Arc::clone(&self.0),
+            counters: self.0,
         }
     }
 }
@@ -111,7 +133,7 @@ where
     fn call(&mut self, req: Request) -> Self::Future {
         FloorFuture {
             start: Instant::now(),
-            counters: Arc::clone(&self.counters),
+            counters: self.counters,
             inner: self.inner.call(req),
         }
     }
@@ -122,7 +144,7 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         start: Instant,
-        counters: Arc<Counters>,
+        counters: &'static Counters,
     }
 }
 
@@ -152,6 +174,14 @@ async fn serve(mode: &str, listener: tokio::net::TcpListener) -> std::io::Result
         "bare" => axum::serve(listener, router()).await,
         "layered" => axum::serve(listener, router().layer(status_layer())).await,
         "floor" => axum::serve(listener, router().layer(FloorLayer::default())).await,
+        "wrap" => {
+            let layer = tower::util::MapResponseLayer::new(forward);
+            axum::serve(listener, router().layer(layer)).await
+        }
+        "identity" => {
+            let layer = tower::layer::util::Identity::new();
+            axum::serve(listener, router().layer(layer)).await
+        }
         "outer" => {
             let svc = ServiceExt::<Request>::map_response(
                 status_layer().layer(router()),
@@ -170,7 +200,7 @@ fn main() {
         return;
     }
     let mode = args[0].clone();
-    if !["bare", "layered", "outer", "floor"].contains(&mode.as_str()) {
+    if !["bare", "layered", "outer", "floor", "identity", "wrap"].contains(&mode.as_str()) {
         usage();
     }
     let addr: SocketAddr = args

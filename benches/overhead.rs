@@ -27,7 +27,10 @@
 //!   boxes a layered route (a second `BoxCloneSyncService`, cloned per
 //!   request) and re-boxes a response body whose type the layer changed, so
 //!   these deltas include what axum adds around any layer. Compared within
-//!   their group (delta over `axum/bare`). `axum/status-outer` is
+//!   their group (delta over `axum/bare`). `axum/wrap` is a layer that
+//!   only puts the body in a forwarding wrapper and records nothing
+//!   (`tests/support/forward.rs`): what axum adds for any layer that must
+//!   see the body's end. `axum/status-outer` is
 //!   `StatusLayer` wrapped around the whole router instead, which spares
 //!   the per-route boxing.
 //! - `body-*` groups (`bare`, `status`, `floor`, `prometheus` each): the
@@ -93,6 +96,9 @@ use http_body_util::{BodyExt, Full};
 use tower::{Layer, Service, ServiceExt};
 use tower_http::trace::TraceLayer;
 use tower_status::StatusLayer;
+
+#[path = "../tests/support/forward.rs"]
+mod forward;
 
 type Req = Request<Full<Bytes>>;
 
@@ -602,6 +608,13 @@ fn variants() -> Vec<Variant> {
             "axum",
             "prometheus",
             router().layer(PrometheusMetricLayer::new()).with_state(()),
+        ),
+        variant(
+            "axum",
+            "wrap",
+            router()
+                .layer(tower::util::MapResponseLayer::new(forward::forward))
+                .with_state(()),
         ),
         // StatusLayer around the whole router instead (no per-route boxing;
         // `into_response` still boxes the body), as `load_server outer`.

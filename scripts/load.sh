@@ -35,8 +35,9 @@
 #      bare server (target: median ratio >= 0.5).
 #
 # Settings (environment): ROUNDS (5), DURATION seconds per wrk run (5),
-# CONNECTIONS (32), THREADS wrk threads (1), PORT_BARE (38081),
-# PORT_LAYERED (38082), SERVER_CORE (0), WRK_CORE (1), PHASES
+# CONNECTIONS (32), THREADS wrk threads (1), PORT_BARE and PORT_LAYERED
+# (0: each server binds a port the system picks and reports it), SERVER_CORE
+# (0), WRK_CORE (1), PHASES
 # ("pass-through status"), PAIRINGS ("sequential concurrent"),
 # LAYERED_MODE (layered): the load_server mode of
 # the second server, e.g. `LAYERED_MODE=outer` (StatusLayer around the whole
@@ -51,8 +52,8 @@ ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-5}
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-1}
-PORT_BARE=${PORT_BARE:-38081}
-PORT_LAYERED=${PORT_LAYERED:-38082}
+PORT_BARE=${PORT_BARE:-0}
+PORT_LAYERED=${PORT_LAYERED:-0}
 SERVER_CORE=${SERVER_CORE:-0}
 WRK_CORE=${WRK_CORE:-1}
 PHASES=${PHASES:-pass-through status}
@@ -101,6 +102,7 @@ fi
 # --- servers --------------------------------------------------------------
 
 PIDS=()
+LOGS=$(mktemp -d)
 cleanup() {
     local pid
     for pid in "${PIDS[@]}"; do
@@ -109,29 +111,40 @@ cleanup() {
     for pid in "${PIDS[@]}"; do
         wait "$pid" 2>/dev/null || true
     done
+    rm -rf "$LOGS"
 }
 trap cleanup EXIT INT TERM
 
 SERVER_PID=
-start_server() { # start_server MODE PORT; sets SERVER_PID
-    "${PIN_SERVER[@]}" "$BIN" "$1" "127.0.0.1:$2" &
+SERVER_PORT=
+start_server() { # start_server MODE PORT; sets SERVER_PID, and SERVER_PORT to the port it bound
+    local log="$LOGS/server-${#PIDS[@]}.log"
+    "${PIN_SERVER[@]}" "$BIN" "$1" "127.0.0.1:$2" >"$log" 2>&1 &
     SERVER_PID=$!
     PIDS+=("$SERVER_PID")
     local i
     for i in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null; then
+        # The server prints `listening on 127.0.0.1:PORT (...)` once bound.
+        SERVER_PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log")
+        if [ -n "$SERVER_PORT" ]; then
             return 0
+        fi
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            break
         fi
         sleep 0.1
     done
-    echo "load.sh: the $1 server did not start on port $2" >&2
+    echo "load.sh: the $1 server did not start:" >&2
+    cat "$log" >&2
     exit 1
 }
 
 start_server bare "$PORT_BARE"
 PID_BARE=$SERVER_PID
+PORT_BARE=$SERVER_PORT
 start_server "$LAYERED_MODE" "$PORT_LAYERED"
 PID_LAYERED=$SERVER_PID
+PORT_LAYERED=$SERVER_PORT
 
 # --- measuring ------------------------------------------------------------
 

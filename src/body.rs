@@ -79,6 +79,17 @@ impl<B: Default> Default for ResponseBody<B> {
     }
 }
 
+/// The body's last frame: trailers (a non-zero `grpc-status` there is an
+/// error). Cold: once per request at most, off the data frames' path.
+#[cold]
+#[inline(never)]
+fn end_with_trailers(guard: &mut Option<RequestGuard>, trailers: &http::HeaderMap) {
+    if let Some(g) = guard.as_mut() {
+        g.trailers(trailers);
+    }
+    RequestGuard::finish_in(guard, false);
+}
+
 impl<B> Body for ResponseBody<B>
 where
     B: Body<Data = Bytes>,
@@ -124,8 +135,7 @@ where
                         Err(frame) => {
                             if let Some(trailers) = frame.trailers_ref() {
                                 // Trailers are always last: servers may stop here.
-                                g.trailers(trailers);
-                                RequestGuard::finish_in(guard, false);
+                                end_with_trailers(guard, trailers);
                             }
                             Poll::Ready(Some(Ok(frame)))
                         }

@@ -112,9 +112,7 @@ where
                             None => body.is_end_stream(),
                         };
                         if g.head || ended {
-                            if let Some(g) = guard.take() {
-                                g.finish(false);
-                            }
+                            RequestGuard::finish_in(&mut guard, false);
                         }
                     }
                     Poll::Ready(Ok(
@@ -122,9 +120,7 @@ where
                     ))
                 }
                 Err(err) => {
-                    if let Some(g) = guard.take() {
-                        g.finish(true);
-                    }
+                    RequestGuard::finish_in(guard, true);
                     Poll::Ready(Err(err))
                 }
             },

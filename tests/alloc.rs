@@ -22,6 +22,9 @@ use http_body_util::{BodyExt, Empty, Full};
 use tower::{service_fn, Layer, Service, ServiceExt};
 use tower_status::StatusLayer;
 
+#[path = "support/forward.rs"]
+mod forward;
+
 // ---------------------------------------------------------------------------
 // The counting allocator.
 
@@ -291,52 +294,7 @@ fn passed_through_requests_allocate_nothing_more_than_the_bare_service() {
 // every body-observing layer must, `into_response` boxes the new body: axum
 // adds three allocations per request around any such layer. The layer
 // itself must add nothing on top of those, so it is compared with the most
-// trivial layer that wraps the response body.
-
-pin_project_lite::pin_project! {
-    /// A response body forwarded unchanged.
-    struct Wrapped<B> {
-        #[pin]
-        inner: B,
-    }
-}
-
-impl<B: Body> Body for Wrapped<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
-        self.project().inner.poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-type AxumResponse = Response<axum::body::Body>;
-
-/// The most trivial body-wrapping layer: `res.map(Wrapped)`.
-#[derive(Clone)]
-struct WrapBodyLayer;
-
-impl<S> Layer<S> for WrapBodyLayer {
-    type Service =
-        tower::util::MapResponse<S, fn(AxumResponse) -> Response<Wrapped<axum::body::Body>>>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        tower::util::MapResponse::new(inner, |res: AxumResponse| {
-            res.map(|inner| Wrapped { inner })
-        })
-    }
-}
+// trivial layer that wraps the response body ([`forward::Forward`]).
 
 fn axum_routes_allocate_what_any_body_wrapping_layer_does() {
     // `with_state(())` turns handlers into routes once, as `axum::serve`
@@ -349,7 +307,9 @@ fn axum_routes_allocate_what_any_body_wrapping_layer_does() {
     let (bare, wrapped, layered) = rt.block_on(async {
         let (bare, wrapped, layered) = (
             router().with_state(()),
-            router().layer(WrapBodyLayer).with_state(()),
+            router()
+                .layer(tower::util::MapResponseLayer::new(forward::forward))
+                .with_state(()),
             router().layer(layer()).with_state(()),
         );
         // Twice, interleaved; the second measurements are compared.

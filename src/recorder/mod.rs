@@ -266,10 +266,10 @@ impl RequestGuard {
     }
 
     /// Notes the response head; a 5xx or non-zero `grpc-status` is an error.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn response_head(&mut self, status: StatusCode, headers: &http::HeaderMap) {
         self.outcome = class_of(status);
-        if status.is_server_error() || (self.grpc && grpc_failed(headers)) {
+        if status.is_server_error() || (self.grpc && grpc_failed_out_of_line(headers)) {
             self.error = true;
         }
     }
@@ -297,10 +297,13 @@ impl RequestGuard {
         std::mem::forget(self);
     }
 
-    /// Finishes the guard in `slot`, if any, leaving `None`. Out of line:
-    /// it runs once per request, and keeping it out of the future's `poll`
-    /// and the body's `poll_frame` keeps theirs small (the guard is not
-    /// moved to be passed by value).
+    /// Finishes the guard in `slot`, if any, leaving `None`: every end of
+    /// a passed-through request but a drop goes through here. Out of line
+    /// and cold: it runs once per request, and keeping it out of the
+    /// future's `poll` and the body's `poll_frame` keeps theirs small
+    /// (the guard is not moved to be passed by value); the recording is
+    /// inlined into it.
+    #[cold]
     #[inline(never)]
     pub(crate) fn finish_in(slot: &mut Option<Self>, error: bool) {
         if let Some(g) = slot.take() {
@@ -314,7 +317,7 @@ impl RequestGuard {
         self.record(self.outcome, error);
     }
 
-    #[inline]
+    #[inline(always)]
     fn record(&self, outcome: u8, error: bool) {
         let block = self.block;
         let ns = block.clock.delta_as_nanos(self.start, block.clock.raw());
@@ -336,6 +339,13 @@ impl Drop for RequestGuard {
 /// `grpc-status`, as a constant: looking it up by `&str` would parse and
 /// validate the name on every call.
 static GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
+
+/// [`grpc_failed`] kept out of the future's `poll`, where the head is
+/// noted inline for every request and only gRPC ones look further.
+#[inline(never)]
+fn grpc_failed_out_of_line(headers: &http::HeaderMap) -> bool {
+    grpc_failed(headers)
+}
 
 #[inline]
 fn grpc_failed(headers: &http::HeaderMap) -> bool {
