@@ -42,7 +42,10 @@
 //!   `tonic::body::Body` of four frames then trailers (`grpc-status: 0`)
 //!   answering a `POST` with `content-type: application/grpc`. `status`
 //!   follows every frame and records at the body's end; the floor records
-//!   at the response head.
+//!   at the response head, and `floor-end` does the floor's work at the
+//!   body's end instead (the body wrapped, every frame looked at, a body
+//!   dropped early booked then): what booking at the end costs in the
+//!   floor's own terms.
 //!
 //! Every request is driven as axum drives a route's service: the service is
 //! cloned, `oneshot` (`poll_ready` + `call`) is polled to its response,
@@ -413,6 +416,158 @@ where
     }
 }
 
+/// The floor's own work (two `Instant` reads, three relaxed adds on
+/// `&'static` counters) booked at the end of the body instead of at the
+/// head: the response body is wrapped, every frame looked at for the end,
+/// an error or trailers, and a body dropped before its end is booked then.
+/// What booking at the end costs in the floor's own terms; it records
+/// less than the end of a body needs to be exact (no size, no `HEAD`).
+#[derive(Clone, Copy)]
+struct FloorEndLayer(&'static FloorCounters);
+
+#[derive(Clone)]
+struct FloorEndService<S> {
+    inner: S,
+    counters: &'static FloorCounters,
+}
+
+impl<S> Layer<S> for FloorEndLayer {
+    type Service = FloorEndService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        FloorEndService {
+            inner,
+            counters: self.0,
+        }
+    }
+}
+
+impl<S, ReqB, B> Service<Request<ReqB>> for FloorEndService<S>
+where
+    S: Service<Request<ReqB>, Response = Response<B>>,
+{
+    type Response = Response<FloorEndBody<B>>;
+    type Error = S::Error;
+    type Future = FloorEndFuture<S::Future>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    #[inline]
+    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+        FloorEndFuture {
+            start: Instant::now(),
+            counters: self.counters,
+            inner: self.inner.call(req),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    struct FloorEndFuture<F> {
+        #[pin]
+        inner: F,
+        start: Instant,
+        counters: &'static FloorCounters,
+    }
+}
+
+impl<F, B, E> Future for FloorEndFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<FloorEndBody<B>>, E>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let (start, counters) = (*this.start, *this.counters);
+        match std::task::ready!(this.inner.poll(cx)) {
+            Ok(res) => {
+                let ok = !res.status().is_server_error();
+                Poll::Ready(Ok(res.map(|inner| FloorEndBody {
+                    inner,
+                    start,
+                    counters,
+                    ok,
+                    booked: false,
+                })))
+            }
+            Err(err) => {
+                counters.record(false, start.elapsed());
+                Poll::Ready(Err(err))
+            }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    struct FloorEndBody<B> {
+        #[pin]
+        inner: B,
+        start: Instant,
+        counters: &'static FloorCounters,
+        ok: bool,
+        booked: bool,
+    }
+
+    impl<B> PinnedDrop for FloorEndBody<B> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if !*this.booked {
+                this.counters.record(false, this.start.elapsed());
+            }
+        }
+    }
+}
+
+impl<B: Body<Data = Bytes>> Body for FloorEndBody<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    #[inline]
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, B::Error>>> {
+        let this = self.project();
+        if *this.booked {
+            return this.inner.poll_frame(cx);
+        }
+        // A data frame rebuilt from its bytes, as `StatusLayer` does: moving
+        // the whole poll through costs a stalled copy per frame.
+        let (polled, end_ok) = match this.inner.poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                Ok(data) => return Poll::Ready(Some(Ok(http_body::Frame::data(data)))),
+                Err(frame) => {
+                    let end = frame.is_trailers().then_some(*this.ok);
+                    (Poll::Ready(Some(Ok(frame))), end)
+                }
+            },
+            Poll::Ready(Some(Err(err))) => (Poll::Ready(Some(Err(err))), Some(false)),
+            Poll::Ready(None) => (Poll::Ready(None), Some(*this.ok)),
+            Poll::Pending => return Poll::Pending,
+        };
+        if let Some(ok) = end_ok {
+            *this.booked = true;
+            this.counters.record(ok, this.start.elapsed());
+        }
+        polled
+    }
+
+    #[inline]
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    #[inline]
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// The global Prometheus recorder, installed once as
 /// `PrometheusMetricLayer::pair()` installs it (same histogram buckets),
 /// minus the upkeep task: [`prometheus_upkeep`] runs between rounds.
@@ -523,8 +678,9 @@ fn floor_static() -> FloorLayer<&'static FloorCounters> {
     FloorLayer(Box::leak(Box::default()))
 }
 
-/// `bare`, `status`, `floor` and `prometheus` of one body shape.
-fn body_group<B, F>(group: &'static str, make: F, req: fn() -> Req) -> [Variant; 4]
+/// `bare`, `status`, `floor`, `floor-end` and `prometheus` of one body
+/// shape.
+fn body_group<B, F>(group: &'static str, make: F, req: fn() -> Req) -> [Variant; 5]
 where
     F: Fn() -> B + Clone + Send + Sync + 'static,
     B: Body<Data = Bytes> + Send + 'static,
@@ -542,6 +698,12 @@ where
             group,
             "floor",
             floor_static().layer(body_service(make.clone())),
+            req,
+        ),
+        variant_with(
+            group,
+            "floor-end",
+            FloorEndLayer(Box::leak(Box::default())).layer(body_service(make.clone())),
             req,
         ),
         variant_with(
