@@ -42,12 +42,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use tower::{Layer, Service, ServiceExt};
+use tower_status::check::{Freshness, HealthCheck};
+use tower_status::StatusLayer;
 
 #[path = "../tests/support/forward.rs"]
 mod forward;
 use forward::forward;
-use tower_status::check::{Freshness, HealthCheck};
-use tower_status::StatusLayer;
 
 /// Checks registered on the `StatusLayer`.
 const CHECKS: usize = 20;

@@ -33,7 +33,8 @@
 //!   see the body's end. `axum/status-outer` is
 //!   `StatusLayer` wrapped around the whole router instead, which spares
 //!   the per-route boxing.
-//! - `body-*` groups (`bare`, `status`, `floor`, `prometheus` each): the
+//! - `body-*` groups (`bare`, `status`, `floor`, `floor-end`,
+//!   `floor-end-tsc`, `prometheus` each): the
 //!   tower service answering other body shapes: `body-empty` an empty
 //!   `axum::body::Body` (the bare service), `body-axum` a one-frame
 //!   `axum::body::Body`, `body-frames` an `axum::body::Body` of four frames
@@ -45,7 +46,8 @@
 //!   at the response head, and `floor-end` does the floor's work at the
 //!   body's end instead (the body wrapped, every frame looked at, a body
 //!   dropped early booked then): what booking at the end costs in the
-//!   floor's own terms.
+//!   floor's own terms; `floor-end-tsc` the same with `StatusLayer`'s
+//!   clock (raw TSC reads through `quanta`) instead of `Instant`.
 //!
 //! Every request is driven as axum drives a route's service: the service is
 //! cloned, `oneshot` (`poll_ready` + `call`) is polled to its response,
@@ -422,33 +424,90 @@ where
 /// an error or trailers, and a body dropped before its end is booked then.
 /// What booking at the end costs in the floor's own terms; it records
 /// less than the end of a body needs to be exact (no size, no `HEAD`).
-#[derive(Clone, Copy)]
-struct FloorEndLayer(&'static FloorCounters);
+/// `T` is the clock: `Instant` (the floor's) or [`Tsc`] (`StatusLayer`'s).
+struct FloorEndLayer<T>(&'static FloorCounters, std::marker::PhantomData<T>);
 
-#[derive(Clone)]
-struct FloorEndService<S> {
-    inner: S,
-    counters: &'static FloorCounters,
+impl<T> FloorEndLayer<T> {
+    fn new() -> Self {
+        FloorEndLayer(Box::leak(Box::default()), std::marker::PhantomData)
+    }
 }
 
-impl<S> Layer<S> for FloorEndLayer {
-    type Service = FloorEndService<S>;
+/// A start time: read when the request is called, elapsed at its end.
+trait Stamp: Copy {
+    fn now() -> Self;
+    fn elapsed(self) -> Duration;
+}
+
+impl Stamp for Instant {
+    #[inline]
+    fn now() -> Self {
+        Instant::now()
+    }
+
+    #[inline]
+    fn elapsed(self) -> Duration {
+        Instant::elapsed(&self)
+    }
+}
+
+/// A raw TSC reading through `quanta`, as `StatusLayer` times requests.
+#[derive(Clone, Copy)]
+struct Tsc(u64);
+
+fn tsc_clock() -> &'static quanta::Clock {
+    static CLOCK: OnceLock<quanta::Clock> = OnceLock::new();
+    CLOCK.get_or_init(quanta::Clock::new)
+}
+
+impl Stamp for Tsc {
+    #[inline]
+    fn now() -> Self {
+        Tsc(tsc_clock().raw())
+    }
+
+    #[inline]
+    fn elapsed(self) -> Duration {
+        let clock = tsc_clock();
+        Duration::from_nanos(clock.delta_as_nanos(self.0, clock.raw()))
+    }
+}
+
+struct FloorEndService<S, T> {
+    inner: S,
+    counters: &'static FloorCounters,
+    clock: std::marker::PhantomData<T>,
+}
+
+impl<S: Clone, T> Clone for FloorEndService<S, T> {
+    fn clone(&self) -> Self {
+        FloorEndService {
+            inner: self.inner.clone(),
+            counters: self.counters,
+            clock: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<S, T> Layer<S> for FloorEndLayer<T> {
+    type Service = FloorEndService<S, T>;
 
     fn layer(&self, inner: S) -> Self::Service {
         FloorEndService {
             inner,
             counters: self.0,
+            clock: std::marker::PhantomData,
         }
     }
 }
 
-impl<S, ReqB, B> Service<Request<ReqB>> for FloorEndService<S>
+impl<S, T: Stamp, ReqB, B> Service<Request<ReqB>> for FloorEndService<S, T>
 where
     S: Service<Request<ReqB>, Response = Response<B>>,
 {
-    type Response = Response<FloorEndBody<B>>;
+    type Response = Response<FloorEndBody<B, T>>;
     type Error = S::Error;
-    type Future = FloorEndFuture<S::Future>;
+    type Future = FloorEndFuture<S::Future, T>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
@@ -458,7 +517,7 @@ where
     #[inline]
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
         FloorEndFuture {
-            start: Instant::now(),
+            start: T::now(),
             counters: self.counters,
             inner: self.inner.call(req),
         }
@@ -466,19 +525,19 @@ where
 }
 
 pin_project_lite::pin_project! {
-    struct FloorEndFuture<F> {
+    struct FloorEndFuture<F, T> {
         #[pin]
         inner: F,
-        start: Instant,
+        start: T,
         counters: &'static FloorCounters,
     }
 }
 
-impl<F, B, E> Future for FloorEndFuture<F>
+impl<F, T: Stamp, B, E> Future for FloorEndFuture<F, T>
 where
     F: Future<Output = Result<Response<B>, E>>,
 {
-    type Output = Result<Response<FloorEndBody<B>>, E>;
+    type Output = Result<Response<FloorEndBody<B, T>>, E>;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -504,16 +563,16 @@ where
 }
 
 pin_project_lite::pin_project! {
-    struct FloorEndBody<B> {
+    struct FloorEndBody<B, T: Stamp> {
         #[pin]
         inner: B,
-        start: Instant,
+        start: T,
         counters: &'static FloorCounters,
         ok: bool,
         booked: bool,
     }
 
-    impl<B> PinnedDrop for FloorEndBody<B> {
+    impl<B, T: Stamp> PinnedDrop for FloorEndBody<B, T> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if !*this.booked {
@@ -523,7 +582,7 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<B: Body<Data = Bytes>> Body for FloorEndBody<B> {
+impl<B: Body<Data = Bytes>, T: Stamp> Body for FloorEndBody<B, T> {
     type Data = Bytes;
     type Error = B::Error;
 
@@ -678,9 +737,9 @@ fn floor_static() -> FloorLayer<&'static FloorCounters> {
     FloorLayer(Box::leak(Box::default()))
 }
 
-/// `bare`, `status`, `floor`, `floor-end` and `prometheus` of one body
-/// shape.
-fn body_group<B, F>(group: &'static str, make: F, req: fn() -> Req) -> [Variant; 5]
+/// `bare`, `status`, `floor`, `floor-end`, `floor-end-tsc` and
+/// `prometheus` of one body shape.
+fn body_group<B, F>(group: &'static str, make: F, req: fn() -> Req) -> [Variant; 6]
 where
     F: Fn() -> B + Clone + Send + Sync + 'static,
     B: Body<Data = Bytes> + Send + 'static,
@@ -703,7 +762,13 @@ where
         variant_with(
             group,
             "floor-end",
-            FloorEndLayer(Box::leak(Box::default())).layer(body_service(make.clone())),
+            FloorEndLayer::<Instant>::new().layer(body_service(make.clone())),
+            req,
+        ),
+        variant_with(
+            group,
+            "floor-end-tsc",
+            FloorEndLayer::<Tsc>::new().layer(body_service(make.clone())),
             req,
         ),
         variant_with(

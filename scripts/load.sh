@@ -42,8 +42,9 @@
 # LAYERED_MODE (layered): the load_server mode of
 # the second server, e.g. `LAYERED_MODE=outer` (StatusLayer around the whole
 # router), `LAYERED_MODE=floor PHASES=pass-through` (a minimal layer: what
-# any layer costs under axum) or `LAYERED_MODE=bare PHASES=pass-through` (an
-# A/A run: the method's own noise). Only 127.0.0.1 is used.
+# any layer costs under axum), `identity` (a layer that does nothing), `wrap`
+# (a layer that only forwards the body) or `LAYERED_MODE=bare
+# PHASES=pass-through` (an A/A run: the method's own noise). Only 127.0.0.1 is used.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
