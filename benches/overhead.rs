@@ -473,20 +473,11 @@ impl Stamp for Tsc {
     }
 }
 
+#[derive(Clone)]
 struct FloorEndService<S, T> {
     inner: S,
     counters: &'static FloorCounters,
     clock: std::marker::PhantomData<T>,
-}
-
-impl<S: Clone, T> Clone for FloorEndService<S, T> {
-    fn clone(&self) -> Self {
-        FloorEndService {
-            inner: self.inner.clone(),
-            counters: self.counters,
-            clock: std::marker::PhantomData,
-        }
-    }
 }
 
 impl<S, T> Layer<S> for FloorEndLayer<T> {

@@ -269,7 +269,7 @@ impl RequestGuard {
     #[inline(always)]
     pub(crate) fn response_head(&mut self, status: StatusCode, headers: &http::HeaderMap) {
         self.outcome = class_of(status);
-        if status.is_server_error() || (self.grpc && grpc_failed_out_of_line(headers)) {
+        if status.is_server_error() || (self.grpc && grpc_failed(headers)) {
             self.error = true;
         }
     }
@@ -340,14 +340,9 @@ impl Drop for RequestGuard {
 /// validate the name on every call.
 static GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
 
-/// [`grpc_failed`] kept out of the future's `poll`, where the head is
-/// noted inline for every request and only gRPC ones look further.
+/// Out of line: the head is noted inline in the future's `poll` for every
+/// request, and only gRPC ones look further.
 #[inline(never)]
-fn grpc_failed_out_of_line(headers: &http::HeaderMap) -> bool {
-    grpc_failed(headers)
-}
-
-#[inline]
 fn grpc_failed(headers: &http::HeaderMap) -> bool {
     let status = match headers.len() {
         // Most gRPC response heads carry no headers of their own.
